@@ -1,0 +1,69 @@
+# Algalon — the commands README.md names. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+FAKE_NVML_DIR := $(CURDIR)/target/fake-nvml
+FAKE_NVML := $(FAKE_NVML_DIR)/libnvidia-ml.so.1
+export ALGALON_TEST_NVML_LIB ?= $(FAKE_NVML)
+export ALGALON_FAKE_NVML_DIR ?= $(FAKE_NVML_DIR)
+
+.PHONY: help
+help: ## List the commands
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: demo
+demo: ## Run the exporter (real GPUs, else simulated ones) into a local VMAgent + VictoriaMetrics
+	scripts/demo.sh
+
+.PHONY: deps
+deps: ## Install the system and Python packages tests and demo need (Debian)
+	scripts/install-deps.sh
+
+.PHONY: fake-nvml
+fake-nvml: ## Build the simulated GPU library at target/fake-nvml/libnvidia-ml.so.1
+	$(CARGO) build -p fake-nvml
+	mkdir -p $(FAKE_NVML_DIR)
+	cp target/debug/libnvidia_ml.so $(FAKE_NVML).tmp && mv $(FAKE_NVML).tmp $(FAKE_NVML)
+
+.PHONY: build
+build: ## Build every crate (debug)
+	$(CARGO) build --workspace
+
+.PHONY: fmt
+fmt: ## Format Rust and Python sources
+	$(CARGO) fmt --all
+	ruff format .
+
+.PHONY: lint
+lint: ## cargo fmt --check, clippy -D warnings, ruff
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	ruff check .
+	ruff format --check .
+
+.PHONY: doc
+doc: ## API docs, warnings as errors
+	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --workspace --no-deps
+
+.PHONY: test-rust
+test-rust: fake-nvml ## Rust unit and integration tests (against the fake NVML)
+	$(CARGO) test --workspace
+
+.PHONY: test-python
+test-python: fake-nvml ## Python tests: the fake NVML through nvidia-ml-py, the exposition through prometheus_client
+	python3 -m pytest -q testing/tests algalon-core/tests/python
+
+.PHONY: test
+test: deps lint test-rust test-python doc ## Everything CI runs (installs what is missing first)
+
+.PHONY: golden
+golden: fake-nvml ## Regenerate the golden .prom files after an intended output change
+	UPDATE_GOLDEN=1 $(CARGO) test -p algalon-core --test exposition
+
+.PHONY: bench
+bench: fake-nvml ## Criterion benchmarks (sample + encode through the fake NVML, encode alone)
+	$(CARGO) bench -p algalon-benches
+
+.PHONY: metrics-doc
+metrics-doc: ## Print the metric table README.md embeds (checked by a test)
+	@$(CARGO) run -q -p algalon-examples --example metric_table

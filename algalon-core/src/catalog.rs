@@ -1,0 +1,457 @@
+//! The metric catalog: every field Algalon can export, declared once.
+//!
+//! Each row names the DCGM field (byte for byte as dcgm-exporter exports it),
+//! its natural Prometheus type, DCGM's unit, a help text and how the sampler
+//! reads it from NVML. The collectors-CSV loader, the sampler, the encoder and
+//! the README's metric list all read this one table.
+//!
+//! Values are kept in DCGM's units (MHz, °C, W, mJ, MiB, %, ns), as existing
+//! dcgm-exporter dashboards and alerts expect them.
+
+use nvml_wrapper::enum_wrappers::device::{
+    Clock, EccCounter, InfoRom, MemoryError, PcieUtilCounter, PerformancePolicy, RetirementCause,
+};
+use nvml_wrapper::enums::gpm::GpmMetricId;
+
+use nvml_wrapper_sys_fields as fi;
+use serde::Serialize;
+
+/// NVML field-value ids used by the catalog (`nvmlDeviceGetFieldValues`).
+///
+/// Kept here rather than taken from `nvml-wrapper-sys` so the core does not
+/// depend on raw bindings for a handful of stable numbers.
+mod nvml_wrapper_sys_fields {
+    pub const MEMORY_TEMP: u32 = 82;
+    pub const NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: u32 = 38;
+    pub const NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: u32 = 45;
+    pub const NVLINK_REPLAY_ERROR_COUNT_TOTAL: u32 = 52;
+    pub const NVLINK_RECOVERY_ERROR_COUNT_TOTAL: u32 = 59;
+    pub const NVLINK_BANDWIDTH_C0_TOTAL: u32 = 66;
+    pub const REMAPPED_COR: u32 = 142;
+    pub const REMAPPED_UNC: u32 = 143;
+    pub const REMAPPED_PENDING: u32 = 144;
+    pub const REMAPPED_FAILURE: u32 = 145;
+}
+
+/// The Prometheus type a field naturally has (the CSV may say otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A value that goes up and down.
+    Gauge,
+    /// A monotonically increasing total.
+    Counter,
+    /// A static string, exported as a label on every series of the GPU.
+    Label,
+}
+
+/// Which part of `nvmlDeviceGetMemoryInfo_v2` a field reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MemoryPart {
+    Free,
+    Used,
+    Reserved,
+    Total,
+}
+
+/// Where a label-type field's text comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LabelSource {
+    DriverVersion,
+    NvmlVersion,
+    Brand,
+    Serial,
+    InfoRom(InfoRom),
+    InfoRomImage,
+    Vbios,
+}
+
+/// How the sampler reads a field from NVML. Readings that share one NVML call
+/// (memory info, utilization, field values, GPM) are fetched once per sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Source {
+    Clock(Clock),
+    MaxClock(Clock),
+    GpuTemp,
+    PowerUsage,
+    TotalEnergy,
+    PcieReplay,
+    GpuUtil,
+    MemCopyUtil,
+    EncUtil,
+    DecUtil,
+    LastXid,
+    Violation(PerformancePolicy),
+    Memory(MemoryPart),
+    Ecc(MemoryError, EccCounter),
+    RetiredPages(RetirementCause),
+    RetiredPending,
+    /// `nvmlDeviceGetFieldValues` with this field id.
+    FieldValue(u32),
+    /// NVML GPM metric, between two samples one interval apart; `scale`
+    /// converts NVML's unit (percent) into DCGM's (ratio).
+    Gpm(GpmMetricId, f64),
+    FanSpeed,
+    PState,
+    PowerLimit,
+    EnforcedPowerLimit,
+    ThrottleReasons,
+    PcieThroughput(PcieUtilCounter),
+    PcieLinkGen,
+    PcieLinkWidth,
+    Label(LabelSource),
+}
+
+impl Source {
+    /// The NVML C function behind this source, for logs and error counts.
+    pub(crate) fn call_name(self) -> &'static str {
+        match self {
+            Source::Clock(_) => "nvmlDeviceGetClockInfo",
+            Source::MaxClock(_) => "nvmlDeviceGetMaxClockInfo",
+            Source::GpuTemp => "nvmlDeviceGetTemperature",
+            Source::PowerUsage => "nvmlDeviceGetPowerUsage",
+            Source::TotalEnergy => "nvmlDeviceGetTotalEnergyConsumption",
+            Source::PcieReplay => "nvmlDeviceGetPcieReplayCounter",
+            Source::GpuUtil | Source::MemCopyUtil => "nvmlDeviceGetUtilizationRates",
+            Source::EncUtil => "nvmlDeviceGetEncoderUtilization",
+            Source::DecUtil => "nvmlDeviceGetDecoderUtilization",
+            Source::LastXid => "nvmlDeviceRegisterEvents",
+            Source::Violation(_) => "nvmlDeviceGetViolationStatus",
+            Source::Memory(_) => "nvmlDeviceGetMemoryInfo_v2",
+            Source::Ecc(..) => "nvmlDeviceGetTotalEccErrors",
+            Source::RetiredPages(_) => "nvmlDeviceGetRetiredPages_v2",
+            Source::RetiredPending => "nvmlDeviceGetRetiredPagesPendingStatus",
+            Source::FieldValue(_) => "nvmlDeviceGetFieldValues",
+            Source::Gpm(..) => "nvmlGpmMetricsGet",
+            Source::FanSpeed => "nvmlDeviceGetFanSpeed_v2",
+            Source::PState => "nvmlDeviceGetPerformanceState",
+            Source::PowerLimit => "nvmlDeviceGetPowerManagementLimit",
+            Source::EnforcedPowerLimit => "nvmlDeviceGetEnforcedPowerLimit",
+            Source::ThrottleReasons => "nvmlDeviceGetCurrentClocksThrottleReasons",
+            Source::PcieThroughput(_) => "nvmlDeviceGetPcieThroughput",
+            Source::PcieLinkGen => "nvmlDeviceGetCurrPcieLinkGeneration",
+            Source::PcieLinkWidth => "nvmlDeviceGetCurrPcieLinkWidth",
+            Source::Label(LabelSource::DriverVersion) => "nvmlSystemGetDriverVersion",
+            Source::Label(LabelSource::NvmlVersion) => "nvmlSystemGetNVMLVersion",
+            Source::Label(LabelSource::Brand) => "nvmlDeviceGetBrand",
+            Source::Label(LabelSource::Serial) => "nvmlDeviceGetSerial",
+            Source::Label(LabelSource::InfoRom(_)) => "nvmlDeviceGetInforomVersion",
+            Source::Label(LabelSource::InfoRomImage) => "nvmlDeviceGetInforomImageVersion",
+            Source::Label(LabelSource::Vbios) => "nvmlDeviceGetVbiosVersion",
+        }
+    }
+}
+
+/// One row of the catalog.
+#[derive(Debug)]
+pub struct FieldDef {
+    /// The field's identity.
+    pub field: Field,
+    /// The exported series name, identical to DCGM's field name.
+    pub name: &'static str,
+    /// The field's natural Prometheus type.
+    pub kind: Kind,
+    /// DCGM's unit, for documentation (`MHz`, `C`, `W`, `mJ`, `MiB`, `%`, …).
+    pub unit: &'static str,
+    /// Help text used when the collectors CSV gives none.
+    pub help: &'static str,
+    pub(crate) source: Source,
+}
+
+macro_rules! catalog {
+    ($( $variant:ident => $name:literal, $kind:ident, $unit:literal, $source:expr, $help:literal; )*) => {
+        /// A field Algalon can read and export. See [`CATALOG`] for names, units and help.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[non_exhaustive]
+        pub enum Field {
+            $( #[doc = $help] $variant, )*
+        }
+
+        /// Every field, in [`Field`] order: `CATALOG[f as usize].field == f`.
+        pub static CATALOG: &[FieldDef] = &[
+            $( FieldDef {
+                field: Field::$variant,
+                name: $name,
+                kind: Kind::$kind,
+                unit: $unit,
+                help: $help,
+                source: $source,
+            }, )*
+        ];
+    };
+}
+
+use Source as S;
+
+/// NVML GPM reports PCIe traffic in MiB/s; DCGM's fields are bytes/s.
+const MIB: f64 = 1024.0 * 1024.0;
+
+catalog! {
+    // Clocks
+    SmClock => "DCGM_FI_DEV_SM_CLOCK", Gauge, "MHz", S::Clock(Clock::SM), "SM clock frequency (in MHz).";
+    MemClock => "DCGM_FI_DEV_MEM_CLOCK", Gauge, "MHz", S::Clock(Clock::Memory), "Memory clock frequency (in MHz).";
+    MaxSmClock => "DCGM_FI_DEV_MAX_SM_CLOCK", Gauge, "MHz", S::MaxClock(Clock::SM), "Maximum supported SM clock (in MHz).";
+    MaxMemClock => "DCGM_FI_DEV_MAX_MEM_CLOCK", Gauge, "MHz", S::MaxClock(Clock::Memory), "Maximum supported memory clock (in MHz).";
+    // Temperature
+    MemoryTemp => "DCGM_FI_DEV_MEMORY_TEMP", Gauge, "C", S::FieldValue(fi::MEMORY_TEMP), "Memory temperature (in C).";
+    GpuTemp => "DCGM_FI_DEV_GPU_TEMP", Gauge, "C", S::GpuTemp, "GPU temperature (in C).";
+    // Power
+    PowerUsage => "DCGM_FI_DEV_POWER_USAGE", Gauge, "W", S::PowerUsage, "Power draw (in W).";
+    TotalEnergyConsumption => "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", Counter, "mJ", S::TotalEnergy, "Total energy consumption since boot (in mJ).";
+    PowerMgmtLimit => "DCGM_FI_DEV_POWER_MGMT_LIMIT", Gauge, "W", S::PowerLimit, "Power management limit (in W).";
+    EnforcedPowerLimit => "DCGM_FI_DEV_ENFORCED_POWER_LIMIT", Gauge, "W", S::EnforcedPowerLimit, "Effective power limit that the driver enforces (in W).";
+    // PCIe
+    PcieReplayCounter => "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", Counter, "", S::PcieReplay, "Total number of PCIe retries.";
+    PcieTxThroughput => "DCGM_FI_DEV_PCIE_TX_THROUGHPUT", Gauge, "KB/s", S::PcieThroughput(PcieUtilCounter::Send), "PCIe TX throughput (in KB/s).";
+    PcieRxThroughput => "DCGM_FI_DEV_PCIE_RX_THROUGHPUT", Gauge, "KB/s", S::PcieThroughput(PcieUtilCounter::Receive), "PCIe RX throughput (in KB/s).";
+    PcieLinkGen => "DCGM_FI_DEV_PCIE_LINK_GEN", Gauge, "", S::PcieLinkGen, "Current PCIe link generation.";
+    PcieLinkWidth => "DCGM_FI_DEV_PCIE_LINK_WIDTH", Gauge, "", S::PcieLinkWidth, "Current PCIe link width (lanes).";
+    // Utilization
+    GpuUtil => "DCGM_FI_DEV_GPU_UTIL", Gauge, "%", S::GpuUtil, "GPU utilization (in %).";
+    MemCopyUtil => "DCGM_FI_DEV_MEM_COPY_UTIL", Gauge, "%", S::MemCopyUtil, "Memory utilization (in %).";
+    EncUtil => "DCGM_FI_DEV_ENC_UTIL", Gauge, "%", S::EncUtil, "Encoder utilization (in %).";
+    DecUtil => "DCGM_FI_DEV_DEC_UTIL", Gauge, "%", S::DecUtil, "Decoder utilization (in %).";
+    FanSpeed => "DCGM_FI_DEV_FAN_SPEED", Gauge, "%", S::FanSpeed, "Fan speed (in % of maximum).";
+    PState => "DCGM_FI_DEV_PSTATE", Gauge, "", S::PState, "Performance state (P-state) 0-15; 0 is the highest.";
+    // Errors and violations
+    XidErrors => "DCGM_FI_DEV_XID_ERRORS", Gauge, "", S::LastXid, "Value of the last XID error encountered.";
+    ClockThrottleReasons => "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", Gauge, "", S::ThrottleReasons, "Current clock throttle reasons (bitmask of nvmlClocksEventReason).";
+    PowerViolation => "DCGM_FI_DEV_POWER_VIOLATION", Counter, "ns", S::Violation(PerformancePolicy::Power), "Throttling duration due to power constraints (in ns).";
+    ThermalViolation => "DCGM_FI_DEV_THERMAL_VIOLATION", Counter, "ns", S::Violation(PerformancePolicy::Thermal), "Throttling duration due to thermal constraints (in ns).";
+    SyncBoostViolation => "DCGM_FI_DEV_SYNC_BOOST_VIOLATION", Counter, "ns", S::Violation(PerformancePolicy::SyncBoost), "Throttling duration due to sync-boost constraints (in ns).";
+    BoardLimitViolation => "DCGM_FI_DEV_BOARD_LIMIT_VIOLATION", Counter, "ns", S::Violation(PerformancePolicy::BoardLimit), "Throttling duration due to board limit constraints (in ns).";
+    LowUtilViolation => "DCGM_FI_DEV_LOW_UTIL_VIOLATION", Counter, "ns", S::Violation(PerformancePolicy::LowUtilization), "Throttling duration due to low utilization (in ns).";
+    ReliabilityViolation => "DCGM_FI_DEV_RELIABILITY_VIOLATION", Counter, "ns", S::Violation(PerformancePolicy::Reliability), "Throttling duration due to reliability constraints (in ns).";
+    // Memory usage
+    FbTotal => "DCGM_FI_DEV_FB_TOTAL", Gauge, "MiB", S::Memory(MemoryPart::Total), "Framebuffer memory total (in MiB).";
+    FbFree => "DCGM_FI_DEV_FB_FREE", Gauge, "MiB", S::Memory(MemoryPart::Free), "Framebuffer memory free (in MiB).";
+    FbUsed => "DCGM_FI_DEV_FB_USED", Gauge, "MiB", S::Memory(MemoryPart::Used), "Framebuffer memory used (in MiB).";
+    FbReserved => "DCGM_FI_DEV_FB_RESERVED", Gauge, "MiB", S::Memory(MemoryPart::Reserved), "Framebuffer memory reserved (in MiB).";
+    // ECC
+    EccSbeVolTotal => "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", Counter, "", S::Ecc(MemoryError::Corrected, EccCounter::Volatile), "Total number of single-bit volatile ECC errors.";
+    EccDbeVolTotal => "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", Counter, "", S::Ecc(MemoryError::Uncorrected, EccCounter::Volatile), "Total number of double-bit volatile ECC errors.";
+    EccSbeAggTotal => "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", Counter, "", S::Ecc(MemoryError::Corrected, EccCounter::Aggregate), "Total number of single-bit persistent ECC errors.";
+    EccDbeAggTotal => "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", Counter, "", S::Ecc(MemoryError::Uncorrected, EccCounter::Aggregate), "Total number of double-bit persistent ECC errors.";
+    // Retired pages
+    RetiredSbe => "DCGM_FI_DEV_RETIRED_SBE", Counter, "", S::RetiredPages(RetirementCause::MultipleSingleBitEccErrors), "Total number of retired pages due to single-bit errors.";
+    RetiredDbe => "DCGM_FI_DEV_RETIRED_DBE", Counter, "", S::RetiredPages(RetirementCause::DoubleBitEccError), "Total number of retired pages due to double-bit errors.";
+    RetiredPending => "DCGM_FI_DEV_RETIRED_PENDING", Counter, "", S::RetiredPending, "Total number of pages pending retirement.";
+    // NVLink
+    NvlinkCrcFlitErrorCountTotal => "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", Counter, "", S::FieldValue(fi::NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL), "Total number of NVLink flow-control CRC errors.";
+    NvlinkCrcDataErrorCountTotal => "DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL", Counter, "", S::FieldValue(fi::NVLINK_CRC_DATA_ERROR_COUNT_TOTAL), "Total number of NVLink data CRC errors.";
+    NvlinkReplayErrorCountTotal => "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL", Counter, "", S::FieldValue(fi::NVLINK_REPLAY_ERROR_COUNT_TOTAL), "Total number of NVLink retries.";
+    NvlinkRecoveryErrorCountTotal => "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL", Counter, "", S::FieldValue(fi::NVLINK_RECOVERY_ERROR_COUNT_TOTAL), "Total number of NVLink recovery errors.";
+    NvlinkBandwidthTotal => "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_TOTAL), "Total number of NVLink bandwidth counters for all lanes.";
+    // Remapped rows
+    UncorrectableRemappedRows => "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", Counter, "", S::FieldValue(fi::REMAPPED_UNC), "Number of remapped rows for uncorrectable errors";
+    CorrectableRemappedRows => "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", Counter, "", S::FieldValue(fi::REMAPPED_COR), "Number of remapped rows for correctable errors";
+    RowRemapPending => "DCGM_FI_DEV_ROW_REMAP_PENDING", Gauge, "", S::FieldValue(fi::REMAPPED_PENDING), "Whether a row remapping is pending (1) or not (0)";
+    RowRemapFailure => "DCGM_FI_DEV_ROW_REMAP_FAILURE", Gauge, "", S::FieldValue(fi::REMAPPED_FAILURE), "Whether remapping of rows has failed";
+    // Static configuration, exported as labels
+    DriverVersion => "DCGM_FI_DRIVER_VERSION", Label, "", S::Label(LabelSource::DriverVersion), "Driver Version";
+    NvmlVersion => "DCGM_FI_NVML_VERSION", Label, "", S::Label(LabelSource::NvmlVersion), "NVML Version";
+    Brand => "DCGM_FI_DEV_BRAND", Label, "", S::Label(LabelSource::Brand), "Device Brand";
+    Serial => "DCGM_FI_DEV_SERIAL", Label, "", S::Label(LabelSource::Serial), "Device Serial Number";
+    OemInforomVer => "DCGM_FI_DEV_OEM_INFOROM_VER", Label, "", S::Label(LabelSource::InfoRom(InfoRom::OEM)), "OEM inforom version";
+    EccInforomVer => "DCGM_FI_DEV_ECC_INFOROM_VER", Label, "", S::Label(LabelSource::InfoRom(InfoRom::ECC)), "ECC inforom version";
+    PowerInforomVer => "DCGM_FI_DEV_POWER_INFOROM_VER", Label, "", S::Label(LabelSource::InfoRom(InfoRom::Power)), "Power management object inforom version";
+    InforomImageVer => "DCGM_FI_DEV_INFOROM_IMAGE_VER", Label, "", S::Label(LabelSource::InfoRomImage), "Inforom image version";
+    VbiosVersion => "DCGM_FI_DEV_VBIOS_VERSION", Label, "", S::Label(LabelSource::Vbios), "VBIOS version of the device";
+    // Datacenter profiling, from NVML GPM (Hopper and newer)
+    ProfGrEngineActive => "DCGM_FI_PROF_GR_ENGINE_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::GraphicsUtil, 0.01), "Ratio of time the graphics engine is active.";
+    ProfSmActive => "DCGM_FI_PROF_SM_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::SmUtil, 0.01), "The ratio of cycles an SM has at least 1 warp assigned.";
+    ProfSmOccupancy => "DCGM_FI_PROF_SM_OCCUPANCY", Gauge, "ratio", S::Gpm(GpmMetricId::SmOccupancy, 0.01), "The ratio of number of warps resident on an SM.";
+    ProfPipeTensorActive => "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::AnyTensorUtil, 0.01), "Ratio of cycles the tensor (HMMA) pipe is active.";
+    ProfDramActive => "DCGM_FI_PROF_DRAM_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::DramBwUtil, 0.01), "Ratio of cycles the device memory interface is active sending or receiving data.";
+    ProfPipeFp64Active => "DCGM_FI_PROF_PIPE_FP64_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::Fp64Util, 0.01), "Ratio of cycles the fp64 pipes are active.";
+    ProfPipeFp32Active => "DCGM_FI_PROF_PIPE_FP32_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::Fp32Util, 0.01), "Ratio of cycles the fp32 pipes are active.";
+    ProfPipeFp16Active => "DCGM_FI_PROF_PIPE_FP16_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::Fp16Util, 0.01), "Ratio of cycles the fp16 pipes are active.";
+    ProfPcieTxBytes => "DCGM_FI_PROF_PCIE_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::PcieTxPerSec, MIB), "The rate of data transmitted over the PCIe bus - including both protocol headers and data payloads - in bytes per second.";
+    ProfPcieRxBytes => "DCGM_FI_PROF_PCIE_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::PcieRxPerSec, MIB), "The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second.";
+}
+
+/// DCGM fields that a collectors CSV may name but that NVML cannot provide on
+/// a bare-metal host. A CSV naming one loads; the field is skipped with one
+/// log line, as dcgm-exporter skips fields a GPU does not support.
+pub static UNAVAILABLE: &[(&str, &str)] = &[
+    (
+        "DCGM_FI_DEV_VGPU_LICENSE_STATUS",
+        "vGPU licensing is only reported inside vGPU guests by DCGM's host engine",
+    ),
+    (
+        "DCGM_FI_DEV_NVLINK_BANDWIDTH_L0",
+        "per-link bandwidth counters are not exposed through NVML field values by Algalon yet",
+    ),
+    ("DCGM_FI_PROF_PIPE_INT_ACTIVE", "no NVML GPM equivalent"),
+    (
+        "DCGM_FI_PROF_NVLINK_TX_BYTES",
+        "NVLink GPM metrics are not read by Algalon yet",
+    ),
+    (
+        "DCGM_FI_PROF_NVLINK_RX_BYTES",
+        "NVLink GPM metrics are not read by Algalon yet",
+    ),
+    (
+        "DCGM_FI_DEV_GPU_UTIL_SAMPLES",
+        "a DCGM-internal sample buffer",
+    ),
+    (
+        "DCGM_FI_DEV_MEM_COPY_UTIL_SAMPLES",
+        "a DCGM-internal sample buffer",
+    ),
+    ("DCGM_FI_DEV_COUNT", "a host-level DCGM field"),
+    (
+        "DCGM_FI_CUDA_DRIVER_VERSION",
+        "exported as the cuda_driver_version label of algalon_build_info",
+    ),
+    (
+        "DCGM_FI_PROCESS_NAME",
+        "per-process series are algalon_process_* (exporter --processes)",
+    ),
+];
+
+/// dcgm-exporter's own synthetic fields (`DCGM_EXP_*`), known so that CSVs
+/// enabling them load with a clear note rather than an "unknown field" error.
+pub static DCGM_EXP_FIELDS: &[(&str, &str)] = &[
+    (
+        "DCGM_EXP_XID_ERRORS_COUNT",
+        "Algalon exports every XID as algalon_xid_errors_total{xid=…} instead",
+    ),
+    (
+        "DCGM_EXP_CLOCK_EVENTS_COUNT",
+        "read DCGM_FI_DEV_CLOCK_THROTTLE_REASONS instead",
+    ),
+    (
+        "DCGM_EXP_GPU_HEALTH_STATUS",
+        "DCGM health checks have no NVML equivalent; see algalon_gpu_up",
+    ),
+    (
+        "DCGM_EXP_P2P_STATUS",
+        "P2P status has no NVML equivalent read by Algalon yet",
+    ),
+];
+
+impl Field {
+    /// This field's catalog row.
+    pub fn def(self) -> &'static FieldDef {
+        &CATALOG[self as usize]
+    }
+
+    /// The exported series name (DCGM's field name).
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    /// Looks a field up by its DCGM name (exact, case-sensitive).
+    pub fn from_name(name: &str) -> Option<Field> {
+        CATALOG.iter().find(|d| d.name == name).map(|d| d.field)
+    }
+
+    /// Every field, in catalog order.
+    pub fn all() -> impl Iterator<Item = Field> {
+        CATALOG.iter().map(|d| d.field)
+    }
+
+    /// Number of fields in the catalog.
+    pub const COUNT: usize = Field::ProfPcieRxBytes as usize + 1;
+}
+
+/// The catalog as a Markdown table (README.md embeds it; a test keeps the
+/// two in step). `default` marks the fields of dcgm-exporter's default set.
+pub fn markdown_table(default: &[Field]) -> String {
+    let mut out = String::from(
+        "| series | type | unit | default | NVML source | help |\n|---|---|---|---|---|---|\n",
+    );
+    for def in CATALOG {
+        let kind = match def.kind {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Label => "label",
+        };
+        out.push_str(&format!(
+            "| `{}` | {kind} | {} | {} | `{}` | {} |\n",
+            def.name,
+            def.unit,
+            if default.contains(&def.field) {
+                "yes"
+            } else {
+                ""
+            },
+            def.source.call_name(),
+            def.help.replace('|', "\\|"),
+        ));
+    }
+    out
+}
+
+/// The catalog name closest to `name` (by edit distance), for "did you mean"
+/// hints in error messages.
+pub fn closest_name(name: &str) -> Option<&'static str> {
+    CATALOG
+        .iter()
+        .map(|d| d.name)
+        .chain(UNAVAILABLE.iter().map(|(n, _)| *n))
+        .chain(DCGM_EXP_FIELDS.iter().map(|(n, _)| *n))
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, _)| *d <= name.len().max(4) / 2)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a = a.as_bytes();
+    let b = b.as_bytes();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(!ca.eq_ignore_ascii_case(cb));
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_is_indexed_by_field() {
+        assert_eq!(CATALOG.len(), Field::COUNT);
+        for (i, def) in CATALOG.iter().enumerate() {
+            assert_eq!(def.field as usize, i, "{} is out of order", def.name);
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_dcgm_shaped() {
+        let mut seen = std::collections::HashSet::new();
+        for def in CATALOG {
+            assert!(seen.insert(def.name), "{} declared twice", def.name);
+            assert!(def.name.starts_with("DCGM_FI_"), "{}", def.name);
+            assert!(!def.name.ends_with("_total"), "{}", def.name);
+        }
+        for (name, _) in UNAVAILABLE.iter().chain(DCGM_EXP_FIELDS) {
+            assert!(
+                Field::from_name(name).is_none(),
+                "{name} is both available and not"
+            );
+        }
+    }
+
+    #[test]
+    fn closest_name_suggests_typo_fixes() {
+        assert_eq!(
+            closest_name("DCGM_FI_DEV_GPU_UTILL"),
+            Some("DCGM_FI_DEV_GPU_UTIL")
+        );
+        assert_eq!(
+            closest_name("DCGM_FI_DEV_SM_CLOK"),
+            Some("DCGM_FI_DEV_SM_CLOCK")
+        );
+        assert_eq!(closest_name("completely different"), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! # algalon-core
+//!
+//! Algalon's core: samples every NVIDIA GPU through NVML into an ID-indexed
+//! [`Snapshot`] and encodes it as Prometheus metrics under dcgm-exporter's
+//! names and labels, so existing dashboards and alerts work unchanged.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use algalon_core::{CollectorConfig, Encoder, Format, Sampler, SamplerOptions};
+//!
+//! # fn main() -> algalon_core::Result<()> {
+//! // dcgm-exporter's default field set, every GPU, the system's NVML
+//! // (or $ALGALON_NVML_LIB).
+//! let config = CollectorConfig::default();
+//! let mut sampler = Sampler::new(SamplerOptions::default().with_collectors(&config))?;
+//! let snapshot = Arc::new(sampler.sample());
+//! for gpu in &snapshot.gpus {
+//!     println!(
+//!         "GPU {}: {:?}% util, {:?} W",
+//!         gpu.index,
+//!         gpu.gpu_util(),
+//!         gpu.power_w()
+//!     );
+//! }
+//! let text = Encoder::new(config).encode(&snapshot, Format::PrometheusText);
+//! assert!(text.contains("DCGM_FI_DEV_GPU_UTIL{gpu=\"0\""));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Nothing here is async and nothing here serves HTTP: the exporter, the
+//! Python package and the C library are thin faces over these types.
+//!
+//! * [`catalog`]: every exportable field, declared once.
+//! * [`collectors`]: dcgm-exporter's collectors CSV.
+//! * [`Sampler`] / [`BackgroundSampler`]: the only NVML callers.
+//! * [`Encoder`]: Prometheus text / OpenMetrics.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod catalog;
+pub mod collectors;
+mod encoder;
+mod error;
+pub mod procinfo;
+mod sampler;
+mod snapshot;
+mod xid;
+
+pub use catalog::{CATALOG, Field, FieldDef, Kind};
+pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};
+pub use encoder::{Encoder, Format};
+pub use error::{Error, Result};
+pub use sampler::{
+    BackgroundSampler, CORE_FIELDS, NVML_LIB_ENV, Sampler, SamplerOptions, error_name,
+};
+pub use snapshot::{
+    CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value, unix_seconds,
+};

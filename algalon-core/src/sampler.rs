@@ -1,0 +1,1090 @@
+//! The sampler: the only code that talks to NVML.
+//!
+//! [`Sampler::sample`] reads every selected GPU once and returns a
+//! [`Snapshot`]. [`BackgroundSampler`] calls it on a fixed-rate thread and
+//! publishes the latest `Arc<Snapshot>`, so readers (HTTP handlers, Python,
+//! C) never wait on NVML.
+//!
+//! A reading NVML cannot give is left out (`None`), never reported as 0:
+//! "not supported" is remembered per GPU and field and logged once; other
+//! errors leave the reading out for this sample and are counted in
+//! [`Snapshot::errors`]. A GPU that NVML reports lost is marked down and the
+//! others go on; when the driver itself goes away the sampler re-initialises
+//! NVML on a later sample.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
+use nvml_wrapper::enums::gpm::GpmMetricId;
+use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::struct_wrappers::device::{MemoryInfo, Utilization};
+use nvml_wrapper::structs::device::FieldId;
+use nvml_wrapper::{Device, GpmSample, Nvml};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::catalog::{Field, Kind, LabelSource, MemoryPart, Source};
+use crate::collectors::CollectorConfig;
+use crate::error::{Error, Result};
+use crate::procinfo::{self, ProcessIdentity};
+use crate::snapshot::{
+    CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value,
+};
+use crate::xid::XidListener;
+
+/// Environment variable naming the NVML library to load.
+pub const NVML_LIB_ENV: &str = "ALGALON_NVML_LIB";
+
+/// Sonames tried, in order, when no library is named.
+const SYSTEM_LIBRARIES: &[&str] = &["libnvidia-ml.so.1", "libnvidia-ml.so"];
+
+/// Fields every sampler reads whatever the collectors file says: per-job
+/// accounting and the faces' GPU views need them.
+pub const CORE_FIELDS: &[Field] = &[
+    Field::GpuUtil,
+    Field::MemCopyUtil,
+    Field::FbUsed,
+    Field::FbFree,
+    Field::FbTotal,
+    Field::GpuTemp,
+    Field::PowerUsage,
+    Field::TotalEnergyConsumption,
+];
+
+/// How to open NVML and what to read.
+#[derive(Debug, Clone)]
+pub struct SamplerOptions {
+    /// NVML library to load. `None`: `$ALGALON_NVML_LIB`, else the system's
+    /// `libnvidia-ml.so.1`.
+    pub nvml_lib: Option<PathBuf>,
+    /// Fields to read (label fields included). [`CORE_FIELDS`] are always added.
+    pub fields: Vec<Field>,
+    /// GPUs to sample, as NVML indices or UUIDs (a unique UUID prefix is
+    /// enough). `None` samples every GPU.
+    pub devices: Option<Vec<String>>,
+    /// Read the processes on each GPU (memory, SM/memory utilization).
+    pub processes: bool,
+    /// Listen for XID events (`DCGM_FI_DEV_XID_ERRORS`).
+    pub xid_events: bool,
+    /// Host name to report; `None` uses the machine's.
+    pub hostname: Option<String>,
+    /// Where `/proc` is, for process names and jobs (a container with the
+    /// host's PID namespace may mount the host's elsewhere).
+    pub proc_root: PathBuf,
+}
+
+impl Default for SamplerOptions {
+    /// dcgm-exporter's default field set, every GPU, XID events on, no processes.
+    fn default() -> Self {
+        SamplerOptions {
+            nvml_lib: None,
+            fields: CollectorConfig::default().fields().collect(),
+            devices: None,
+            processes: false,
+            xid_events: true,
+            hostname: None,
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+}
+
+impl SamplerOptions {
+    /// Reads exactly the fields of `config` (plus [`CORE_FIELDS`]).
+    pub fn with_collectors(mut self, config: &CollectorConfig) -> Self {
+        self.fields = config.fields().collect();
+        self
+    }
+}
+
+/// GPM samples of the previous interval, one slot per selected GPU; they
+/// borrow the NVML handle, hence the self-referential cell.
+struct GpmState<'a> {
+    prev: Vec<Option<GpmSample<'a>>>,
+}
+
+self_cell::self_cell!(
+    struct NvmlCell {
+        owner: Arc<Nvml>,
+        #[covariant]
+        dependent: GpmState,
+    }
+);
+
+/// What the sampler knows about one selected GPU between samples.
+#[derive(Debug, Clone)]
+struct Slot {
+    index: u32,
+    uuid: String,
+    pci_bus_id: String,
+    name: String,
+    minor_number: Option<u32>,
+    labels: BTreeMap<Field, String>,
+    identified: bool,
+    gpm_supported: Option<bool>,
+    /// Fields this GPU answered "not supported" for: not asked again.
+    unsupported: HashSet<Field>,
+    /// Newest process-utilization timestamp seen, for the next query.
+    last_process_ts: u64,
+    /// Identities of the processes seen last sample, so `/proc` is read
+    /// once per process rather than once per sample.
+    identities: HashMap<u32, ProcessIdentity>,
+}
+
+impl Slot {
+    fn new(index: u32) -> Slot {
+        Slot {
+            index,
+            uuid: String::new(),
+            pci_bus_id: String::new(),
+            name: String::new(),
+            minor_number: None,
+            labels: BTreeMap::new(),
+            identified: false,
+            gpm_supported: None,
+            unsupported: HashSet::new(),
+            last_process_ts: 0,
+            identities: HashMap::new(),
+        }
+    }
+}
+
+/// Host-level facts read once per NVML initialisation.
+#[derive(Debug, Clone, Default)]
+struct System {
+    driver_version: Option<String>,
+    nvml_version: Option<String>,
+    cuda_driver_version: Option<i32>,
+}
+
+/// Reads every selected GPU through NVML. See the module docs.
+pub struct Sampler {
+    cell: NvmlCell,
+    library: String,
+    options: SamplerOptions,
+    fields: Vec<Field>,
+    field_value_ids: Vec<FieldId>,
+    gpm_ids: Vec<GpmMetricId>,
+    slots: Vec<Slot>,
+    system: System,
+    hostname: String,
+    xid: Option<XidListener>,
+    seq: u64,
+    /// NVML failures since the sampler started, by call and error.
+    errors: BTreeMap<(&'static str, &'static str), u64>,
+    /// Set when the driver went away; the next sample re-initialises NVML.
+    reopen: bool,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("library", &self.library)
+            .field(
+                "gpus",
+                &self.slots.iter().map(|s| s.index).collect::<Vec<_>>(),
+            )
+            .field("fields", &self.fields.len())
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sampler {
+    /// Loads NVML and selects the GPUs. Fails with [`Error::NvmlNotFound`]
+    /// when no library loads, [`Error::NvmlInit`] when NVML refuses to start,
+    /// and [`Error::NoSuchDevice`] when a device selector matches no GPU.
+    pub fn new(options: SamplerOptions) -> Result<Sampler> {
+        let (nvml, library) = open_nvml(options.nvml_lib.as_deref().map(|p| p.as_os_str()))?;
+        let mut fields: Vec<Field> = options.fields.clone();
+        for &f in CORE_FIELDS {
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+        }
+        let field_value_ids = fields
+            .iter()
+            .filter_map(|f| match f.def().source {
+                Source::FieldValue(id) => Some(FieldId(id)),
+                _ => None,
+            })
+            .collect();
+        let gpm_ids = fields
+            .iter()
+            .filter_map(|f| match f.def().source {
+                Source::Gpm(id, _) => Some(id),
+                _ => None,
+            })
+            .collect();
+        let hostname = options
+            .hostname
+            .clone()
+            .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+        let nvml = Arc::new(nvml);
+        let slots = select_devices(&nvml, options.devices.as_deref())?;
+        let mut sampler = Sampler {
+            cell: NvmlCell::new(Arc::clone(&nvml), |_| GpmState {
+                prev: (0..slots.len()).map(|_| None).collect(),
+            }),
+            library,
+            options,
+            fields,
+            field_value_ids,
+            gpm_ids,
+            slots,
+            system: System::default(),
+            hostname,
+            xid: None,
+            seq: 0,
+            errors: BTreeMap::new(),
+            reopen: false,
+        };
+        sampler.system = read_system(&nvml);
+        sampler.start_xid(nvml)?;
+        Ok(sampler)
+    }
+
+    fn start_xid(&mut self, nvml: Arc<Nvml>) -> Result<()> {
+        let wants_xid = self.fields.contains(&Field::XidErrors);
+        self.xid = if self.options.xid_events && wants_xid {
+            let indices = self.slots.iter().map(|s| s.index).collect();
+            Some(XidListener::start(nvml, indices)?)
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    /// The NVML library that was loaded (path or soname).
+    pub fn library(&self) -> &str {
+        &self.library
+    }
+
+    /// NVML indices of the selected GPUs.
+    pub fn gpu_indices(&self) -> Vec<u32> {
+        self.slots.iter().map(|s| s.index).collect()
+    }
+
+    /// NVML's version string, e.g. `12.550.54.15`.
+    pub fn nvml_version(&self) -> Option<&str> {
+        self.system.nvml_version.as_deref()
+    }
+
+    /// Reads every selected GPU once.
+    pub fn sample(&mut self) -> Snapshot {
+        let started = Instant::now();
+        let taken_at = SystemTime::now();
+        if self.reopen {
+            self.try_reopen();
+        }
+        self.seq += 1;
+        let mut driver_gone = false;
+        let Sampler {
+            cell,
+            slots,
+            fields,
+            field_value_ids,
+            gpm_ids,
+            system,
+            options,
+            xid,
+            reopen,
+            errors,
+            ..
+        } = self;
+        let gpus = if *reopen {
+            // NVML is still unavailable: report every GPU down, keep identities.
+            slots
+                .iter()
+                .map(|slot| {
+                    let mut gpu = slot_sample(slot);
+                    gpu.up = false;
+                    gpu.down_reason = Some(DownReason {
+                        call: "nvmlInit_v2",
+                        error: "NVML is not available (driver unloaded?); retrying".into(),
+                    });
+                    gpu
+                })
+                .collect()
+        } else {
+            cell.with_dependent_mut(|nvml, gpm| {
+                let ctx = Ctx {
+                    nvml,
+                    fields,
+                    field_value_ids,
+                    gpm_ids,
+                    system,
+                    processes: options.processes,
+                    proc_root: &options.proc_root,
+                    xid: xid.as_ref(),
+                };
+                slots
+                    .iter_mut()
+                    .zip(gpm.prev.iter_mut())
+                    .map(|(slot, gpm_prev)| {
+                        let (gpu, gone) = sample_gpu(&ctx, slot, gpm_prev, errors);
+                        driver_gone |= gone;
+                        gpu
+                    })
+                    .collect()
+            })
+        };
+        if driver_gone {
+            log::warn!("NVML reports the driver gone; re-initialising on the next sample");
+            self.reopen = true;
+        }
+        Snapshot {
+            hostname: self.hostname.clone(),
+            driver_version: self.system.driver_version.clone(),
+            nvml_version: self.system.nvml_version.clone(),
+            cuda_driver_version: self.system.cuda_driver_version,
+            taken_at,
+            duration: started.elapsed(),
+            seq: self.seq,
+            gpus,
+            errors: self
+                .errors
+                .iter()
+                .map(|(&(call, error), &count)| CallError { call, error, count })
+                .collect(),
+        }
+    }
+
+    /// Re-initialises NVML after the driver went away (reload, upgrade).
+    fn try_reopen(&mut self) {
+        let lib = self.options.nvml_lib.clone();
+        match open_nvml(lib.as_deref().map(|p| p.as_os_str())) {
+            Ok((nvml, library)) => {
+                log::info!("NVML re-initialised from {library}");
+                self.xid = None;
+                let nvml = Arc::new(nvml);
+                let count = self.slots.len();
+                self.cell = NvmlCell::new(Arc::clone(&nvml), |_| GpmState {
+                    prev: (0..count).map(|_| None).collect(),
+                });
+                self.library = library;
+                self.system = read_system(&nvml);
+                for slot in &mut self.slots {
+                    slot.identified = false;
+                    slot.unsupported.clear();
+                    slot.gpm_supported = None;
+                }
+                self.reopen = false;
+                if let Err(e) = self.start_xid(nvml) {
+                    log::warn!("XID listener not restarted: {e}");
+                }
+            }
+            Err(e) => log::debug!("NVML still unavailable: {e}"),
+        }
+    }
+}
+
+/// Loads NVML from `explicit`, else `$ALGALON_NVML_LIB`, else the system.
+fn open_nvml(explicit: Option<&OsStr>) -> Result<(Nvml, String)> {
+    let env = std::env::var_os(NVML_LIB_ENV).filter(|v| !v.is_empty());
+    let candidates: Vec<&OsStr> = match (explicit, env.as_deref()) {
+        (Some(p), _) => vec![p],
+        (None, Some(p)) => vec![p],
+        (None, None) => SYSTEM_LIBRARIES.iter().map(OsStr::new).collect(),
+    };
+    let mut last_reason = String::new();
+    for candidate in &candidates {
+        let shown = candidate.to_string_lossy().into_owned();
+        match Nvml::builder().lib_path(candidate).init() {
+            Ok(nvml) => return Ok((nvml, shown)),
+            Err(NvmlError::LibloadingError(e)) => last_reason = e.to_string(),
+            Err(NvmlError::FailedToLoadSymbol(e)) => {
+                last_reason = format!("{shown} is not an NVML library ({e})");
+            }
+            Err(source) => {
+                let hint = match source {
+                    NvmlError::DriverNotLoaded => {
+                        "The NVIDIA kernel driver is not loaded: check that `nvidia-smi` works \
+                         on this host (modprobe nvidia), or run where the GPUs are"
+                    }
+                    NvmlError::NoPermission => {
+                        "This user cannot open /dev/nvidia*: run as root or as a member of \
+                         the group owning the device nodes"
+                    }
+                    NvmlError::LibRmVersionMismatch => {
+                        "The NVML library and the kernel driver are different versions: \
+                         reload the driver or reboot after the driver upgrade"
+                    }
+                    _ => "Check that `nvidia-smi` works on this host",
+                };
+                return Err(Error::NvmlInit {
+                    library: shown,
+                    source,
+                    hint,
+                });
+            }
+        }
+    }
+    Err(Error::NvmlNotFound {
+        tried: candidates
+            .iter()
+            .map(|c| c.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(", "),
+        reason: last_reason,
+    })
+}
+
+fn read_system(nvml: &Nvml) -> System {
+    System {
+        driver_version: nvml.sys_driver_version().ok(),
+        nvml_version: nvml.sys_nvml_version().ok(),
+        cuda_driver_version: nvml.sys_cuda_driver_version().ok(),
+    }
+}
+
+/// Resolves device selectors to NVML indices (every GPU when `None`).
+fn select_devices(nvml: &Nvml, selectors: Option<&[String]>) -> Result<Vec<Slot>> {
+    let count = nvml.device_count().map_err(|source| Error::Nvml {
+        call: "nvmlDeviceGetCount_v2",
+        source,
+    })?;
+    let Some(selectors) = selectors.filter(|s| !s.is_empty()) else {
+        return Ok((0..count).map(Slot::new).collect());
+    };
+    let uuids: Vec<Option<String>> = (0..count)
+        .map(|i| nvml.device_by_index(i).and_then(|d| d.uuid()).ok())
+        .collect();
+    let mut chosen: Vec<u32> = Vec::new();
+    for selector in selectors {
+        let s = selector.trim();
+        let matched: Vec<u32> = if let Ok(i) = s.parse::<u32>() {
+            (i < count).then_some(i).into_iter().collect()
+        } else {
+            let wanted = s.to_ascii_lowercase();
+            let exact: Vec<u32> = (0..count)
+                .filter(|&i| {
+                    uuids[i as usize].as_deref().map(str::to_ascii_lowercase)
+                        == Some(wanted.clone())
+                })
+                .collect();
+            if exact.is_empty() {
+                (0..count)
+                    .filter(|&i| {
+                        uuids[i as usize]
+                            .as_deref()
+                            .is_some_and(|u| u.to_ascii_lowercase().starts_with(&wanted))
+                    })
+                    .collect()
+            } else {
+                exact
+            }
+        };
+        match matched.as_slice() {
+            [i] => {
+                if !chosen.contains(i) {
+                    chosen.push(*i);
+                }
+            }
+            _ => {
+                let available = (0..count)
+                    .map(|i| match &uuids[i as usize] {
+                        Some(u) => format!("{i} ({u})"),
+                        None => i.to_string(),
+                    })
+                    .collect::<Vec<_>>();
+                let available = if available.is_empty() {
+                    "no GPUs".to_owned()
+                } else {
+                    format!("GPUs {}", available.join(", "))
+                };
+                let selector = if matched.len() > 1 {
+                    format!("{s} (ambiguous: matches {} GPUs)", matched.len())
+                } else {
+                    s.to_owned()
+                };
+                return Err(Error::NoSuchDevice {
+                    selector,
+                    available,
+                });
+            }
+        }
+    }
+    chosen.sort_unstable();
+    Ok(chosen.into_iter().map(Slot::new).collect())
+}
+
+/// Everything `sample_gpu` reads but does not change.
+struct Ctx<'a, 'n> {
+    nvml: &'n Nvml,
+    fields: &'a [Field],
+    field_value_ids: &'a [FieldId],
+    gpm_ids: &'a [GpmMetricId],
+    system: &'a System,
+    processes: bool,
+    proc_root: &'a std::path::Path,
+    xid: Option<&'a XidListener>,
+}
+
+fn slot_sample(slot: &Slot) -> GpuSample {
+    let mut gpu = GpuSample::new(
+        slot.index,
+        slot.uuid.clone(),
+        slot.pci_bus_id.clone(),
+        slot.name.clone(),
+    );
+    gpu.minor_number = slot.minor_number;
+    gpu.labels = slot.labels.clone();
+    gpu
+}
+
+/// How one NVML error affects a reading.
+enum Verdict {
+    /// The GPU cannot give this reading at all: remember, log once.
+    Unsupported,
+    /// The GPU is gone: mark it down.
+    Lost,
+    /// NVML itself is gone: mark down and re-initialise.
+    DriverGone,
+    /// Nothing to report this time (no data yet).
+    Absent,
+    /// A real failure: leave the reading out and count it.
+    Failed,
+}
+
+fn verdict(e: &NvmlError) -> Verdict {
+    match e {
+        NvmlError::NotSupported
+        | NvmlError::FunctionNotFound
+        | NvmlError::FailedToLoadSymbol(_) => Verdict::Unsupported,
+        NvmlError::GpuLost | NvmlError::ResetRequired => Verdict::Lost,
+        NvmlError::DriverNotLoaded | NvmlError::Uninitialized | NvmlError::LibRmVersionMismatch => {
+            Verdict::DriverGone
+        }
+        NvmlError::NoData | NvmlError::NotFound => Verdict::Absent,
+        _ => Verdict::Failed,
+    }
+}
+
+/// A short, stable name for an NVML error (used as a label value).
+pub fn error_name(e: &NvmlError) -> &'static str {
+    match e {
+        NvmlError::Uninitialized => "Uninitialized",
+        NvmlError::InvalidArg => "InvalidArg",
+        NvmlError::NotSupported => "NotSupported",
+        NvmlError::NoPermission => "NoPermission",
+        NvmlError::NotFound => "NotFound",
+        NvmlError::InsufficientSize(_) => "InsufficientSize",
+        NvmlError::InsufficientPower => "InsufficientPower",
+        NvmlError::DriverNotLoaded => "DriverNotLoaded",
+        NvmlError::Timeout => "Timeout",
+        NvmlError::IrqIssue => "IrqIssue",
+        NvmlError::LibraryNotFound => "LibraryNotFound",
+        NvmlError::FunctionNotFound | NvmlError::FailedToLoadSymbol(_) => "FunctionNotFound",
+        NvmlError::CorruptedInfoROM => "CorruptedInfoROM",
+        NvmlError::GpuLost => "GpuLost",
+        NvmlError::ResetRequired => "ResetRequired",
+        NvmlError::OperatingSystem => "OperatingSystem",
+        NvmlError::LibRmVersionMismatch => "LibRmVersionMismatch",
+        NvmlError::InUse => "InUse",
+        NvmlError::InsufficientMemory => "InsufficientMemory",
+        NvmlError::NoData => "NoData",
+        NvmlError::Unknown => "Unknown",
+        _ => "Other",
+    }
+}
+
+/// Field values of one `nvmlDeviceGetFieldValues` call, by field id.
+type FieldValues = HashMap<u32, Result<Value, NvmlError>>;
+/// GPM metrics of one interval; `None` on the first interval.
+type GpmValues = Option<HashMap<GpmMetricId, Result<f64, NvmlError>>>;
+
+/// Per-GPU, per-sample cache of readings that several fields share.
+#[derive(Default)]
+struct Shared {
+    memory: Option<Result<MemoryInfo, NvmlError>>,
+    utilization: Option<Result<Utilization, NvmlError>>,
+    field_values: Option<Result<FieldValues, NvmlError>>,
+    gpm: Option<Result<GpmValues, NvmlError>>,
+}
+
+/// Samples one GPU. Returns the sample and whether NVML itself is gone.
+fn sample_gpu<'n>(
+    ctx: &Ctx<'_, 'n>,
+    slot: &mut Slot,
+    gpm_prev: &mut Option<GpmSample<'n>>,
+    errors: &mut BTreeMap<(&'static str, &'static str), u64>,
+) -> (GpuSample, bool) {
+    let device = match ctx.nvml.device_by_index(slot.index) {
+        Ok(d) => d,
+        Err(e) => {
+            let mut gpu = slot_sample(slot);
+            let gone = matches!(verdict(&e), Verdict::DriverGone);
+            mark_down(&mut gpu, "nvmlDeviceGetHandleByIndex_v2", &e);
+            *gpm_prev = None;
+            return (gpu, gone);
+        }
+    };
+    if !slot.identified {
+        identify(ctx, &device, slot);
+    }
+    let mut gpu = slot_sample(slot);
+    let mut shared = Shared::default();
+    for &field in ctx.fields {
+        let def = field.def();
+        if def.kind == Kind::Label || slot.unsupported.contains(&field) {
+            continue;
+        }
+        if field == Field::XidErrors {
+            if let Some(record) = ctx.xid.and_then(|x| x.record(slot.index)) {
+                gpu.set(field, Some(Value::Int(record.last.unwrap_or(0))));
+                gpu.xid_counts = record.counts;
+            }
+            continue;
+        }
+        match read(ctx, &device, def.source, &mut shared, gpm_prev) {
+            Ok(value) => gpu.set(field, value),
+            Err(e) => match verdict(&e) {
+                Verdict::Unsupported => {
+                    log::info!(
+                        "GPU {} ({}): {} is not available ({}: {e}); series left out",
+                        slot.index,
+                        slot.name,
+                        def.name,
+                        def.source.call_name()
+                    );
+                    slot.unsupported.insert(field);
+                }
+                Verdict::Absent => {}
+                Verdict::Failed => {
+                    *errors
+                        .entry((def.source.call_name(), error_name(&e)))
+                        .or_default() += 1;
+                }
+                verdict @ (Verdict::Lost | Verdict::DriverGone) => {
+                    mark_down(&mut gpu, def.source.call_name(), &e);
+                    *gpm_prev = None;
+                    slot.identified = false;
+                    return (gpu, matches!(verdict, Verdict::DriverGone));
+                }
+            },
+        }
+    }
+    if ctx.processes {
+        match read_processes(&device, slot, ctx.proc_root) {
+            Ok(list) => gpu.processes = list,
+            Err(e) => match verdict(&e) {
+                Verdict::Lost | Verdict::DriverGone => {
+                    mark_down(&mut gpu, "nvmlDeviceGetComputeRunningProcesses_v3", &e);
+                    return (gpu, matches!(verdict(&e), Verdict::DriverGone));
+                }
+                Verdict::Failed => {
+                    *errors
+                        .entry(("nvmlDeviceGetComputeRunningProcesses_v3", error_name(&e)))
+                        .or_default() += 1;
+                }
+                Verdict::Unsupported | Verdict::Absent => {}
+            },
+        }
+    }
+    (gpu, false)
+}
+
+fn mark_down(gpu: &mut GpuSample, call: &'static str, e: &NvmlError) {
+    gpu.clear_values();
+    gpu.up = false;
+    gpu.down_reason = Some(DownReason {
+        call,
+        error: e.to_string(),
+    });
+}
+
+/// Reads the static identity and label fields of a GPU.
+fn identify(ctx: &Ctx<'_, '_>, device: &Device<'_>, slot: &mut Slot) {
+    if let Ok(uuid) = device.uuid() {
+        slot.uuid = uuid;
+    }
+    if let Ok(name) = device.name() {
+        slot.name = name;
+    }
+    if let Ok(pci) = device.pci_info() {
+        slot.pci_bus_id = pci.bus_id;
+    }
+    slot.minor_number = device.minor_number().ok();
+    for &field in ctx.fields {
+        let Source::Label(label) = field.def().source else {
+            continue;
+        };
+        let text = match label {
+            LabelSource::DriverVersion => ctx
+                .system
+                .driver_version
+                .clone()
+                .ok_or(NvmlError::NotSupported),
+            LabelSource::NvmlVersion => ctx
+                .system
+                .nvml_version
+                .clone()
+                .ok_or(NvmlError::NotSupported),
+            LabelSource::Brand => device.brand().map(|b| format!("{b:?}")),
+            LabelSource::Serial => device.serial(),
+            LabelSource::InfoRom(object) => device.info_rom_version(object),
+            LabelSource::InfoRomImage => device.info_rom_image_version(),
+            LabelSource::Vbios => device.vbios_version(),
+        };
+        match text {
+            Ok(t) => {
+                slot.labels.insert(field, t);
+            }
+            Err(e) => log::info!(
+                "GPU {}: label {} not available: {e}",
+                slot.index,
+                field.name()
+            ),
+        }
+    }
+    if !ctx.gpm_ids.is_empty() {
+        slot.gpm_supported = Some(device.gpm_support().unwrap_or(false));
+    }
+    slot.identified = !slot.uuid.is_empty();
+}
+
+/// Reads one source. `Ok(None)`: nothing to report yet (first GPM interval).
+fn read<'n>(
+    ctx: &Ctx<'_, 'n>,
+    device: &Device<'n>,
+    source: Source,
+    shared: &mut Shared,
+    gpm_prev: &mut Option<GpmSample<'n>>,
+) -> Result<Option<Value>, NvmlError> {
+    let int = |v: u32| Ok(Some(Value::Int(u64::from(v))));
+    match source {
+        Source::Clock(c) => int(device.clock_info(c)?),
+        Source::MaxClock(c) => int(device.max_clock_info(c)?),
+        Source::GpuTemp => int(device.temperature(TemperatureSensor::Gpu)?),
+        Source::PowerUsage => Ok(Some(Value::Float(
+            f64::from(device.power_usage()?) / 1000.0,
+        ))),
+        Source::TotalEnergy => Ok(Some(Value::Int(device.total_energy_consumption()?))),
+        Source::PcieReplay => int(device.pcie_replay_counter()?),
+        Source::GpuUtil | Source::MemCopyUtil => {
+            let u = shared
+                .utilization
+                .get_or_insert_with(|| device.utilization_rates())
+                .as_ref()
+                .map_err(clone_error)?;
+            int(if source == Source::GpuUtil {
+                u.gpu
+            } else {
+                u.memory
+            })
+        }
+        Source::EncUtil => int(device.encoder_utilization()?.utilization),
+        Source::DecUtil => int(device.decoder_utilization()?.utilization),
+        Source::LastXid => Ok(None),
+        Source::Violation(policy) => Ok(Some(Value::Int(
+            device.violation_status(policy)?.violation_time,
+        ))),
+        Source::Memory(part) => {
+            let m = shared
+                .memory
+                .get_or_insert_with(|| device.memory_info())
+                .as_ref()
+                .map_err(clone_error)?;
+            let bytes = match part {
+                MemoryPart::Free => m.free,
+                MemoryPart::Used => m.used,
+                MemoryPart::Reserved => m.reserved,
+                MemoryPart::Total => m.total,
+            };
+            Ok(Some(Value::Int(bytes >> 20)))
+        }
+        Source::Ecc(error, counter) => {
+            Ok(Some(Value::Int(device.total_ecc_errors(error, counter)?)))
+        }
+        Source::RetiredPages(cause) => {
+            Ok(Some(Value::Int(device.retired_pages(cause)?.len() as u64)))
+        }
+        Source::RetiredPending => Ok(Some(Value::Int(u64::from(
+            device.are_pages_pending_retired()?,
+        )))),
+        Source::FieldValue(id) => {
+            let values = shared
+                .field_values
+                .get_or_insert_with(|| read_field_values(device, ctx.field_value_ids))
+                .as_ref()
+                .map_err(clone_error)?;
+            match values.get(&id) {
+                Some(Ok(v)) => Ok(Some(*v)),
+                Some(Err(e)) => Err(clone_error(e)),
+                None => Err(NvmlError::NotSupported),
+            }
+        }
+        Source::Gpm(metric, scale) => {
+            let results = shared
+                .gpm
+                .get_or_insert_with(|| read_gpm(ctx, device, gpm_prev))
+                .as_ref()
+                .map_err(clone_error)?;
+            let Some(results) = results else {
+                return Ok(None);
+            };
+            match results.get(&metric) {
+                Some(Ok(v)) => Ok(Some(Value::Float(v * scale))),
+                Some(Err(e)) => Err(clone_error(e)),
+                None => Err(NvmlError::NotSupported),
+            }
+        }
+        Source::FanSpeed => int(device.fan_speed(0)?),
+        Source::PState => int(device.performance_state()?.as_c()),
+        Source::PowerLimit => Ok(Some(Value::Float(
+            f64::from(device.power_management_limit()?) / 1000.0,
+        ))),
+        Source::EnforcedPowerLimit => Ok(Some(Value::Float(
+            f64::from(device.enforced_power_limit()?) / 1000.0,
+        ))),
+        Source::ThrottleReasons => Ok(Some(Value::Int(device.current_throttle_reasons()?.bits()))),
+        Source::PcieThroughput(counter) => int(device.pcie_throughput(counter)?),
+        Source::PcieLinkGen => int(device.current_pcie_link_gen()?),
+        Source::PcieLinkWidth => int(device.current_pcie_link_width()?),
+        Source::Label(_) => Ok(None),
+    }
+}
+
+fn read_field_values(
+    device: &Device<'_>,
+    ids: &[FieldId],
+) -> Result<FieldValues, NvmlError> {
+    let samples = device.field_values_for(ids)?;
+    Ok(ids
+        .iter()
+        .zip(samples)
+        .map(|(id, sample)| {
+            let value = sample.and_then(|s| s.value).and_then(|v| match v {
+                SampleValue::F64(f) => Ok(Value::Float(f)),
+                SampleValue::U32(u) => Ok(Value::Int(u64::from(u))),
+                SampleValue::U64(u) => Ok(Value::Int(u)),
+                SampleValue::I64(i) => u64::try_from(i)
+                    .map(Value::Int)
+                    .map_err(|_| NvmlError::NoData),
+            });
+            (id.0, value)
+        })
+        .collect())
+}
+
+/// Takes this interval's GPM sample; with the previous one, computes the
+/// metrics. `Ok(None)` on the first interval.
+fn read_gpm<'n>(
+    ctx: &Ctx<'_, 'n>,
+    device: &Device<'n>,
+    prev: &mut Option<GpmSample<'n>>,
+) -> Result<GpmValues, NvmlError> {
+    let sample = device.gpm_sample()?;
+    let Some(before) = prev.replace(sample) else {
+        return Ok(None);
+    };
+    let after = prev.as_ref().expect("just stored");
+    let results = nvml_wrapper::gpm::gpm_metrics_get(ctx.nvml, &before, after, ctx.gpm_ids)?;
+    Ok(Some(
+        ctx.gpm_ids
+            .iter()
+            .copied()
+            .zip(results)
+            .map(|(id, r)| (id, r.map(|m| m.value)))
+            .collect(),
+    ))
+}
+
+fn read_processes(
+    device: &Device<'_>,
+    slot: &mut Slot,
+    proc_root: &std::path::Path,
+) -> Result<Vec<ProcessSample>, NvmlError> {
+    let mut out: Vec<ProcessSample> = Vec::new();
+    for (kind, list) in [
+        (ProcessKind::Compute, device.running_compute_processes()),
+        (ProcessKind::Graphics, device.running_graphics_processes()),
+    ] {
+        let list = match list {
+            Ok(l) => l,
+            Err(NvmlError::NotSupported | NvmlError::FunctionNotFound) => continue,
+            Err(e) => return Err(e),
+        };
+        for p in list {
+            if out.iter().any(|o| o.pid == p.pid) {
+                continue;
+            }
+            out.push(ProcessSample {
+                pid: p.pid,
+                identity: ProcessIdentity::default(),
+                kind,
+                used_memory_bytes: match p.used_gpu_memory {
+                    UsedGpuMemory::Used(b) => Some(b),
+                    UsedGpuMemory::Unavailable => None,
+                },
+                sm_util: None,
+                mem_util: None,
+            });
+        }
+    }
+    if !out.is_empty() {
+        match device.process_utilization_stats(slot.last_process_ts) {
+            Ok(samples) => {
+                for s in samples {
+                    slot.last_process_ts = slot.last_process_ts.max(s.timestamp);
+                    if let Some(p) = out.iter_mut().find(|p| p.pid == s.pid) {
+                        p.sm_util = Some(s.sm_util);
+                        p.mem_util = Some(s.mem_util);
+                    }
+                }
+            }
+            Err(e) => log::debug!("GPU {}: process utilization unavailable: {e}", slot.index),
+        }
+    }
+    out.sort_by_key(|p| p.pid);
+    // Keep identities only for live processes: the cache never outgrows the
+    // process list.
+    let mut known = std::mem::take(&mut slot.identities);
+    for p in &mut out {
+        let identity = known
+            .remove(&p.pid)
+            .unwrap_or_else(|| procinfo::identify(proc_root, p.pid));
+        p.identity = identity.clone();
+        slot.identities.insert(p.pid, identity);
+    }
+    Ok(out)
+}
+
+/// `NvmlError` is not `Clone`; cached shared results hand out equivalents.
+fn clone_error(e: &NvmlError) -> NvmlError {
+    match e {
+        NvmlError::Uninitialized => NvmlError::Uninitialized,
+        NvmlError::InvalidArg => NvmlError::InvalidArg,
+        NvmlError::NotSupported => NvmlError::NotSupported,
+        NvmlError::NoPermission => NvmlError::NoPermission,
+        NvmlError::NotFound => NvmlError::NotFound,
+        NvmlError::InsufficientSize(s) => NvmlError::InsufficientSize(*s),
+        NvmlError::DriverNotLoaded => NvmlError::DriverNotLoaded,
+        NvmlError::Timeout => NvmlError::Timeout,
+        NvmlError::FunctionNotFound => NvmlError::FunctionNotFound,
+        NvmlError::FailedToLoadSymbol(s) => NvmlError::FailedToLoadSymbol(s.clone()),
+        NvmlError::GpuLost => NvmlError::GpuLost,
+        NvmlError::ResetRequired => NvmlError::ResetRequired,
+        NvmlError::LibRmVersionMismatch => NvmlError::LibRmVersionMismatch,
+        NvmlError::NoData => NvmlError::NoData,
+        NvmlError::InsufficientMemory => NvmlError::InsufficientMemory,
+        NvmlError::OperatingSystem => NvmlError::OperatingSystem,
+        _ => NvmlError::Unknown,
+    }
+}
+
+/// Samples on a fixed-rate thread and publishes the latest snapshot.
+///
+/// Readers call [`BackgroundSampler::latest`], which clones an `Arc` under a
+/// lock held for nanoseconds: a slow or hung NVML call delays the next
+/// snapshot, never a reader. The thread stops when this value is dropped.
+pub struct BackgroundSampler {
+    shared: Arc<BgShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct BgShared {
+    latest: RwLock<Arc<Snapshot>>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    interval: Duration,
+}
+
+impl std::fmt::Debug for BackgroundSampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundSampler")
+            .field("interval", &self.shared.interval)
+            .field("seq", &self.shared.latest.read().seq)
+            .finish()
+    }
+}
+
+impl BackgroundSampler {
+    /// Takes a first sample now (so [`latest`](Self::latest) has data at
+    /// once), then samples every `interval` on a thread named
+    /// `algalon-sampler`. `on_sample` runs on that thread after each sample
+    /// is published — the exporter pre-encodes its `/metrics` body there.
+    pub fn spawn<F>(mut sampler: Sampler, interval: Duration, mut on_sample: F) -> Result<Self>
+    where
+        F: FnMut(&Arc<Snapshot>) + Send + 'static,
+    {
+        if interval < Duration::from_millis(1) {
+            return Err(Error::InvalidInterval(interval));
+        }
+        let first = Arc::new(sampler.sample());
+        on_sample(&first);
+        let shared = Arc::new(BgShared {
+            latest: RwLock::new(first),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            interval,
+        });
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("algalon-sampler".into())
+            .spawn(move || {
+                let mut next = Instant::now() + interval;
+                loop {
+                    {
+                        let mut stop = thread_shared.stop.lock();
+                        while !*stop && Instant::now() < next {
+                            thread_shared.wake.wait_until(&mut stop, next);
+                        }
+                        if *stop {
+                            return;
+                        }
+                    }
+                    let snapshot = Arc::new(sampler.sample());
+                    *thread_shared.latest.write() = Arc::clone(&snapshot);
+                    on_sample(&snapshot);
+                    next += interval;
+                    let now = Instant::now();
+                    if next < now {
+                        // Sampling took longer than the interval: skip the
+                        // missed ticks instead of bursting to catch up.
+                        let behind = now - next;
+                        let skip = behind.as_nanos() / interval.as_nanos() + 1;
+                        next += interval * u32::try_from(skip).unwrap_or(u32::MAX);
+                    }
+                }
+            })?;
+        Ok(BackgroundSampler {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The most recent snapshot.
+    pub fn latest(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.shared.latest.read())
+    }
+
+    /// The sampling interval.
+    pub fn interval(&self) -> Duration {
+        self.shared.interval
+    }
+
+    /// Stops the thread and waits for it (at most one in-flight sample).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        *self.shared.stop.lock() = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for BackgroundSampler {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

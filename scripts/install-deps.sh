@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what Algalon's tests and demo need on a fresh Debian machine:
+# promtool (Debian "prometheus"), VictoriaMetrics + vmagent + vmalert
+# (Debian "victoria-metrics"), wrk, and the Python packages of the test suite.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+need_apt=()
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+
+if ((${#need_apt[@]})); then
+    echo "install-deps: installing Debian packages: ${need_apt[*]}"
+    SUDO=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || {
+            echo "install-deps: need root (or sudo) to apt-get install ${need_apt[*]}" >&2
+            exit 1
+        }
+        SUDO=sudo
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # --no-install-recommends keeps the Prometheus server's extras out: only promtool is used.
+    $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+python_reqs=(pytest prometheus-client nvidia-ml-py ruff nvitop gpustat)
+if ! python3 - <<'PY' 2>/dev/null
+import importlib.util, shutil, sys
+mods = ["pytest", "prometheus_client", "pynvml", "nvitop", "gpustat"]
+sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and shutil.which("ruff") else 1)
+PY
+then
+    echo "install-deps: installing Python packages: ${python_reqs[*]}"
+    python3 -m pip install --quiet --disable-pip-version-check "${python_reqs[@]}"
+fi
+
+for tool in promtool victoria-metrics vmagent wrk python3 ruff; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "install-deps: $tool is still missing after installation" >&2
+        exit 1
+    }
+done

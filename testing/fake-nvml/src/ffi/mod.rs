@@ -1,0 +1,224 @@
+//! The exported NVML C ABI.
+//!
+//! Every function here has the exact signature of its `nvml.h` counterpart
+//! (the types come from `nvml-wrapper-sys`), is exported unmangled from the
+//! cdylib, and follows NVML's conventions:
+//!
+//! * called before `nvmlInit*` (or after the last `nvmlShutdown`) it returns
+//!   `NVML_ERROR_UNINITIALIZED`;
+//! * a NULL out-pointer, or a device handle this library did not issue, is
+//!   `NVML_ERROR_INVALID_ARGUMENT`;
+//! * out-parameters are written only when the call returns `NVML_SUCCESS`
+//!   (except where NVML itself reports a required size alongside
+//!   `NVML_ERROR_INSUFFICIENT_SIZE`);
+//! * the body runs inside a panic boundary: a panic becomes
+//!   `NVML_ERROR_UNKNOWN`, never an unwind into C.
+//!
+//! A device call then proceeds in this order: latency (scenario `latency`
+//! entries plus `ALGALON_FAKE_NVML_LATENCY_MS`) → `NVML_ERROR_GPU_IS_LOST`
+//! once `lost_after_s` has passed → scenario `faults` → the GPU's
+//! `unsupported` list → MIG handles answer only the calls MIG devices support
+//! → the answer from the scenario at the current scenario time.
+//!
+//! # Safety
+//!
+//! The contract of every function is NVML's: each pointer argument must be
+//! NULL or valid for reads/writes of the pointed-to type (or, for buffers,
+//! of the stated length), and device, event-set and GPM-sample handles must
+//! be ones this library returned (others are rejected, not dereferenced).
+#![allow(clippy::missing_safety_doc)]
+// the common contract is stated above
+// Function and parameter names are NVML's, exactly as in nvml.h.
+#![allow(non_snake_case)]
+
+pub mod device;
+pub mod events;
+pub mod gpm;
+pub mod health;
+pub mod mig;
+pub mod processes;
+pub mod system;
+
+use std::ffi::{c_char, c_uint};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nvml_wrapper_sys::bindings::nvmlDevice_t;
+
+use crate::scenario::{Device, MigInstance};
+use crate::state::{self, DeviceId, Session, rc};
+
+/// Result of a call body: `Err` carries the NVML return code.
+pub(crate) type Ret = Result<(), u32>;
+
+/// Counts the call and runs `body` inside a panic boundary.
+pub(crate) fn guard(call: &'static str, body: impl FnOnce() -> Ret) -> u32 {
+    state::count_call(call);
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => rc::SUCCESS,
+        Ok(Err(code)) => code,
+        Err(_) => rc::UNKNOWN,
+    }
+}
+
+/// `NVML_ERROR_INVALID_ARGUMENT` for a NULL pointer.
+pub(crate) fn non_null<T>(ptr: *mut T) -> Result<*mut T, u32> {
+    if ptr.is_null() {
+        Err(rc::INVALID_ARGUMENT)
+    } else {
+        Ok(ptr)
+    }
+}
+
+/// `NVML_ERROR_NOT_SUPPORTED` for a reading the scenario leaves out.
+pub(crate) fn supported<T>(value: Option<T>) -> Result<T, u32> {
+    value.ok_or(rc::NOT_SUPPORTED)
+}
+
+/// Writes `value` through a pointer already checked by [`non_null`].
+///
+/// # Safety
+///
+/// `ptr` must be valid for a write of `T` (the caller's NVML contract).
+pub(crate) unsafe fn put<T>(ptr: *mut T, value: T) {
+    // SAFETY: non-null and valid per the caller's contract.
+    unsafe { ptr.write(value) }
+}
+
+/// Copies `s` and a NUL into the caller's `len`-byte buffer, or reports
+/// `NVML_ERROR_INSUFFICIENT_SIZE` when it does not fit (as NVML does).
+///
+/// # Safety
+///
+/// `buf` must be NULL or valid for writes of `len` bytes.
+pub(crate) unsafe fn put_str(buf: *mut c_char, len: c_uint, s: &str) -> Ret {
+    let buf = non_null(buf)?;
+    let bytes = s.as_bytes();
+    if bytes.len() + 1 > len as usize {
+        return Err(rc::INSUFFICIENT_SIZE);
+    }
+    // SAFETY: `buf` holds `len` > bytes.len() bytes per the caller's contract,
+    // and a `&str` cannot overlap caller-owned output memory.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), bytes.len());
+        buf.add(bytes.len()).write(0);
+    }
+    Ok(())
+}
+
+fn sleep(d: Duration) {
+    if !d.is_zero() {
+        std::thread::sleep(d);
+    }
+}
+
+/// What a device call's body sees.
+pub(crate) struct Cx<'a> {
+    pub session: &'a Session,
+    pub dev: &'a Device,
+    /// The MIG device, for a MIG handle.
+    pub mig: Option<&'a MigInstance>,
+    pub id: DeviceId,
+    /// Scenario time of this answer.
+    pub t: f64,
+}
+
+impl Cx<'_> {
+    /// NVML timestamp (µs since the epoch) of this answer.
+    pub fn now_us(&self) -> u64 {
+        self.session.timestamp_us(self.t)
+    }
+}
+
+/// Calls a MIG device handle answers; everything else is
+/// `NVML_ERROR_NOT_SUPPORTED` on one, as on real MIG devices.
+const MIG_CALLS: &[&str] = &[
+    "nvmlDeviceGetName",
+    "nvmlDeviceGetUUID",
+    "nvmlDeviceGetMemoryInfo",
+    "nvmlDeviceGetMemoryInfo_v2",
+    "nvmlDeviceGetBAR1MemoryInfo",
+    "nvmlDeviceGetPciInfo_v3",
+    "nvmlDeviceGetPciInfo_v2",
+    "nvmlDeviceGetPciInfo",
+    "nvmlDeviceGetMinorNumber",
+    "nvmlDeviceGetBrand",
+    "nvmlDeviceGetArchitecture",
+    "nvmlDeviceGetCudaComputeCapability",
+    "nvmlDeviceIsMigDeviceHandle",
+    "nvmlDeviceGetGpuInstanceId",
+    "nvmlDeviceGetComputeInstanceId",
+    "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
+    "nvmlDeviceGetComputeRunningProcesses_v3",
+    "nvmlDeviceGetComputeRunningProcesses_v2",
+    "nvmlDeviceGetComputeRunningProcesses",
+    "nvmlDeviceGetGraphicsRunningProcesses_v3",
+    "nvmlDeviceGetGraphicsRunningProcesses_v2",
+    "nvmlDeviceGetGraphicsRunningProcesses",
+    "nvmlDeviceGetMPSComputeRunningProcesses_v3",
+    "nvmlDeviceGetMPSComputeRunningProcesses_v2",
+    "nvmlDeviceGetMPSComputeRunningProcesses",
+    "nvmlDeviceGetRunningProcessDetailList",
+];
+
+/// Latency, lost-GPU, fault and unsupported handling shared by every call
+/// that concerns one GPU. Returns the scenario time of the answer.
+pub(crate) fn gate(session: &Session, call: &'static str, dev: &Device) -> Result<f64, u32> {
+    let gpu = Some(dev.index);
+    let before = session.t();
+    sleep(session.scenario.latency(call, gpu, before) + session.env_latency);
+    let t = session.t();
+    if dev.is_lost(t) {
+        return Err(rc::GPU_IS_LOST);
+    }
+    if let Some(code) = session.scenario.fault(call, gpu, t) {
+        return Err(code);
+    }
+    if dev.unsupported(call) {
+        return Err(rc::NOT_SUPPORTED);
+    }
+    Ok(t)
+}
+
+/// Runs a call on `device` (a GPU or MIG handle).
+pub(crate) fn device_call(
+    call: &'static str,
+    device: nvmlDevice_t,
+    body: impl FnOnce(&Cx<'_>) -> Ret,
+) -> u32 {
+    guard(call, || {
+        let session = state::session()?;
+        let id = state::lookup(device).ok_or(rc::INVALID_ARGUMENT)?;
+        let (dev, mig) = session.resolve(id).ok_or(rc::INVALID_ARGUMENT)?;
+        let t = gate(&session, call, dev)?;
+        if mig.is_some() && !MIG_CALLS.contains(&call) {
+            return Err(rc::NOT_SUPPORTED);
+        }
+        body(&Cx {
+            session: &session,
+            dev,
+            mig,
+            id,
+            t,
+        })
+    })
+}
+
+/// Runs a call that concerns no single GPU: latency and faults with no
+/// `gpu` apply.
+pub(crate) fn system_call(call: &'static str, body: impl FnOnce(&Arc<Session>, f64) -> Ret) -> u32 {
+    guard(call, || {
+        let session = state::session()?;
+        let before = session.t();
+        sleep(session.scenario.latency(call, None, before));
+        let t = session.t();
+        if let Some(code) = session.scenario.fault(call, None, t) {
+            return Err(code);
+        }
+        body(&session, t)
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,279 @@
+//! Process-global state: the init refcount, the loaded scenario and its
+//! clock, device handles and call counters.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nvml_wrapper_sys::bindings::{nvmlDevice_st, nvmlDevice_t};
+use parking_lot::{Mutex, RwLock};
+
+use crate::scenario::{Device, MigInstance, Scenario};
+
+/// Env var naming the scenario JSON to load at the 0→1 init.
+pub const SCENARIO_ENV: &str = "ALGALON_FAKE_NVML_SCENARIO";
+/// Env var freezing scenario time at this many seconds.
+pub const FROZEN_TIME_ENV: &str = "ALGALON_FAKE_NVML_FROZEN_TIME";
+/// Env var adding this many milliseconds to every device call.
+pub const LATENCY_ENV: &str = "ALGALON_FAKE_NVML_LATENCY_MS";
+
+/// NVML return codes used throughout (`nvmlReturn_t` values).
+pub(crate) mod rc {
+    use nvml_wrapper_sys::bindings as b;
+    pub const SUCCESS: u32 = b::nvmlReturn_enum_NVML_SUCCESS;
+    pub const UNINITIALIZED: u32 = b::nvmlReturn_enum_NVML_ERROR_UNINITIALIZED;
+    pub const INVALID_ARGUMENT: u32 = b::nvmlReturn_enum_NVML_ERROR_INVALID_ARGUMENT;
+    pub const NOT_SUPPORTED: u32 = b::nvmlReturn_enum_NVML_ERROR_NOT_SUPPORTED;
+    pub const NOT_FOUND: u32 = b::nvmlReturn_enum_NVML_ERROR_NOT_FOUND;
+    pub const INSUFFICIENT_SIZE: u32 = b::nvmlReturn_enum_NVML_ERROR_INSUFFICIENT_SIZE;
+    pub const DRIVER_NOT_LOADED: u32 = b::nvmlReturn_enum_NVML_ERROR_DRIVER_NOT_LOADED;
+    pub const TIMEOUT: u32 = b::nvmlReturn_enum_NVML_ERROR_TIMEOUT;
+    pub const GPU_IS_LOST: u32 = b::nvmlReturn_enum_NVML_ERROR_GPU_IS_LOST;
+    pub const ARGUMENT_VERSION_MISMATCH: u32 =
+        b::nvmlReturn_enum_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    pub const UNKNOWN: u32 = b::nvmlReturn_enum_NVML_ERROR_UNKNOWN;
+}
+
+/// Scenario time: real time since init, or frozen.
+#[derive(Debug)]
+struct Clock {
+    start: Instant,
+    frozen: Option<f64>,
+}
+
+/// Everything that lives from a 0→1 init to the matching 1→0 shutdown.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub scenario: Scenario,
+    clock: Mutex<Clock>,
+    /// Unix time of init, µs: NVML timestamps are `epoch_us + t`.
+    epoch_us: u64,
+    /// `ALGALON_FAKE_NVML_LATENCY_MS`.
+    pub env_latency: Duration,
+}
+
+impl Session {
+    fn new(scenario: Scenario, frozen: Option<f64>, env_latency: Duration) -> Self {
+        let epoch_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        Session {
+            scenario,
+            clock: Mutex::new(Clock {
+                start: Instant::now(),
+                frozen,
+            }),
+            epoch_us,
+            env_latency,
+        }
+    }
+
+    /// Current scenario time in seconds.
+    pub fn t(&self) -> f64 {
+        let clock = self.clock.lock();
+        clock
+            .frozen
+            .unwrap_or_else(|| clock.start.elapsed().as_secs_f64())
+    }
+
+    /// Whether scenario time is frozen.
+    pub fn frozen(&self) -> bool {
+        self.clock.lock().frozen.is_some()
+    }
+
+    /// Freezes scenario time at `t`.
+    pub fn freeze_at(&self, t: f64) {
+        self.clock.lock().frozen = Some(t);
+    }
+
+    /// Lets a frozen clock run again from where it stands.
+    pub fn resume(&self) {
+        let mut clock = self.clock.lock();
+        if let Some(t) = clock.frozen.take() {
+            let back = Duration::from_secs_f64(t.max(0.0));
+            clock.start = Instant::now()
+                .checked_sub(back)
+                .unwrap_or_else(Instant::now);
+        }
+    }
+
+    /// NVML timestamp (µs since the Unix epoch) of scenario time `t`.
+    pub fn timestamp_us(&self, t: f64) -> u64 {
+        self.epoch_us
+            .saturating_add((t.max(0.0) * 1e6).round() as u64)
+    }
+
+    /// The GPU at `index`.
+    pub fn device(&self, index: u32) -> Option<&Device> {
+        self.scenario.devices().get(index as usize)
+    }
+
+    /// The GPU a handle refers to, and its MIG device if it is one.
+    pub fn resolve(&self, id: DeviceId) -> Option<(&Device, Option<&MigInstance>)> {
+        let dev = self.device(id.gpu)?;
+        match id.mig {
+            None => Some((dev, None)),
+            Some(m) => {
+                let inst = dev.spec.mig.as_ref()?.instances.get(m as usize)?;
+                Some((dev, Some(inst)))
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Global {
+    refcount: u32,
+    session: Option<Arc<Session>>,
+}
+
+static GLOBAL: RwLock<Global> = RwLock::new(Global {
+    refcount: 0,
+    session: None,
+});
+
+/// The live session, or `NVML_ERROR_UNINITIALIZED`.
+pub(crate) fn session() -> Result<Arc<Session>, u32> {
+    GLOBAL.read().session.clone().ok_or(rc::UNINITIALIZED)
+}
+
+/// Where the scenario comes from; tests inside the crate bypass the
+/// environment (which they could only change with `unsafe` `set_var`).
+#[cfg(test)]
+pub(crate) static TEST_SOURCE: Mutex<Option<(String, Option<f64>)>> = Mutex::new(None);
+
+fn env_f64(name: &str) -> Result<Option<f64>, (u32, String)> {
+    match std::env::var(name) {
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+            _ => Err((
+                rc::UNKNOWN,
+                format!("{name}={v:?} is not a number of seconds/milliseconds >= 0"),
+            )),
+        },
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err((rc::UNKNOWN, format!("{name}: {e}"))),
+    }
+}
+
+fn load_session() -> Result<Session, (u32, String)> {
+    let latency = env_f64(LATENCY_ENV)?.unwrap_or(0.0);
+    let latency = Duration::from_secs_f64(latency / 1000.0);
+
+    #[cfg(test)]
+    if let Some((json, frozen)) = TEST_SOURCE.lock().clone() {
+        let scenario = Scenario::from_json_str(&json).map_err(|e| (rc::UNKNOWN, e.to_string()))?;
+        return Ok(Session::new(scenario, frozen, latency));
+    }
+
+    let path = match std::env::var_os(SCENARIO_ENV) {
+        Some(p) if !p.is_empty() => p,
+        _ => {
+            return Err((
+                rc::DRIVER_NOT_LOADED,
+                format!(
+                    "{SCENARIO_ENV} is not set; point it at a scenario JSON (see testing/README.md)"
+                ),
+            ));
+        }
+    };
+    let frozen = env_f64(FROZEN_TIME_ENV)?;
+    let scenario = Scenario::load(&path).map_err(|e| (rc::UNKNOWN, e.to_string()))?;
+    Ok(Session::new(scenario, frozen, latency))
+}
+
+/// `nvmlInit*`: the 0→1 transition loads the scenario and starts the clock.
+pub(crate) fn init(call: &'static str) -> u32 {
+    let mut global = GLOBAL.write();
+    if global.refcount > 0 {
+        global.refcount = global.refcount.saturating_add(1);
+        return rc::SUCCESS;
+    }
+    let session = match load_session() {
+        Ok(s) => s,
+        Err((code, message)) => {
+            eprintln!("fake-nvml: {message}");
+            return code;
+        }
+    };
+    if let Some(code) = session.scenario.fault(call, None, 0.0) {
+        return code;
+    }
+    global.session = Some(Arc::new(session));
+    global.refcount = 1;
+    rc::SUCCESS
+}
+
+/// `nvmlShutdown`: the 1→0 transition drops the scenario.
+pub(crate) fn shutdown() -> u32 {
+    let mut global = GLOBAL.write();
+    match global.refcount {
+        0 => rc::UNINITIALIZED,
+        1 => {
+            global.refcount = 0;
+            global.session = None;
+            rc::SUCCESS
+        }
+        _ => {
+            global.refcount -= 1;
+            rc::SUCCESS
+        }
+    }
+}
+
+/// What a device handle stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct DeviceId {
+    /// NVML index of the (parent) GPU.
+    pub gpu: u32,
+    /// Index into the parent's `mig.instances` for a MIG device handle.
+    pub mig: Option<u32>,
+}
+
+/// The memory a handle points at. Never freed, so a handle stays valid (and
+/// unique) for the life of the process, across shutdown and re-init.
+#[derive(Debug)]
+struct Slot {
+    _id: DeviceId,
+}
+
+#[derive(Debug, Default)]
+struct Handles {
+    by_id: HashMap<DeviceId, usize>,
+    by_addr: HashMap<usize, DeviceId>,
+}
+
+static HANDLES: LazyLock<Mutex<Handles>> = LazyLock::new(Mutex::default);
+
+/// The handle for `id` (the same pointer every time).
+pub(crate) fn handle(id: DeviceId) -> nvmlDevice_t {
+    let mut handles = HANDLES.lock();
+    let addr = *handles.by_id.entry(id).or_insert_with(|| {
+        let slot: &'static Slot = Box::leak(Box::new(Slot { _id: id }));
+        std::ptr::from_ref(slot) as usize
+    });
+    handles.by_addr.insert(addr, id);
+    addr as nvmlDevice_t
+}
+
+/// What a handle stands for; `None` for a pointer this library never issued.
+pub(crate) fn lookup(device: *const nvmlDevice_st) -> Option<DeviceId> {
+    HANDLES.lock().by_addr.get(&(device as usize)).copied()
+}
+
+static CALLS: LazyLock<Mutex<HashMap<&'static str, u64>>> = LazyLock::new(Mutex::default);
+
+pub(crate) fn count_call(name: &'static str) {
+    *CALLS.lock().entry(name).or_insert(0) += 1;
+}
+
+/// How many times this process called the exported function `name` (through
+/// this copy of the library), successful or not.
+pub fn call_count(name: &str) -> u64 {
+    CALLS.lock().get(name).copied().unwrap_or(0)
+}
+
+/// Resets every call counter to zero.
+pub fn reset_call_counts() {
+    CALLS.lock().clear();
+}
