@@ -47,7 +47,7 @@ doc: ## API docs, warnings as errors
 
 .PHONY: test-rust
 test-rust: fake-nvml ## Rust unit and integration tests (against the fake NVML)
-	$(CARGO) test --workspace
+	$(CARGO) test
 
 .PHONY: test-python
 test-python: fake-nvml ## Python tests: the fake NVML through nvidia-ml-py, the exposition through prometheus_client
@@ -63,6 +63,10 @@ golden: fake-nvml ## Regenerate the golden .prom files after an intended output 
 .PHONY: bench
 bench: fake-nvml ## Criterion benchmarks (sample + encode through the fake NVML, encode alone)
 	$(CARGO) bench -p algalon-benches
+
+.PHONY: bench-own-work
+bench-own-work: fake-nvml ## Algalon's own instructions per sample vs time inside NVML (callgrind)
+	python3 benches/scripts/own-work.py
 
 .PHONY: metrics-doc
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)

@@ -29,6 +29,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::collectors::{CollectorConfig, MetricType as CsvType};
+use crate::jobs::{GpuReport, JobReport};
 use crate::snapshot::{GpuSample, Snapshot, Value, unix_seconds};
 
 /// The exposition format to write.
@@ -50,12 +51,60 @@ impl Format {
     }
 
     /// Picks the format a scraper asks for in its `Accept` header:
-    /// OpenMetrics when it lists `application/openmetrics-text`, else text.
+    /// OpenMetrics when it lists `application/openmetrics-text` with a
+    /// weight at least that of `text/plain`, else text.
     pub fn from_accept(accept: Option<&str>) -> Format {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+        let Some(accept) = accept else {
+            return Format::PrometheusText;
+        };
+        let weight = |media: &str| -> Option<f32> {
+            accept
+                .split(',')
+                .filter_map(|part| {
+                    let mut params = part.split(';').map(str::trim);
+                    let kind = params.next()?;
+                    if !kind.eq_ignore_ascii_case(media) {
+                        return None;
+                    }
+                    let q = params
+                        .find_map(|p| p.strip_prefix("q="))
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .unwrap_or(1.0);
+                    Some(q)
+                })
+                .reduce(f32::max)
+        };
+        match (weight("application/openmetrics-text"), weight("text/plain")) {
+            (Some(om), text) if om > 0.0 && om >= text.unwrap_or(0.0) => Format::OpenMetrics,
             _ => Format::PrometheusText,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn accept_header_negotiation() {
+        let f = |a: &str| Format::from_accept(Some(a));
+        assert_eq!(Format::from_accept(None), Format::PrometheusText);
+        assert_eq!(f("*/*"), Format::PrometheusText);
+        // What Prometheus 2.x sends.
+        assert_eq!(
+            f(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            ),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            f("application/openmetrics-text;q=0"),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            f("text/plain;version=0.0.4,application/openmetrics-text;q=0.5"),
+            Format::PrometheusText
+        );
     }
 }
 
@@ -345,4 +394,174 @@ fn encode_self_metrics(
         }
     }
     Ok(())
+}
+
+/// Job series (see [`crate::jobs::encode_reports`]).
+pub(crate) fn encode_jobs(reports: &[(JobReport, bool)], format: Format) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(JobCollector {
+        reports: reports.to_vec(),
+    }));
+    let mut out = String::with_capacity(4096);
+    let written = match format {
+        Format::PrometheusText => {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        }
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+    };
+    written.expect("encoding into a String does not fail");
+    out
+}
+
+#[derive(Debug)]
+struct JobCollector {
+    reports: Vec<(JobReport, bool)>,
+}
+
+impl Collector for JobCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        if self.reports.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = self
+            .reports
+            .iter()
+            .map(|(r, _)| r.id.0.to_string())
+            .collect();
+        {
+            let mut family = encoder.encode_descriptor(
+                "algalon_job",
+                "A job or window measured by Algalon: its name and identity (Slurm, torchrun, Kubernetes, user labels).",
+                None,
+                MetricType::Info,
+            )?;
+            for ((report, _), id) in self.reports.iter().zip(&ids) {
+                let mut labels: Vec<(String, Cow<'_, str>)> = vec![
+                    ("job_id".to_owned(), Cow::Borrowed(id)),
+                    ("job_name".to_owned(), Cow::Borrowed(&report.name)),
+                ];
+                for (k, v) in &report.labels {
+                    let key = crate::jobs::sanitize_label_name(k);
+                    if !labels.iter().any(|(existing, _)| *existing == key) {
+                        labels.push((key, Cow::Borrowed(v)));
+                    }
+                }
+                family.encode_info(&labels)?;
+            }
+        }
+        type JobReading = fn(&JobReport, bool) -> Option<Value>;
+        let per_job: [(&str, &str, MetricType, JobReading); 2] = [
+            (
+                "algalon_job_duration_seconds",
+                "Time between the first and the last sample of the job.",
+                MetricType::Gauge,
+                |r, _| Some(Value::Float(r.duration_s)),
+            ),
+            (
+                "algalon_job_running",
+                "Whether the job's window is still open (1) or ended (0).",
+                MetricType::Gauge,
+                |_, running| Some(Value::Int(u64::from(running))),
+            ),
+        ];
+        for (name, help, metric_type, reading) in per_job {
+            let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+            for ((report, running), id) in self.reports.iter().zip(&ids) {
+                let Some(v) = reading(report, *running) else {
+                    continue;
+                };
+                let labels = [("job_id", id.as_str())];
+                let mut sample = family.encode_family(&labels)?;
+                match v {
+                    Value::Int(v) => sample.encode_gauge(&v)?,
+                    Value::Float(v) => sample.encode_gauge(&v)?,
+                }
+            }
+        }
+        if self.reports.iter().any(|(r, _)| !r.counts.is_empty()) {
+            let mut family = encoder.encode_descriptor(
+                "algalon_job_progress",
+                "Progress the job reported (samples, tokens, …), by unit.",
+                None,
+                MetricType::Counter,
+            )?;
+            for ((report, _), id) in self.reports.iter().zip(&ids) {
+                for (unit, n) in &report.counts {
+                    let labels = [("job_id", id.as_str()), ("unit", unit.as_str())];
+                    family
+                        .encode_family(&labels)?
+                        .encode_counter::<NoLabelSet, _, u64>(&(n.max(0.0) as u64), None)?;
+                }
+            }
+        }
+        type GpuReading = fn(&GpuReport) -> Option<f64>;
+        let per_gpu: [(&str, &str, MetricType, GpuReading); 6] = [
+            (
+                "algalon_job_gpu_energy_joules",
+                "Energy the GPU used during the job, in joules; source says whether from NVML's energy counter or integrated power.",
+                MetricType::Counter,
+                |g| g.energy_j,
+            ),
+            (
+                "algalon_job_gpu_utilization_mean_ratio",
+                "Mean GPU utilization during the job (0-1).",
+                MetricType::Gauge,
+                |g| g.util_mean.map(|u| u / 100.0),
+            ),
+            (
+                "algalon_job_gpu_utilization_max_ratio",
+                "Highest GPU utilization during the job (0-1).",
+                MetricType::Gauge,
+                |g| g.util_max.map(|u| u / 100.0),
+            ),
+            (
+                "algalon_job_gpu_memory_peak_bytes",
+                "Highest GPU memory used during the job, in bytes.",
+                MetricType::Gauge,
+                |g| g.memory_peak_bytes.map(|b| b as f64),
+            ),
+            (
+                "algalon_job_gpu_power_mean_watts",
+                "Mean GPU power draw during the job, in watts.",
+                MetricType::Gauge,
+                |g| g.power_mean_w,
+            ),
+            (
+                "algalon_job_gpu_process_memory_peak_bytes",
+                "Highest GPU memory used by the job's own processes, in bytes.",
+                MetricType::Gauge,
+                |g| g.process_memory_peak_bytes.map(|b| b as f64),
+            ),
+        ];
+        for (name, help, metric_type, reading) in per_gpu {
+            let present = self
+                .reports
+                .iter()
+                .any(|(r, _)| r.gpus.iter().any(|g| reading(g).is_some()));
+            if !present {
+                continue;
+            }
+            let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+            for ((report, _), id) in self.reports.iter().zip(&ids) {
+                for g in &report.gpus {
+                    let Some(v) = reading(g) else { continue };
+                    let index = g.index.to_string();
+                    let mut labels = vec![
+                        ("job_id", id.as_str()),
+                        ("gpu", index.as_str()),
+                        ("UUID", g.uuid.as_str()),
+                    ];
+                    if metric_type == MetricType::Counter {
+                        labels.push(("source", g.energy_source.map_or("", |s| s.as_str())));
+                        family
+                            .encode_family(&labels)?
+                            .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+                    } else {
+                        family.encode_family(&labels)?.encode_gauge(&v)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -71,9 +71,9 @@ pub enum Error {
     },
 
     /// A device selector (index or UUID) matched no GPU.
-    #[error("no GPU matches {selector:?}: this host has {available}")]
+    #[error("no GPU matches {selector}: this host has {available}")]
     NoSuchDevice {
-        /// The selector as given.
+        /// The selector as given, quoted, with any qualification.
         selector: String,
         /// The GPUs that do exist, for the message.
         available: String,

@@ -43,6 +43,7 @@ pub mod catalog;
 pub mod collectors;
 mod encoder;
 mod error;
+pub mod jobs;
 pub mod procinfo;
 mod sampler;
 mod snapshot;

@@ -283,6 +283,7 @@ impl Sampler {
         }
         self.seq += 1;
         let mut driver_gone = false;
+        let mut newly_unsupported: BTreeMap<Field, Vec<u32>> = BTreeMap::new();
         let Sampler {
             cell,
             slots,
@@ -326,13 +327,25 @@ impl Sampler {
                     .iter_mut()
                     .zip(gpm.prev.iter_mut())
                     .map(|(slot, gpm_prev)| {
-                        let (gpu, gone) = sample_gpu(&ctx, slot, gpm_prev, errors);
+                        let (gpu, gone) =
+                            sample_gpu(&ctx, slot, gpm_prev, errors, &mut newly_unsupported);
                         driver_gone |= gone;
                         gpu
                     })
                     .collect()
             })
         };
+        // One line per field, not per GPU and field: an 8-GPU node lacking a
+        // field says so once.
+        for (field, gpus) in newly_unsupported {
+            let list: Vec<String> = gpus.iter().map(u32::to_string).collect();
+            log::info!(
+                "{} is not available on GPU {} ({} not supported); its series are left out",
+                field.name(),
+                list.join(", "),
+                field.def().source.call_name()
+            );
+        }
         if driver_gone {
             log::warn!("NVML reports the driver gone; re-initialising on the next sample");
             self.reopen = true;
@@ -498,9 +511,9 @@ fn select_devices(nvml: &Nvml, selectors: Option<&[String]>) -> Result<Vec<Slot>
                     format!("GPUs {}", available.join(", "))
                 };
                 let selector = if matched.len() > 1 {
-                    format!("{s} (ambiguous: matches {} GPUs)", matched.len())
+                    format!("{s:?} (ambiguous: matches {} GPUs)", matched.len())
                 } else {
-                    s.to_owned()
+                    format!("{s:?}")
                 };
                 return Err(Error::NoSuchDevice {
                     selector,
@@ -613,6 +626,7 @@ fn sample_gpu<'n>(
     slot: &mut Slot,
     gpm_prev: &mut Option<GpmSample<'n>>,
     errors: &mut BTreeMap<(&'static str, &'static str), u64>,
+    newly_unsupported: &mut BTreeMap<Field, Vec<u32>>,
 ) -> (GpuSample, bool) {
     let device = match ctx.nvml.device_by_index(slot.index) {
         Ok(d) => d,
@@ -645,7 +659,7 @@ fn sample_gpu<'n>(
             Ok(value) => gpu.set(field, value),
             Err(e) => match verdict(&e) {
                 Verdict::Unsupported => {
-                    log::info!(
+                    log::debug!(
                         "GPU {} ({}): {} is not available ({}: {e}); series left out",
                         slot.index,
                         slot.name,
@@ -653,6 +667,7 @@ fn sample_gpu<'n>(
                         def.source.call_name()
                     );
                     slot.unsupported.insert(field);
+                    newly_unsupported.entry(field).or_default().push(slot.index);
                 }
                 Verdict::Absent => {}
                 Verdict::Failed => {
@@ -850,10 +865,7 @@ fn read<'n>(
     }
 }
 
-fn read_field_values(
-    device: &Device<'_>,
-    ids: &[FieldId],
-) -> Result<FieldValues, NvmlError> {
+fn read_field_values(device: &Device<'_>, ids: &[FieldId]) -> Result<FieldValues, NvmlError> {
     let samples = device.field_values_for(ids)?;
     Ok(ids
         .iter()
@@ -988,11 +1000,27 @@ pub struct BackgroundSampler {
     thread: Option<JoinHandle<()>>,
 }
 
+type OnSample = Box<dyn FnMut(&Arc<Snapshot>) + Send>;
+
 struct BgShared {
     latest: RwLock<Arc<Snapshot>>,
+    /// The sampler and the callback, taken together so that snapshots are
+    /// published (and handed to the callback) in the order they were taken.
+    engine: Mutex<(Sampler, OnSample)>,
     stop: Mutex<bool>,
     wake: Condvar,
     interval: Duration,
+}
+
+impl BgShared {
+    fn sample_and_publish(&self) -> Arc<Snapshot> {
+        let mut engine = self.engine.lock();
+        let (sampler, on_sample) = &mut *engine;
+        let snapshot = Arc::new(sampler.sample());
+        *self.latest.write() = Arc::clone(&snapshot);
+        on_sample(&snapshot);
+        snapshot
+    }
 }
 
 impl std::fmt::Debug for BackgroundSampler {
@@ -1004,11 +1032,16 @@ impl std::fmt::Debug for BackgroundSampler {
     }
 }
 
+/// How long dropping a [`BackgroundSampler`] waits for an in-flight sample
+/// (a hung NVML call) before leaving the thread to finish on its own.
+const DROP_WAIT: Duration = Duration::from_secs(5);
+
 impl BackgroundSampler {
     /// Takes a first sample now (so [`latest`](Self::latest) has data at
     /// once), then samples every `interval` on a thread named
-    /// `algalon-sampler`. `on_sample` runs on that thread after each sample
-    /// is published — the exporter pre-encodes its `/metrics` body there.
+    /// `algalon-sampler`. `on_sample` runs after each sample is published —
+    /// the exporter pre-encodes its `/metrics` body there, the job tracker
+    /// accumulates windows.
     pub fn spawn<F>(mut sampler: Sampler, interval: Duration, mut on_sample: F) -> Result<Self>
     where
         F: FnMut(&Arc<Snapshot>) + Send + 'static,
@@ -1020,6 +1053,7 @@ impl BackgroundSampler {
         on_sample(&first);
         let shared = Arc::new(BgShared {
             latest: RwLock::new(first),
+            engine: Mutex::new((sampler, Box::new(on_sample))),
             stop: Mutex::new(false),
             wake: Condvar::new(),
             interval,
@@ -1039,9 +1073,7 @@ impl BackgroundSampler {
                             return;
                         }
                     }
-                    let snapshot = Arc::new(sampler.sample());
-                    *thread_shared.latest.write() = Arc::clone(&snapshot);
-                    on_sample(&snapshot);
+                    thread_shared.sample_and_publish();
                     next += interval;
                     let now = Instant::now();
                     if next < now {
@@ -1064,6 +1096,13 @@ impl BackgroundSampler {
         Arc::clone(&self.shared.latest.read())
     }
 
+    /// Takes a sample now, on the calling thread, and publishes it like a
+    /// scheduled one (the callback runs too). Job windows use this for exact
+    /// boundaries. Waits for an in-flight scheduled sample to finish first.
+    pub fn sample_now(&self) -> Arc<Snapshot> {
+        self.shared.sample_and_publish()
+    }
+
     /// The sampling interval.
     pub fn interval(&self) -> Duration {
         self.shared.interval
@@ -1071,20 +1110,44 @@ impl BackgroundSampler {
 
     /// Stops the thread and waits for it (at most one in-flight sample).
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        *self.shared.stop.lock() = true;
-        self.shared.wake.notify_all();
+        self.signal_stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+
+    /// Stops the thread, waiting at most `timeout` for an in-flight sample.
+    /// Returns false when the thread was still busy (a hung NVML call); it is
+    /// then left to exit on its own when the call returns.
+    pub fn stop_timeout(mut self, timeout: Duration) -> bool {
+        self.stop_within(timeout)
+    }
+
+    fn signal_stop(&self) {
+        *self.shared.stop.lock() = true;
+        self.shared.wake.notify_all();
+    }
+
+    fn stop_within(&mut self, timeout: Duration) -> bool {
+        self.signal_stop();
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        let deadline = Instant::now() + timeout;
+        while !thread.is_finished() {
+            if Instant::now() >= deadline {
+                log::warn!("the sampling thread is stuck in an NVML call; leaving it behind");
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = thread.join();
+        true
     }
 }
 
 impl Drop for BackgroundSampler {
     fn drop(&mut self) {
-        self.shutdown();
+        self.stop_within(DROP_WAIT);
     }
 }

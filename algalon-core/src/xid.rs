@@ -16,8 +16,10 @@ use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 use parking_lot::Mutex;
 
-/// How long one `nvmlEventSetWait` blocks; bounds how long stopping takes.
-const WAIT_MS: u32 = 200;
+/// How long one `nvmlEventSetWait` blocks: two wake-ups a second keep an idle
+/// exporter idle, and stopping the sampler waits at most this long (NVML is
+/// shut down only once the thread has let go of it).
+const WAIT_MS: u32 = 500;
 
 /// XID history of one GPU.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,7 +100,9 @@ fn listen(nvml: &Nvml, indices: &[u32], shared: &Shared, ready: std::sync::mpsc:
                     continue;
                 };
                 let Ok(index) = event.device.index() else {
-                    log::warn!("XID {xid} reported for a GPU whose index NVML cannot give");
+                    // XID 79 ("fell off the bus") typically comes from a GPU
+                    // that no longer answers at all.
+                    log::warn!("XID {xid} reported for a GPU that no longer answers NVML");
                     continue;
                 };
                 log::warn!("GPU {index}: XID {xid}");

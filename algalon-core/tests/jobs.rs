@@ -1,0 +1,147 @@
+//! Job windows over real samples of the fake NVML.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use algalon_core::jobs::{EnergySource, JobTracker, WindowSpec, encode_reports};
+use algalon_core::{BackgroundSampler, Format};
+use common::{options, sampler, scenario, with_scenario};
+
+const H100: &str = "GPU-11111111-2222-3333-4444-555555555550";
+const T4: &str = "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeee1";
+
+fn within(actual: f64, expected: f64, rel: f64) -> bool {
+    (actual - expected).abs() <= expected.abs() * rel
+}
+
+#[test]
+fn windows_measure_energy_utilization_and_memory() {
+    with_scenario(&scenario("constant"), None, || {
+        let tracker = Arc::new(JobTracker::new());
+        let feed = Arc::clone(&tracker);
+        let opts = algalon_core::SamplerOptions {
+            processes: true,
+            ..options()
+        };
+        let bg = BackgroundSampler::spawn(sampler(opts), Duration::from_millis(50), move |s| {
+            feed.observe(s)
+        })
+        .expect("spawn");
+
+        let outer = tracker.begin(WindowSpec {
+            name: "finetune".into(),
+            labels: [("team".to_owned(), "nlp".to_owned())].into(),
+            gpus: None,
+            pids: Some(vec![4242]),
+        });
+        bg.sample_now();
+        std::thread::sleep(Duration::from_millis(300));
+        let inner = tracker.begin(WindowSpec {
+            name: "epoch-1".into(),
+            gpus: Some(vec![T4.to_owned()]),
+            ..WindowSpec::default()
+        });
+        bg.sample_now();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(tracker.count(outer, "samples", 1000.0));
+        bg.sample_now();
+        let inner_report = tracker.end(inner).expect("inner open");
+        std::thread::sleep(Duration::from_millis(200));
+        bg.sample_now();
+        let report = tracker.end(outer).expect("outer open");
+        assert!(tracker.end(outer).is_none(), "ended once");
+
+        assert_eq!(report.name, "finetune");
+        assert_eq!(report.labels.get("team").map(String::as_str), Some("nlp"));
+        assert!(report.duration_s >= 0.75, "{}", report.duration_s);
+        let [h100, t4] = report.gpus.as_slice() else {
+            panic!("{:?}", report.gpus)
+        };
+        assert_eq!((h100.uuid.as_str(), t4.uuid.as_str()), (H100, T4));
+
+        // H100: energy from the counter = 312.5 W × duration.
+        assert_eq!(h100.energy_source, Some(EnergySource::Counter));
+        let e = h100.energy_j.expect("energy");
+        assert!(
+            within(e, 312.5 * report.duration_s, 0.05),
+            "{e} J over {} s",
+            report.duration_s
+        );
+        assert_eq!(h100.util_mean, Some(85.0));
+        assert_eq!(h100.util_max, Some(85.0));
+        assert_eq!(h100.memory_peak_bytes, Some(40000 << 20));
+        assert_eq!(h100.power_mean_w, Some(312.5));
+        assert_eq!(h100.temperature_max_c, Some(63.0));
+        assert_eq!(h100.process_memory_peak_bytes, Some(30000 << 20));
+        assert!(h100.samples >= 4, "{}", h100.samples);
+
+        // T4 has no energy counter: integrated power, and the report says so.
+        assert_eq!(t4.energy_source, Some(EnergySource::Integrated));
+        let note = t4.energy_note.as_deref().expect("a note");
+        assert!(note.contains("no energy counter"), "{note}");
+        let e = t4.energy_j.expect("integrated energy");
+        assert!(within(e, 27.25 * report.duration_s, 1e-6), "{e}");
+        assert_eq!(
+            t4.process_memory_peak_bytes, None,
+            "no process of the job on the T4"
+        );
+
+        let total = report.energy_j.expect("total");
+        assert!(within(total, h100.energy_j.unwrap_or(0.0) + e, 1e-9));
+        let per = report.energy_per("samples").expect("J per sample");
+        assert!(within(per, total / 1000.0, 1e-9));
+
+        // The nested window covers only the T4 and its own time span.
+        assert_eq!(inner_report.gpus.len(), 1);
+        assert_eq!(inner_report.gpus[0].uuid, T4);
+        assert!(inner_report.duration_s < report.duration_s);
+
+        let table = report.table();
+        assert!(table.contains("job \"finetune\""), "{table}");
+        assert!(table.contains("integrated"), "{table}");
+        assert!(table.contains("J per samples"), "{table}");
+
+        let text = encode_reports(&tracker.reports(), Format::PrometheusText);
+        assert!(
+            text.contains("algalon_job_info{job_id=\"1\",job_name=\"finetune\",team=\"nlp\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("algalon_job_gpu_energy_joules_total{{job_id=\"1\",gpu=\"0\",UUID=\"{H100}\",source=\"counter\"}}")), "{text}");
+        assert!(
+            text.contains("algalon_job_running{job_id=\"2\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("algalon_job_progress_total{job_id=\"1\",unit=\"samples\"} 1000"),
+            "{text}"
+        );
+        bg.stop();
+    });
+}
+
+#[test]
+fn a_window_with_one_sample_says_energy_cannot_be_measured() {
+    with_scenario(&scenario("constant"), None, || {
+        let tracker = Arc::new(JobTracker::new());
+        let feed = Arc::clone(&tracker);
+        let bg =
+            BackgroundSampler::spawn(sampler(options()), Duration::from_secs(3600), move |s| {
+                feed.observe(s)
+            })
+            .expect("spawn");
+        let id = tracker.begin(WindowSpec {
+            name: "blink".into(),
+            ..WindowSpec::default()
+        });
+        bg.sample_now();
+        let report = tracker.end(id).expect("open");
+        for g in &report.gpus {
+            assert_eq!(g.energy_j, None, "never a made-up 0 J");
+            let note = g.energy_note.as_deref().unwrap_or_default();
+            assert!(note.contains("fewer than two samples"), "{note}");
+        }
+        assert_eq!(report.energy_j, None);
+    });
+}

@@ -1,0 +1,202 @@
+//! HTTP basic auth against bcrypt hashes, as the exporter-toolkit does it.
+//!
+//! * An unknown user name is verified against a dummy hash of the same cost,
+//!   so the response time does not tell which user names exist.
+//! * bcrypt runs on the blocking pool, at most one per core at a time, so
+//!   a burst of bad passwords cannot starve the scrape path.
+//! * A successful (user, password) is remembered as a salted SHA-256 digest
+//!   — never the password itself — so a scraper does not pay a full bcrypt
+//!   per scrape. The cache belongs to one loaded config: a reload that
+//!   changes a hash starts from empty.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+/// Most remembered successful logins before the cache is cleared.
+const CACHE_LIMIT: usize = 1024;
+
+/// bcrypt costs above this take seconds per request; refuse them up front.
+const MAX_COST: u32 = 16;
+
+/// Checked basic-auth users.
+pub struct BasicAuth {
+    users: HashMap<String, String>,
+    dummy: String,
+    salt: [u8; 32],
+    cache: Mutex<HashSet<[u8; 32]>>,
+    bcrypt_slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cost of a bcrypt hash (`$2y$10$…` → 10), or why it is not one.
+fn bcrypt_cost(hash: &str) -> Result<u32, String> {
+    let parts: Vec<&str> = hash.split('$').collect();
+    let [empty, variant, cost, rest] = parts.as_slice() else {
+        return Err(
+            "not a bcrypt hash (expected $2y$COST$…, e.g. from `htpasswd -nBC 10 USER`)".into(),
+        );
+    };
+    if !empty.is_empty() || !matches!(*variant, "2a" | "2b" | "2x" | "2y") || rest.len() != 53 {
+        return Err(
+            "not a bcrypt hash (expected $2y$COST$…, e.g. from `htpasswd -nBC 10 USER`)".into(),
+        );
+    }
+    let cost: u32 = cost
+        .parse()
+        .map_err(|_| format!("bcrypt cost {cost:?} is not a number"))?;
+    if !(4..=MAX_COST).contains(&cost) {
+        return Err(format!(
+            "bcrypt cost {cost} is outside 4..={MAX_COST} (each request would wait on it); \
+             re-hash with cost 10-12"
+        ));
+    }
+    Ok(cost)
+}
+
+impl BasicAuth {
+    /// Checks every hash; on error returns the user and what is wrong.
+    pub fn new(users: &BTreeMap<String, String>) -> Result<BasicAuth, (String, String)> {
+        let mut cost = 4;
+        for (user, hash) in users {
+            if user.contains(':') {
+                return Err((user.clone(), "a user name cannot contain ':'".into()));
+            }
+            cost = cost.max(bcrypt_cost(hash).map_err(|m| (user.clone(), m))?);
+        }
+        let mut salt = [0u8; 32];
+        getrandom::fill(&mut salt).map_err(|e| {
+            (
+                String::new(),
+                format!("no randomness for the auth cache: {e}"),
+            )
+        })?;
+        let dummy = bcrypt::hash("algalon-exporter dummy password", cost)
+            .map_err(|e| (String::new(), format!("cannot prepare the dummy hash: {e}")))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(BasicAuth {
+            users: users.iter().map(|(u, h)| (u.clone(), h.clone())).collect(),
+            dummy,
+            salt,
+            cache: Mutex::new(HashSet::new()),
+            bcrypt_slots: Arc::new(Semaphore::new(cores.max(1))),
+        })
+    }
+
+    fn digest(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update(user.as_bytes());
+        h.update([0u8]);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Whether an `Authorization` header value carries valid credentials.
+    pub async fn check(self: &Arc<Self>, header: Option<&[u8]>) -> bool {
+        let Some((user, password)) = header.and_then(parse_basic) else {
+            return false;
+        };
+        let key = self.digest(&user, &password);
+        if self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key)
+        {
+            return true;
+        }
+        let (hash, known) = match self.users.get(&user) {
+            Some(h) => (h.clone(), true),
+            None => (self.dummy.clone(), false),
+        };
+        let Ok(slot) = Arc::clone(&self.bcrypt_slots).acquire_owned().await else {
+            return false;
+        };
+        // The slot moves into the blocking task: a request that times out
+        // does not free it before the hash is actually done.
+        let verified = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            bcrypt::verify(password, &hash)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false);
+        let ok = verified && known;
+        if ok {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key);
+        }
+        ok
+    }
+}
+
+/// `Basic base64(user:password)` → (user, password).
+fn parse_basic(value: &[u8]) -> Option<(String, String)> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(user: &str, pass: &str) -> Vec<u8> {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        format!("Basic {token}").into_bytes()
+    }
+
+    #[test]
+    fn parses_basic_header() {
+        assert_eq!(
+            parse_basic(&header("alice", "pa:ss")),
+            Some(("alice".into(), "pa:ss".into()))
+        );
+        assert_eq!(parse_basic(b"Bearer abc"), None);
+        assert_eq!(parse_basic(b"Basic !!!"), None);
+    }
+
+    #[test]
+    fn cost_is_read_and_bounded() {
+        let h = bcrypt::hash("x", 4).expect("hash");
+        assert_eq!(bcrypt_cost(&h), Ok(4));
+        assert!(bcrypt_cost("plaintext").is_err());
+        assert!(bcrypt_cost(&h.replacen("$04$", "$31$", 1)).is_err());
+    }
+
+    #[tokio::test]
+    async fn verifies_users() {
+        let mut users = BTreeMap::new();
+        users.insert("alice".to_owned(), bcrypt::hash("secret", 4).expect("hash"));
+        let auth = Arc::new(BasicAuth::new(&users).expect("valid"));
+        assert!(auth.check(Some(&header("alice", "secret"))).await);
+        // Cached the second time.
+        assert!(auth.check(Some(&header("alice", "secret"))).await);
+        assert!(!auth.check(Some(&header("alice", "wrong"))).await);
+        assert!(!auth.check(Some(&header("bob", "secret"))).await);
+        assert!(!auth.check(None).await);
+    }
+}

@@ -1,0 +1,77 @@
+//! `algalon-exporter`: serves every NVIDIA GPU's NVML readings as Prometheus
+//! metrics under dcgm-exporter's names, labels and flags. See `--help`.
+//!
+//! The binary is thin: the CLI ([`cli`]), HTTP ([`server`]), web config
+//! ([`webconfig`], [`auth`]) and signals ([`app`]). Sampling and encoding
+//! live in `algalon-core`.
+
+#![forbid(unsafe_code)]
+
+mod app;
+mod auth;
+mod cli;
+mod error;
+mod healthcheck;
+mod logging;
+mod sampling;
+mod server;
+mod state;
+mod webconfig;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    if cli.version {
+        print_version(&cli);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(url) = &cli.healthcheck {
+        let url = if url == "auto" {
+            healthcheck::auto_url(&cli.address, cli.web_config_file.as_deref())
+        } else {
+            url.clone()
+        };
+        return if healthcheck::run(&url) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    logging::init(cli.log_format, cli.log_level);
+    match app::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("algalon-exporter: {}", e.one_line());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Version, commit, and the NVML this host would use (loading it is the
+/// only way to know).
+fn print_version(cli: &cli::Cli) {
+    println!(
+        "algalon-exporter {} (git {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("ALGALON_GIT_HASH")
+    );
+    let options = algalon_core::SamplerOptions {
+        nvml_lib: cli.nvml_lib.clone(),
+        fields: Vec::new(),
+        devices: None,
+        processes: false,
+        xid_events: false,
+        ..algalon_core::SamplerOptions::default()
+    };
+    match algalon_core::Sampler::new(options) {
+        Ok(sampler) => println!(
+            "NVML {} ({})",
+            sampler.nvml_version().unwrap_or("version unknown"),
+            sampler.library()
+        ),
+        Err(e) => println!("NVML not available: {e}"),
+    }
+}

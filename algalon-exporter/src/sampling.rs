@@ -1,0 +1,230 @@
+//! Owns the background sampler and re-encodes each snapshot into the
+//! published bodies, on the sampler thread.
+//!
+//! A collectors reload that only narrows or relabels what is exported swaps
+//! the encoder and re-encodes the latest snapshot at once. One that needs a
+//! field the running sampler does not read starts a new sampler (a new NVML
+//! session) first and switches over only when it is up, so a failure leaves
+//! the old one serving. A generation number keeps a retiring sampler's last
+//! in-flight sample from overwriting the new one's body.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use algalon_core::{
+    BackgroundSampler, CORE_FIELDS, CollectorConfig, Encoder, Field, Sampler, SamplerOptions,
+    Snapshot,
+};
+use arc_swap::ArcSwap;
+
+use crate::state::{Published, Shared};
+
+/// The running sampler and how its output is encoded.
+#[derive(Debug)]
+pub struct Sampling {
+    base: SamplerOptions,
+    interval: Duration,
+    hostname_label: bool,
+    published: Shared,
+    encoder: Arc<ArcSwap<Encoder>>,
+    /// Serialises publishing with encoder swaps.
+    publish_lock: Arc<Mutex<()>>,
+    generation: Arc<AtomicU64>,
+    current: Mutex<Option<Running>>,
+    nvml_library: String,
+}
+
+#[derive(Debug)]
+struct Running {
+    bg: BackgroundSampler,
+    fields: HashSet<Field>,
+}
+
+/// Read besides the collectors' fields so the `/` page can draw power
+/// against the limit; they appear in `/api/v1/gpus`, not in `/metrics`.
+const PAGE_FIELDS: &[Field] = &[Field::EnforcedPowerLimit];
+
+/// Which fields a sampler for `config` reads.
+fn fields_of(config: &CollectorConfig) -> HashSet<Field> {
+    config
+        .fields()
+        .chain(CORE_FIELDS.iter().copied())
+        .chain(PAGE_FIELDS.iter().copied())
+        .collect()
+}
+
+/// Sampler options for `config`.
+fn options_for(base: &SamplerOptions, config: &CollectorConfig) -> SamplerOptions {
+    let mut options = base.clone().with_collectors(config);
+    for field in PAGE_FIELDS {
+        if !options.fields.contains(field) {
+            options.fields.push(*field);
+        }
+    }
+    options
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Sampling {
+    /// Opens NVML, takes the first sample and starts sampling every
+    /// `interval`. `base.fields` is ignored: `config` decides.
+    pub fn start(
+        base: SamplerOptions,
+        config: CollectorConfig,
+        interval: Duration,
+        hostname_label: bool,
+        published: Shared,
+    ) -> algalon_core::Result<Sampling> {
+        let encoder = Arc::new(ArcSwap::from_pointee(make_encoder(
+            config.clone(),
+            hostname_label,
+        )));
+        let sampler = Sampler::new(options_for(&base, &config))?;
+        let nvml_library = sampler.library().to_owned();
+        let sampling = Sampling {
+            base,
+            interval,
+            hostname_label,
+            published,
+            encoder,
+            publish_lock: Arc::new(Mutex::new(())),
+            generation: Arc::new(AtomicU64::new(1)),
+            current: Mutex::new(None),
+            nvml_library,
+        };
+        let bg = BackgroundSampler::spawn(sampler, interval, sampling.on_sample(1))?;
+        *lock(&sampling.current) = Some(Running {
+            bg,
+            fields: fields_of(&config),
+        });
+        Ok(sampling)
+    }
+
+    /// The NVML library in use (path or soname).
+    pub fn nvml_library(&self) -> &str {
+        &self.nvml_library
+    }
+
+    /// The most recent snapshot, if sampling runs.
+    pub fn latest(&self) -> Option<Arc<Snapshot>> {
+        lock(&self.current).as_ref().map(|r| r.bg.latest())
+    }
+
+    /// The closure the sampler thread calls after each sample.
+    fn on_sample(&self, generation: u64) -> impl FnMut(&Arc<Snapshot>) + Send + 'static {
+        let current = Arc::clone(&self.generation);
+        let lock_ = Arc::clone(&self.publish_lock);
+        let encoder = Arc::clone(&self.encoder);
+        let published = Arc::clone(&self.published);
+        let mut last_down = 0usize;
+        move |snapshot: &Arc<Snapshot>| {
+            let _guard = lock(&lock_);
+            if current.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            let started = std::time::Instant::now();
+            let rendered = Published::render(snapshot, &encoder.load());
+            let render_time = started.elapsed();
+            if rendered.down.len() != last_down {
+                if rendered.down.is_empty() {
+                    tracing::info!("every GPU is up again");
+                } else {
+                    tracing::warn!("GPUs down: {}", rendered.down.join("; "));
+                }
+                last_down = rendered.down.len();
+            }
+            tracing::debug!(
+                seq = snapshot.seq,
+                sample_ms = snapshot.duration.as_secs_f64() * 1000.0,
+                encode_ms = render_time.as_secs_f64() * 1000.0,
+                bytes = rendered.text.plain.len(),
+                "sample published"
+            );
+            published.store(Arc::new(rendered));
+        }
+    }
+
+    /// Applies a reloaded collectors config; on error the old one keeps serving.
+    pub fn apply(&self, config: CollectorConfig) -> algalon_core::Result<()> {
+        let mut current = lock(&self.current);
+        let needed = fields_of(&config);
+        let new_encoder = Arc::new(make_encoder(config.clone(), self.hostname_label));
+        if let Some(running) = current.as_ref()
+            && needed.is_subset(&running.fields)
+        {
+            // Same sampler: swap the encoder and re-encode the latest sample
+            // now, so the next scrape already sees the new config.
+            let _guard = lock(&self.publish_lock);
+            self.encoder.store(new_encoder);
+            let rendered = Published::render(&running.bg.latest(), &self.encoder.load());
+            self.published.store(Arc::new(rendered));
+            return Ok(());
+        }
+        // New fields: a new sampler, started before the old one is retired.
+        let sampler = Sampler::new(options_for(&self.base, &config))?;
+        let (old_generation, old_encoder) = {
+            let _guard = lock(&self.publish_lock);
+            let old = self.generation.fetch_add(1, Ordering::SeqCst);
+            (old, self.encoder.swap(new_encoder))
+        };
+        let generation = old_generation + 1;
+        match BackgroundSampler::spawn(sampler, self.interval, self.on_sample(generation)) {
+            Ok(bg) => {
+                if let Some(old) = current.replace(Running { bg, fields: needed }) {
+                    retire(old.bg);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let _guard = lock(&self.publish_lock);
+                self.generation.store(old_generation, Ordering::SeqCst);
+                self.encoder.store(old_encoder);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops sampling, waiting at most `grace` for an in-flight NVML call.
+    pub fn stop(&self, grace: Duration) {
+        let Some(running) = lock(&self.current).take() else {
+            return;
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("algalon-stop".into())
+            .spawn(move || {
+                running.bg.stop();
+                let _ = tx.send(());
+            });
+        if spawned.is_ok() && rx.recv_timeout(grace).is_err() {
+            tracing::warn!(
+                "the sampler did not stop within {grace:?} (NVML call still in progress); exiting anyway"
+            );
+        }
+    }
+}
+
+/// Stops a replaced sampler without waiting on it: a hung NVML call must
+/// not hold up the reload.
+fn retire(bg: BackgroundSampler) {
+    let spawned = std::thread::Builder::new()
+        .name("algalon-retire".into())
+        .spawn(move || bg.stop());
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start a thread to stop the old sampler: {e}");
+    }
+}
+
+fn make_encoder(config: CollectorConfig, hostname_label: bool) -> Encoder {
+    let encoder = Encoder::new(config);
+    if hostname_label {
+        encoder
+    } else {
+        encoder.without_hostname()
+    }
+}

@@ -1,0 +1,461 @@
+//! HTTP(S) serving: the axum router and a hand-written accept loop that adds
+//! what a server exposed to a whole cluster needs — a cap on concurrent
+//! connections, header size limits, header-read / handshake / request / idle
+//! timeouts, TLS chosen per connection from the current web config (so a
+//! SIGHUP can change it), and graceful shutdown.
+//!
+//! Handlers never call NVML and never encode: they clone pre-encoded bytes.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use algalon_core::Format;
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+    WWW_AUTHENTICATE,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::state::{Shared, accepts_gzip};
+use crate::webconfig::WebConfig;
+
+/// Time a client has to send a complete request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to complete a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a request may take once read (only basic auth can wait).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection with no bytes moving either way for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Largest request head (request line + headers) accepted.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Most request headers accepted.
+const MAX_HEADERS: usize = 64;
+/// Most over-the-cap connections being answered 503 at once.
+const REFUSALS_AT_ONCE: usize = 32;
+/// How long in-flight requests get to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The page at `/`.
+const INDEX_HTML: &str = include_str!("index.html");
+
+/// What the handlers read.
+#[derive(Debug)]
+pub struct AppState {
+    /// Pre-encoded bodies, replaced after every sample.
+    pub published: Shared,
+    /// Current web config (TLS, basic auth, extra headers).
+    pub web: Arc<ArcSwap<WebConfig>>,
+    /// /health turns 503 when the last sample is older than this.
+    pub stale_after: Duration,
+}
+
+/// The routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/api/v1/gpus", get(gpus))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
+        .with_state(state)
+}
+
+/// Basic auth (all paths but /health), the request timeout and the web
+/// config's extra headers.
+async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let web = state.web.load_full();
+    let work = async {
+        if req.uri().path() != "/health"
+            && let Some(auth) = &web.auth
+            && !auth
+                .check(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes))
+                .await
+        {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"algalon-exporter\", charset=\"UTF-8\""),
+                )],
+                "Unauthorized\n",
+            )
+                .into_response();
+        }
+        next.run(req).await
+    };
+    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+        Ok(r) => r,
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "request timed out\n").into_response(),
+    };
+    for (name, value) in &web.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
+    let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
+    let body = state.published.load().metrics(format, gzip).clone();
+    let mut response = Response::new(Body::from(body));
+    let h = response.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    if gzip {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let published = state.published.load();
+    let (status, text) = match published.health(Instant::now(), state.stale_after) {
+        Ok(msg) => (StatusCode::OK, msg),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+    };
+    (
+        status,
+        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        format!("{text}\n"),
+    )
+        .into_response()
+}
+
+async fn gpus(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.published.load().json.clone();
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                     connect-src 'self'; img-src 'self' data:",
+                ),
+            ),
+            (
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "not found: try /metrics, /health, /api/v1/gpus or /\n",
+    )
+        .into_response()
+}
+
+/// Serves `listener` until `shutdown` turns true, then lets in-flight
+/// requests finish (up to a grace period).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = router(Arc::clone(&state));
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
+    let mut last_full_warning: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            if last_full_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                tracing::warn!(
+                    "{max_connections} connections open (--max-connections): refusing {peer}"
+                );
+                last_full_warning = Some(Instant::now());
+            }
+            refuse(tcp, state.web.load().tls.is_some(), &refusals);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = state.web.load().tls.clone();
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            connection(tcp, tls, app, shutdown).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // Wait for the connections to drain: every slot back.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(
+        SHUTDOWN_GRACE + Duration::from_secs(1),
+        slots.acquire_many(all),
+    )
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some connections did not finish within the shutdown grace period");
+    }
+}
+
+/// Over the connection cap: a plain-HTTP client gets a 503, a TLS one is
+/// closed. The 503 is written by a short-lived task (at most
+/// `REFUSALS_AT_ONCE` of them, each done within a second) that lingers to
+/// read the request, so the client sees the answer instead of a reset.
+fn refuse(tcp: TcpStream, tls: bool, refusals: &Arc<Semaphore>) {
+    if tls {
+        return;
+    }
+    let Ok(permit) = Arc::clone(refusals).try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut tcp = tcp;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            tcp.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n\
+                  Connection: close\r\n\r\n",
+            )
+            .await?;
+            tcp.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            while tokio::io::AsyncReadExt::read(&mut tcp, &mut sink).await? > 0 {}
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        drop(permit);
+    });
+}
+
+async fn connection(
+    tcp: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: Router,
+    shutdown: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::new());
+    match tls {
+        None => {
+            drive(
+                Watched::new(tcp, Arc::clone(&activity)),
+                app,
+                shutdown,
+                activity,
+            )
+            .await
+        }
+        Some(config) => {
+            let mut tcp = tcp;
+            // A TLS connection starts with a handshake record (0x16). Anything
+            // else is most likely plain HTTP: say so, as Go's servers do.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+                Ok(Ok(1)) if first[0] != 0x16 => {
+                    let _ = tcp
+                        .write_all(
+                            b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\
+                              Connection: close\r\n\r\n\
+                              Client sent an HTTP request to an HTTPS server.\n",
+                        )
+                        .await;
+                    let _ = tcp.shutdown().await;
+                    return;
+                }
+                Ok(Ok(1)) => {}
+                _ => return,
+            }
+            let accepted =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(tcp))
+                    .await;
+            match accepted {
+                Ok(Ok(stream)) => {
+                    drive(
+                        Watched::new(stream, Arc::clone(&activity)),
+                        app,
+                        shutdown,
+                        activity,
+                    )
+                    .await;
+                }
+                Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn drive<I>(io: I, app: Router, mut shutdown: watch::Receiver<bool>, activity: Arc<Activity>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    if *shutdown.borrow() {
+        conn.as_mut().graceful_shutdown();
+    }
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!("connection ended: {e}");
+            }
+        }
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
+        }
+        _ = activity.idle_for(IDLE_TIMEOUT) => {
+            tracing::debug!("closing a connection idle for {IDLE_TIMEOUT:?}");
+        }
+    }
+}
+
+/// When bytes last moved on a connection, in ms since it opened.
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            opened: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once no byte has moved for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// An I/O stream that records activity for the idle timeout.
+struct Watched<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T> Watched<T> {
+    fn new(inner: T, activity: Arc<Activity>) -> Self {
+        Watched { inner, activity }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
