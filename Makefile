@@ -6,6 +6,9 @@ FAKE_NVML_DIR := $(CURDIR)/target/fake-nvml
 FAKE_NVML := $(FAKE_NVML_DIR)/libnvidia-ml.so.1
 export ALGALON_TEST_NVML_LIB ?= $(FAKE_NVML)
 export ALGALON_FAKE_NVML_DIR ?= $(FAKE_NVML_DIR)
+# Tests that need promtool fail instead of skipping when it is missing.
+export ALGALON_REQUIRE_PROMTOOL ?= 1
+export ALGALON_REQUIRE_PEER_TOOLS ?= 1
 
 .PHONY: help
 help: ## List the commands
@@ -62,11 +65,15 @@ golden: fake-nvml ## Regenerate the golden .prom files after an intended output 
 
 .PHONY: bench
 bench: fake-nvml ## Criterion benchmarks (sample + encode through the fake NVML, encode alone)
-	$(CARGO) bench -p algalon-benches
+	$(CARGO) bench -p algalon-benches --bench sample_encode
 
 .PHONY: bench-own-work
 bench-own-work: fake-nvml ## Algalon's own instructions per sample vs time inside NVML (callgrind)
 	python3 benches/scripts/own-work.py
+
+.PHONY: bench-exporter
+bench-exporter: ## wrk against a release exporter on loopback: throughput, latency, CPU, RSS, idle CPU
+	benches/scripts/exporter-load.sh
 
 .PHONY: metrics-doc
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)

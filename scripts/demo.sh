@@ -30,7 +30,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
 else
     scenario=${DEMO_SCENARIO:-$root/testing/scenarios/h100x8.json}
     echo "demo: no NVIDIA driver here — using simulated GPUs from $scenario"
-    make -s fake-nvml >/dev/null
+    make -s fake-nvml >/dev/null 2>&1
     export ALGALON_FAKE_NVML_SCENARIO=$scenario
     nvml_args=(--nvml-lib "$root/target/fake-nvml/libnvidia-ml.so.1")
 fi

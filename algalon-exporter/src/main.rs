@@ -53,7 +53,11 @@ fn main() -> ExitCode {
 /// Version, commit, and the NVML this host would use (loading it is the
 /// only way to know).
 fn print_version(cli: &cli::Cli) {
-    println!(
+    use std::io::Write as _;
+    // `--version | head -1` closes the pipe early: that is not an error.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
         "algalon-exporter {} (git {})",
         env!("CARGO_PKG_VERSION"),
         env!("ALGALON_GIT_HASH")
@@ -66,12 +70,13 @@ fn print_version(cli: &cli::Cli) {
         xid_events: false,
         ..algalon_core::SamplerOptions::default()
     };
-    match algalon_core::Sampler::new(options) {
-        Ok(sampler) => println!(
+    let _ = match algalon_core::Sampler::new(options) {
+        Ok(sampler) => writeln!(
+            out,
             "NVML {} ({})",
             sampler.nvml_version().unwrap_or("version unknown"),
             sampler.library()
         ),
-        Err(e) => println!("NVML not available: {e}"),
-    }
+        Err(e) => writeln!(out, "NVML not available: {e}"),
+    };
 }

@@ -20,8 +20,8 @@ use parking_lot::Mutex;
 use super::{Ret, device_call, guard, non_null, put, system_call};
 use crate::state::{self, DeviceId, Session, rc};
 
-/// Longest single sleep while waiting, so a clock change (resume, new
-/// session) is noticed promptly.
+/// Longest single sleep while waiting on a frozen clock, so a clock change
+/// (`algalon_fake_nvml_set_time`, resume) is noticed promptly.
 const POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Default)]
@@ -168,8 +168,14 @@ fn wait(
         if now >= deadline {
             return Err(rc::TIMEOUT);
         }
-        let mut nap = (deadline - now).min(POLL);
-        if let Some(at) = future.filter(|_| !session.frozen()) {
+        // With a frozen clock a test may move time at any moment: poll. On a
+        // running clock nothing changes before the next scheduled XID, so
+        // sleep until then, as a real driver blocks in the kernel; an idle
+        // waiter then costs what it costs with real NVML.
+        let mut nap = deadline - now;
+        if session.frozen() {
+            nap = nap.min(POLL);
+        } else if let Some(at) = future {
             nap = nap.min(Duration::from_secs_f64((at - t).max(0.0005)));
         }
         std::thread::sleep(nap);
