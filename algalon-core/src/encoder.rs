@@ -126,7 +126,11 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.to_string()))
                 .collect();
-            assert_eq!(text(RenderedLabels::new(&labels)), text(owned), "{values:?}");
+            assert_eq!(
+                text(RenderedLabels::new(&labels)),
+                text(owned),
+                "{values:?}"
+            );
         }
     }
 
