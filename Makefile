@@ -9,10 +9,12 @@ export ALGALON_FAKE_NVML_DIR ?= $(FAKE_NVML_DIR)
 # Tests that need promtool fail instead of skipping when it is missing.
 export ALGALON_REQUIRE_PROMTOOL ?= 1
 export ALGALON_REQUIRE_PEER_TOOLS ?= 1
+export ALGALON_REQUIRE_VALGRIND ?= 1
+export ALGALON_REQUIRE_CBINDGEN ?= 1
 
 .PHONY: help
 help: ## List the commands
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: demo
 demo: ## Run the exporter (real GPUs, else simulated ones) into a local VMAgent + VictoriaMetrics
@@ -43,6 +45,7 @@ lint: ## cargo fmt --check, clippy -D warnings, ruff
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	ruff check .
 	ruff format --check .
+	$(MAKE) -s header-check
 
 .PHONY: doc
 doc: ## API docs, warnings as errors
@@ -78,3 +81,6 @@ bench-exporter: ## wrk against a release exporter on loopback: throughput, laten
 .PHONY: metrics-doc
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)
 	@$(CARGO) run -q -p algalon-examples --example metric_table
+
+# The C ABI's targets: header, header-check, test-c, examples-c, install.
+include algalon-ffi/ffi.mk

@@ -11,6 +11,11 @@ command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# The C ABI's tests: compilers, memcheck, pkg-config for `make install`.
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 
 if ((${#need_apt[@]})); then
     echo "install-deps: installing Debian packages: ${need_apt[*]}"
@@ -39,7 +44,14 @@ then
     python3 -m pip install --quiet --disable-pip-version-check "${python_reqs[@]}"
 fi
 
-for tool in promtool victoria-metrics vmagent wrk python3 ruff; do
+# The C header is generated and verified with one pinned cbindgen.
+cbindgen_version=0.29.4
+if ! cbindgen --version 2>/dev/null | grep -qx "cbindgen $cbindgen_version"; then
+    echo "install-deps: installing cbindgen $cbindgen_version (cargo install, about 2 minutes)"
+    cargo install --quiet cbindgen --version "$cbindgen_version" --locked
+fi
+
+for tool in promtool victoria-metrics vmagent wrk python3 ruff gcc g++ valgrind pkg-config cbindgen; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "install-deps: $tool is still missing after installation" >&2
         exit 1

@@ -1,0 +1,41 @@
+# algalon-ffi: header, C/C++ checks and install. Included by the root
+# Makefile (`include algalon-ffi/ffi.mk`), which provides CARGO and the
+# fake-nvml target.
+CARGO ?= cargo
+CBINDGEN_VERSION := 0.29.4
+PREFIX ?= /usr/local
+CBINDGEN_ARGS := -q --config algalon-ffi/cbindgen.toml --crate algalon-ffi \
+	--output algalon-ffi/include/algalon.h algalon-ffi
+CBINDGEN_PINNED = cbindgen --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)' || { \
+	echo "need cbindgen $(CBINDGEN_VERSION): cargo install cbindgen --version $(CBINDGEN_VERSION) --locked (or make deps)" >&2; exit 1; }
+
+.PHONY: header
+header: ## Regenerate algalon-ffi/include/algalon.h with the pinned cbindgen
+	@$(CBINDGEN_PINNED)
+	cbindgen $(CBINDGEN_ARGS)
+
+.PHONY: header-check
+header-check: ## Fail if the committed algalon.h is not what cbindgen generates
+	@$(CBINDGEN_PINNED)
+	@cbindgen --verify $(CBINDGEN_ARGS) || { \
+		echo "algalon-ffi/include/algalon.h is stale: run 'make header' and commit it" >&2; exit 1; }
+
+.PHONY: test-c
+test-c: fake-nvml ## C/C++ tests: gcc/g++ -Werror, shared + static libalgalon, valgrind
+	$(CARGO) test -p algalon-ffi
+
+.PHONY: examples-c
+examples-c: fake-nvml ## Build and run the C and C++ examples against the fake NVML
+	$(MAKE) -C examples/c run
+	$(MAKE) -C examples/cpp run
+
+.PHONY: install
+install: ## Install libalgalon (.so, .a), algalon.h and algalon.pc under PREFIX (/usr/local)
+	$(CARGO) build -p algalon-ffi --release
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 target/release/libalgalon.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 target/release/libalgalon.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 algalon-ffi/include/algalon.h $(DESTDIR)$(PREFIX)/include/
+	version=$$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml); \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$version|" algalon-ffi/algalon.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/algalon.pc

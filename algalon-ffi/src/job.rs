@@ -1,0 +1,390 @@
+//! `algalon_job`: a named window over the sampler's GPUs (energy, util,
+//! memory per job).
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use algalon_core::jobs::{
+    EnergySource, GpuReport, JobReport, WindowId, WindowSpec, identity_from_env,
+};
+use parking_lot::Mutex;
+
+use crate::error::{Fail, FfiResult, algalon_result, boundary, boundary_value};
+use crate::sampler::{SamplerInner, algalon_sampler};
+use crate::snapshot::{ALGALON_NAME_SIZE, ALGALON_UUID_SIZE};
+use crate::util::{arg_out, arg_ref, arg_str, fixed, write_str};
+
+/// A job window over every GPU of its sampler, from `algalon_job_begin` to
+/// `algalon_job_end`.
+///
+/// Energy is the difference of NVML's energy counter between the boundary
+/// samples that begin and end take (power integrated over the samples for a
+/// GPU without a counter; `algalon_job_gpu_report.energy_source` says
+/// which). Every sample the sampler takes in between — by any thread, or by
+/// its background thread — is counted too, so a background interval gives
+/// mean/peak readings over the job. Jobs nest and overlap freely. Labels
+/// come from the environment (`SLURM_JOB_ID`, torchrun `RANK`, Kubernetes
+/// pod, …).
+///
+/// Ownership: created by `algalon_job_begin`, freed by the caller with
+/// `algalon_job_free` (ended or not). The job keeps its sampler's NVML
+/// session alive, so it may outlive `algalon_sampler_free`.
+///
+/// Thread safety: all functions taking `const algalon_job *` may be called
+/// from any thread, concurrently; `algalon_job_end` and
+/// `algalon_job_add_count` too (they lock). `algalon_job_free` once, when no
+/// other thread uses the job.
+#[derive(Debug)]
+pub struct algalon_job {
+    sampler: Arc<SamplerInner>,
+    id: WindowId,
+    /// The final report once ended.
+    ended: Mutex<Option<JobReport>>,
+}
+
+impl algalon_job {
+    /// The final report, or the report so far while the job runs.
+    fn report(&self) -> FfiResult<JobReport> {
+        if let Some(r) = self.ended.lock().as_ref() {
+            return Ok(r.clone());
+        }
+        self.sampler.jobs.peek(self.id).ok_or_else(|| {
+            Fail::new(
+                algalon_result::AlreadyEnded,
+                "the job's window is no longer open",
+            )
+        })
+    }
+}
+
+/// Where a GPU's job energy comes from.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum algalon_energy_source {
+    /// Energy is unknown (`has_energy` is false).
+    None = 0,
+    /// The difference of NVML's total-energy counter (mJ resolution).
+    Counter = 1,
+    /// Power samples integrated over time (GPUs without an energy counter,
+    /// or windows shorter than the counter's resolution).
+    Integrated = 2,
+}
+
+/// Totals of a job, written by `algalon_job_end`. A plain struct the caller
+/// owns.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct algalon_job_report {
+    /// Unix time of the first (begin) sample, seconds.
+    pub started_at: f64,
+    /// Unix time of the last (end) sample, seconds.
+    pub ended_at: f64,
+    /// `ended_at - started_at`, seconds.
+    pub duration_s: f64,
+    /// Whether `energy_j` is known (at least one GPU's energy is).
+    pub has_energy: bool,
+    /// Sum of the GPUs' energy during the job, joules.
+    pub energy_j: f64,
+    /// GPUs in the report; read each with `algalon_job_gpu`.
+    pub gpu_count: usize,
+}
+
+/// What a job saw on one GPU. A plain struct the caller owns; each optional
+/// value has a `has_*` flag (false: absent, value 0 to be ignored).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct algalon_job_gpu_report {
+    /// NVML index.
+    pub index: u32,
+    /// `GPU-…` UUID, NUL-terminated.
+    pub uuid: [c_char; ALGALON_UUID_SIZE],
+    /// Model name, NUL-terminated.
+    pub name: [c_char; ALGALON_NAME_SIZE],
+    /// Whether `energy_j` is known.
+    pub has_energy: bool,
+    /// Energy used during the job, joules.
+    pub energy_j: f64,
+    /// How `energy_j` was obtained.
+    pub energy_source: algalon_energy_source,
+    /// Whether `util_mean_percent` / `util_max_percent` are known.
+    pub has_util: bool,
+    /// Mean GPU utilization over the samples, %.
+    pub util_mean_percent: f64,
+    /// Highest GPU utilization seen, %.
+    pub util_max_percent: f64,
+    /// Whether `memory_peak_bytes` is known.
+    pub has_memory_peak: bool,
+    /// Highest framebuffer memory used, bytes.
+    pub memory_peak_bytes: u64,
+    /// Whether `power_mean_w` / `power_max_w` are known.
+    pub has_power: bool,
+    /// Mean power draw, W.
+    pub power_mean_w: f64,
+    /// Highest power draw, W.
+    pub power_max_w: f64,
+    /// Whether `temperature_max_c` is known.
+    pub has_temperature: bool,
+    /// Highest GPU temperature, °C.
+    pub temperature_max_c: f64,
+    /// Samples of this GPU in the job (with the GPU up).
+    pub samples: u64,
+}
+
+impl From<&GpuReport> for algalon_job_gpu_report {
+    fn from(g: &GpuReport) -> Self {
+        let util = g.util_mean.zip(g.util_max);
+        let power = g.power_mean_w.zip(g.power_max_w);
+        algalon_job_gpu_report {
+            index: g.index,
+            uuid: fixed(&g.uuid),
+            name: fixed(&g.name),
+            has_energy: g.energy_j.is_some(),
+            energy_j: g.energy_j.unwrap_or(0.0),
+            energy_source: match (g.energy_j, g.energy_source) {
+                (Some(_), Some(EnergySource::Counter)) => algalon_energy_source::Counter,
+                (Some(_), Some(EnergySource::Integrated)) => algalon_energy_source::Integrated,
+                _ => algalon_energy_source::None,
+            },
+            has_util: util.is_some(),
+            util_mean_percent: util.map_or(0.0, |u| u.0),
+            util_max_percent: util.map_or(0.0, |u| u.1),
+            has_memory_peak: g.memory_peak_bytes.is_some(),
+            memory_peak_bytes: g.memory_peak_bytes.unwrap_or(0),
+            has_power: power.is_some(),
+            power_mean_w: power.map_or(0.0, |p| p.0),
+            power_max_w: power.map_or(0.0, |p| p.1),
+            has_temperature: g.temperature_max_c.is_some(),
+            temperature_max_c: g.temperature_max_c.unwrap_or(0.0),
+            samples: g.samples,
+        }
+    }
+}
+
+impl From<&JobReport> for algalon_job_report {
+    fn from(r: &JobReport) -> Self {
+        algalon_job_report {
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            duration_s: r.duration_s,
+            has_energy: r.energy_j.is_some(),
+            energy_j: r.energy_j.unwrap_or(0.0),
+            gpu_count: r.gpus.len(),
+        }
+    }
+}
+
+/// Opens a job window named `name` over every GPU of `sampler` and takes
+/// its first boundary sample now (on the calling thread).
+///
+/// Ownership: on success `*out` is a new job the caller frees with
+/// `algalon_job_free`.
+///
+/// Thread safety: any thread, concurrently with other calls on the sampler.
+///
+/// # Safety
+///
+/// `sampler` must be a live sampler; `name` a NUL-terminated UTF-8 string;
+/// `out` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn algalon_job_begin(
+    sampler: *const algalon_sampler,
+    name: *const c_char,
+    out: *mut *mut algalon_job,
+) -> algalon_result {
+    boundary("algalon_job_begin", || {
+        // SAFETY: the caller's contract.
+        let sampler = unsafe { arg_ref(sampler, "sampler") }?;
+        // SAFETY: the caller's contract.
+        let name = unsafe { arg_str(name, "name") }?;
+        let out = arg_out(out, "out")?;
+        if name.trim().is_empty() {
+            return Err(Fail::new(
+                algalon_result::InvalidArgument,
+                "argument `name` is empty: give the job a name",
+            ));
+        }
+        let inner = Arc::clone(&sampler.inner);
+        let id = inner.jobs.begin(WindowSpec {
+            name: name.to_owned(),
+            labels: identity_from_env(|k| std::env::var(k).ok()),
+            gpus: None,
+            pids: None,
+        });
+        // Build the handle before sampling so that a panic while sampling
+        // still closes the window (the handle's Drop ends it).
+        let job = algalon_job {
+            sampler: inner,
+            id,
+            ended: Mutex::new(None),
+        };
+        job.sampler.sample();
+        // SAFETY: checked non-NULL; valid by contract.
+        unsafe { out.write(Box::into_raw(Box::new(job))) };
+        Ok(())
+    })
+}
+
+impl Drop for algalon_job {
+    fn drop(&mut self) {
+        if self.ended.get_mut().is_none() {
+            // Close the window so the tracker does not feed it forever.
+            self.sampler.jobs.end(self.id);
+        }
+    }
+}
+
+/// Takes the closing boundary sample, ends the job and writes its totals to
+/// `*out`. Per-GPU figures: `algalon_job_gpu`; a table: `algalon_job_table`.
+/// `ALGALON_RESULT_ALREADY_ENDED` on a second call (`*out` untouched).
+///
+/// Ownership: `*out` is the caller's struct. The job handle stays valid
+/// (for `algalon_job_gpu` / `algalon_job_table`) until `algalon_job_free`.
+///
+/// # Safety
+///
+/// `job` must be a live job; `out` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn algalon_job_end(
+    job: *const algalon_job,
+    out: *mut algalon_job_report,
+) -> algalon_result {
+    boundary("algalon_job_end", || {
+        // SAFETY: the caller's contract.
+        let job = unsafe { arg_ref(job, "job") }?;
+        let out = arg_out(out, "out")?;
+        let mut ended = job.ended.lock();
+        if ended.is_some() {
+            return Err(Fail::new(
+                algalon_result::AlreadyEnded,
+                "the job has already ended (algalon_job_end was called before)",
+            ));
+        }
+        job.sampler.sample();
+        let report = job.sampler.jobs.end(job.id).ok_or_else(|| {
+            Fail::new(
+                algalon_result::AlreadyEnded,
+                "the job's window is no longer open",
+            )
+        })?;
+        let summary = algalon_job_report::from(&report);
+        *ended = Some(report);
+        // SAFETY: checked non-NULL; valid by contract.
+        unsafe { out.write(summary) };
+        Ok(())
+    })
+}
+
+/// Frees a job; a job not ended yet is ended without a closing sample and
+/// its report discarded. NULL does nothing.
+///
+/// # Safety
+///
+/// `job` must be NULL or a job handle not freed yet, used by no other
+/// thread now or afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn algalon_job_free(job: *mut algalon_job) {
+    boundary_value((), || {
+        if !job.is_null() {
+            // SAFETY: a live handle from algalon_job_begin, by contract.
+            drop(unsafe { Box::from_raw(job) });
+        }
+    })
+}
+
+/// Adds `n` to a progress count of the job (`"tokens"`, `"samples"`, …);
+/// the table then shows the energy per unit (J per token).
+/// `ALGALON_RESULT_ALREADY_ENDED` once the job has ended;
+/// `ALGALON_RESULT_INVALID_ARGUMENT` for an empty name or a non-finite `n`.
+///
+/// # Safety
+///
+/// `job` must be a live job; `what` a NUL-terminated UTF-8 string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn algalon_job_add_count(
+    job: *const algalon_job,
+    what: *const c_char,
+    n: f64,
+) -> algalon_result {
+    boundary("algalon_job_add_count", || {
+        // SAFETY: the caller's contract.
+        let job = unsafe { arg_ref(job, "job") }?;
+        // SAFETY: the caller's contract.
+        let what = unsafe { arg_str(what, "what") }?;
+        if what.is_empty() || !n.is_finite() {
+            return Err(Fail::new(
+                algalon_result::InvalidArgument,
+                format!("cannot add {n} to count {what:?}: give a name and a finite number"),
+            ));
+        }
+        let ended = job.ended.lock();
+        if ended.is_some() || !job.sampler.jobs.count(job.id, what, n) {
+            return Err(Fail::new(
+                algalon_result::AlreadyEnded,
+                "the job has already ended",
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Copies what the job saw on its `i`-th GPU (0 ≤ i <
+/// `algalon_job_report.gpu_count`, in NVML index order) into `*out`: the
+/// final figures after `algalon_job_end`, the figures so far before it.
+/// `ALGALON_RESULT_OUT_OF_RANGE` when `i` is too large.
+///
+/// # Safety
+///
+/// `job` must be a live job; `out` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn algalon_job_gpu(
+    job: *const algalon_job,
+    i: usize,
+    out: *mut algalon_job_gpu_report,
+) -> algalon_result {
+    boundary("algalon_job_gpu", || {
+        // SAFETY: the caller's contract.
+        let job = unsafe { arg_ref(job, "job") }?;
+        let out = arg_out(out, "out")?;
+        let report = job.report()?;
+        let gpu = report.gpus.get(i).ok_or_else(|| {
+            Fail::new(
+                algalon_result::OutOfRange,
+                format!(
+                    "GPU position {i} is out of range: the job covers {} GPU(s)",
+                    report.gpus.len()
+                ),
+            )
+        })?;
+        let value = algalon_job_gpu_report::from(gpu);
+        // SAFETY: checked non-NULL; valid by contract.
+        unsafe { out.write(value) };
+        Ok(())
+    })
+}
+
+/// Copies a readable table of the job (one line per GPU: energy and its
+/// source, mean/max util, peak memory, mean/max power, max temperature,
+/// samples; then the total) into `buf` by the string protocol (see
+/// `algalon_last_error`). Final after `algalon_job_end`, so far before —
+/// while the job runs, a sample between the size probe and the copy can
+/// make the table longer, so retry on `ALGALON_RESULT_INSUFFICIENT_SIZE`.
+///
+/// # Safety
+///
+/// `job` must be a live job; `buf` valid for `len` bytes of writes (or NULL
+/// with `len` 0); `out_n` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn algalon_job_table(
+    job: *const algalon_job,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> algalon_result {
+    boundary("algalon_job_table", || {
+        // SAFETY: the caller's contract.
+        let job = unsafe { arg_ref(job, "job") }?;
+        let table = job.report()?.table();
+        // SAFETY: the caller's contract.
+        unsafe { write_str(&table, buf, len, out_n) }
+    })
+}
