@@ -59,8 +59,18 @@ test-rust: fake-nvml ## Rust unit and integration tests (against the fake NVML)
 test-python: fake-nvml ## Python tests: the fake NVML through nvidia-ml-py, the exposition through prometheus_client
 	python3 -m pytest -q testing/tests algalon-core/tests/python
 
+.PHONY: python-pkg
+python-pkg: ## Build the algalon wheel (abi3) with maturin and install it into python3
+	rm -rf target/wheels && maturin build -q -m algalon-py/Cargo.toml -o target/wheels
+	python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --force-reinstall --no-deps --no-index --find-links target/wheels algalon
+
+.PHONY: test-python-pkg
+test-python-pkg: fake-nvml python-pkg ## The algalon package's tests against the installed wheel, and its stubs
+	python3 -m pytest -q algalon-py/tests
+	python3 -m mypy.stubtest algalon
+
 .PHONY: test
-test: deps lint test-rust test-python doc ## Everything CI runs (installs what is missing first)
+test: deps lint test-rust test-python test-python-pkg doc ## Everything CI runs (installs what is missing first)
 
 .PHONY: golden
 golden: fake-nvml ## Regenerate the golden .prom files after an intended output change

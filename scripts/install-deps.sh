@@ -33,11 +33,11 @@ if ((${#need_apt[@]})); then
     $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-python_reqs=(pytest prometheus-client nvidia-ml-py ruff nvitop gpustat)
+python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop gpustat maturin mypy)
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.util, shutil, sys
-mods = ["pytest", "prometheus_client", "pynvml", "nvitop", "gpustat"]
-sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and shutil.which("ruff") else 1)
+mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "gpustat", "mypy"]
+sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and shutil.which("ruff") and shutil.which("maturin") else 1)
 PY
 then
     echo "install-deps: installing Python packages: ${python_reqs[*]}"
@@ -51,7 +51,7 @@ if ! cbindgen --version 2>/dev/null | grep -qx "cbindgen $cbindgen_version"; the
     cargo install --quiet cbindgen --version "$cbindgen_version" --locked
 fi
 
-for tool in promtool victoria-metrics vmagent wrk python3 ruff gcc g++ valgrind pkg-config cbindgen; do
+for tool in promtool victoria-metrics vmagent wrk python3 ruff maturin gcc g++ valgrind pkg-config cbindgen; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "install-deps: $tool is still missing after installation" >&2
         exit 1

@@ -192,24 +192,30 @@ impl Encoder {
 
     /// Encodes `snapshot` into a new string.
     pub fn encode(&self, snapshot: &Arc<Snapshot>, format: Format) -> String {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(SnapshotCollector {
+        let collector = SnapshotCollector {
             snapshot: Arc::clone(snapshot),
             config: Arc::clone(&self.config),
             hostname_label: self.hostname_label,
-        }));
-        let mut out = String::with_capacity(64 * 1024);
-        let written = match format {
-            Format::PrometheusText => {
-                prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
-            }
-            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
         };
-        // Writing into a String cannot fail; a formatting error here would be
-        // a bug in a label or value encoder.
-        written.expect("encoding into a String does not fail");
-        out
+        encode_collector(collector, format, 64 * 1024)
     }
+}
+
+/// Runs one collector through prometheus-client's encoder for `format`.
+fn encode_collector(collector: impl Collector, format: Format, capacity: usize) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(collector));
+    let mut out = String::with_capacity(capacity);
+    let written = match format {
+        Format::PrometheusText => {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        }
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+    };
+    // Writing into a String cannot fail; a formatting error here would be a
+    // bug in a label or value encoder.
+    written.expect("encoding into a String does not fail");
+    out
 }
 
 #[derive(Debug)]
@@ -519,19 +525,10 @@ fn encode_self_metrics(
 
 /// Job series (see [`crate::jobs::encode_reports`]).
 pub(crate) fn encode_jobs(reports: &[(JobReport, bool)], format: Format) -> String {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(JobCollector {
+    let collector = JobCollector {
         reports: reports.to_vec(),
-    }));
-    let mut out = String::with_capacity(4096);
-    let written = match format {
-        Format::PrometheusText => {
-            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
-        }
-        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
     };
-    written.expect("encoding into a String does not fail");
-    out
+    encode_collector(collector, format, 4096)
 }
 
 #[derive(Debug)]

@@ -20,20 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = "h100x8/sample"
+CARGO_BENCH = ["cargo", "bench", "-p", "algalon-benches", "--bench", "sample_encode"]
 
 
 def bench_binary() -> Path:
     out = subprocess.run(
-        [
-            "cargo",
-            "bench",
-            "-p",
-            "algalon-benches",
-            "--bench",
-            "sample_encode",
-            "--no-run",
-            "--message-format=json",
-        ],
+        [*CARGO_BENCH, "--no-run", "--message-format=json"],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -111,16 +103,7 @@ def median_ns() -> float:
     est = ROOT / "target/criterion/h100x8/sample/new/estimates.json"
     if not est.exists():
         subprocess.run(
-            [
-                "cargo",
-                "bench",
-                "-p",
-                "algalon-benches",
-                "--bench",
-                "sample_encode",
-                "--",
-                BENCH,
-            ],
+            [*CARGO_BENCH, "--", BENCH],
             cwd=ROOT,
             check=True,
             capture_output=True,

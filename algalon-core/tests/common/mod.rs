@@ -10,25 +10,9 @@ use algalon_core::{Sampler, SamplerOptions};
 /// so tests that use it take this lock and run one at a time.
 static NVML_LOCK: Mutex<()> = Mutex::new(());
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("crate lives in the workspace")
-        .to_owned()
-}
-
-/// `target/fake-nvml/libnvidia-ml.so.1` (or `$ALGALON_TEST_NVML_LIB`).
-pub fn fake_nvml() -> PathBuf {
-    let path = std::env::var_os("ALGALON_TEST_NVML_LIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/fake-nvml/libnvidia-ml.so.1"));
-    assert!(
-        path.exists(),
-        "the fake NVML is not built at {}: run `make fake-nvml` first (make test does)",
-        path.display()
-    );
-    path
-}
+#[path = "../../../testing/fake-nvml/locate.rs"]
+mod locate;
+pub use locate::{fake_nvml, workspace};
 
 /// A scenario shipped in `testing/scenarios/` or, failing that, one of this
 /// crate's `tests/scenarios/`.

@@ -31,28 +31,10 @@ const EXPORTER_ENV: &[&str] = &[
     "ALGALON_MAX_CONNECTIONS",
 ];
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the exporter lives inside the workspace")
-        .to_path_buf()
-}
-
-/// The fake `libnvidia-ml.so.1` (`$ALGALON_TEST_NVML_LIB`, else
-/// `<workspace>/target/fake-nvml/libnvidia-ml.so.1`).
-pub fn fake_nvml() -> PathBuf {
-    let path = std::env::var_os("ALGALON_TEST_NVML_LIB")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/fake-nvml/libnvidia-ml.so.1"));
-    assert!(
-        path.is_file(),
-        "the fake NVML library is missing at {}: run `make fake-nvml` first (or set \
-         ALGALON_TEST_NVML_LIB to a built libnvidia-ml.so.1 test double)",
-        path.display()
-    );
-    path
-}
+#[path = "../../../testing/fake-nvml/locate.rs"]
+mod locate;
+pub use locate::fake_nvml;
+use locate::workspace;
 
 /// A scenario file: this crate's `tests/scenarios/NAME`, else
 /// `testing/scenarios/NAME`.

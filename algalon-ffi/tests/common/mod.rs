@@ -3,31 +3,15 @@
 #![allow(dead_code)]
 
 use std::ffi::{CString, c_char};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::ptr;
 use std::sync::{Mutex, MutexGuard};
 
 use algalon::*;
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("crate lives in the workspace")
-        .to_owned()
-}
-
-/// `target/fake-nvml/libnvidia-ml.so.1` (or `$ALGALON_TEST_NVML_LIB`).
-pub fn fake_nvml() -> PathBuf {
-    let path = std::env::var_os("ALGALON_TEST_NVML_LIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/fake-nvml/libnvidia-ml.so.1"));
-    assert!(
-        path.exists(),
-        "the fake NVML is not built at {}: run `make fake-nvml` first (make test does)",
-        path.display()
-    );
-    path
-}
+#[path = "../../../testing/fake-nvml/locate.rs"]
+mod locate;
+pub use locate::{fake_nvml, workspace};
 
 /// The H100 (85 %, 40000/81559 MiB, 63 C, 312.5 W, energy counter) + T4
 /// (no energy counter, 27.25 W) scenario of the core's tests.

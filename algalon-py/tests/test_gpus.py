@@ -1,0 +1,198 @@
+"""algalon.gpus(), GPU selection (CUDA_VISIBLE_DEVICES, gpus=[...]) and NVML errors."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import algalon
+import pytest
+from conftest import H100, MIB, T4, run_python
+
+
+def test_gpus_reports_the_scenario() -> None:
+    h100, t4 = algalon.gpus()
+    assert (h100.cuda_index, h100.nvml_index, h100.uuid) == (0, 0, H100)
+    assert (t4.cuda_index, t4.nvml_index, t4.uuid) == (1, 1, T4)
+    assert h100.name == "NVIDIA H100 80GB HBM3" and t4.name == "Tesla T4"
+    assert h100.pci_bus_id == "00000000:18:00.0"
+    assert h100.up and t4.up
+    assert h100.power_w == pytest.approx(312.5) and t4.power_w == pytest.approx(27.25)
+    assert h100.utilization == 85 and t4.utilization == 10
+    assert h100.temperature_c == 63 and t4.temperature_c == 41
+    assert h100.memory_total_bytes == 81559 * MIB
+    assert h100.memory_used_bytes == 40000 * MIB
+    # The counter: 1 000 000 mJ at t = 0, then 312.5 W.
+    assert h100.energy_j is not None and h100.energy_j >= 1000.0
+    # Missing is not zero: the T4 has no energy counter.
+    assert t4.energy_j is None
+    assert h100.pids == [4242] and t4.pids == []
+    assert "cuda:0" in repr(h100) and H100 in repr(h100)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", [T4]),
+        ("1,0", [T4, H100]),
+        (T4, [T4]),
+        ("GPU-aaaa", [T4]),
+        ("aaaaaaaa", [T4]),
+        (f"{H100},GPU-aaaa", [H100, T4]),
+        ("0,-1,1", [H100]),  # CUDA stops at the first invalid entry
+    ],
+)
+def test_cuda_visible_devices_forms(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
+    seen = algalon.gpus()
+    assert [g.uuid for g in seen] == expected
+    assert [g.cuda_index for g in seen] == list(range(len(expected)))
+    mon = algalon.Monitor(interval=0.05)
+    try:
+        assert [g.uuid for g in mon.gpus] == expected
+        with mon.job("visible") as job:
+            pass
+        report = job.report
+        assert [g.uuid for g in report.gpus] == expected
+        assert [g.cuda_index for g in report.gpus] == list(range(len(expected)))
+        nvml = {H100: 0, T4: 1}
+        assert [g.nvml_index for g in report.gpus] == [nvml[u] for u in expected]
+    finally:
+        mon.close()
+
+
+@pytest.mark.parametrize("value", ["5", "0,7", "GPU-ffff", "7,MIG-0c7f0b3e"])
+def test_a_visible_device_that_matches_nothing_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
+    for call in (algalon.gpus, algalon.Monitor):
+        with pytest.raises(algalon.DeviceNotFoundError) as err:
+            call()
+        message = str(err.value)
+        assert "CUDA_VISIBLE_DEVICES" in message and "\n" not in message
+        assert H100 in message  # names what does exist
+    assert algalon.GpuNotFoundError is algalon.DeviceNotFoundError
+
+
+def test_mig_ids_are_accepted_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    mig = "MIG-0c7f0b3e-1111-5e2a-9c4b-000000000001"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{mig},1")
+    with pytest.warns(UserWarning, match="MIG"):
+        mon = algalon.Monitor(interval=0.05)
+    try:
+        (t4,) = mon.gpus
+        # The MIG instance holds cuda:0, so the T4 is cuda:1.
+        assert (t4.uuid, t4.cuda_index) == (T4, 1)
+    finally:
+        mon.close()
+
+
+def test_no_visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert algalon.gpus() == []
+    with pytest.raises(algalon.DeviceNotFoundError, match="hides every GPU"):
+        algalon.Monitor()
+    # ...but UUIDs can still be measured explicitly.
+    mon = algalon.Monitor(gpus=[T4])
+    try:
+        (gpu,) = mon.gpus
+        assert (gpu.uuid, gpu.cuda_index, gpu.nvml_index) == (T4, None, 1)
+    finally:
+        mon.close()
+
+
+def test_gpus_argument_uses_cuda_indices_and_uuids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,0")
+    mon = algalon.Monitor(interval=0.05, gpus=[1])
+    try:
+        (gpu,) = mon.gpus
+        assert (gpu.uuid, gpu.cuda_index, gpu.nvml_index) == (H100, 1, 0)
+    finally:
+        mon.close()
+    mon = algalon.Monitor(interval=0.05, gpus=["GPU-aaaa", 1])
+    try:
+        assert [g.uuid for g in mon.gpus] == [T4, H100]
+    finally:
+        mon.close()
+    with pytest.raises(algalon.DeviceNotFoundError, match="CUDA index 2"):
+        algalon.Monitor(gpus=[2])
+    with pytest.raises(algalon.DeviceNotFoundError, match="as int"):
+        algalon.Monitor(gpus=["0"])
+    with pytest.raises(TypeError):
+        algalon.Monitor(gpus=[1.5])  # type: ignore[list-item]
+
+
+def test_missing_library_is_nvml_not_found() -> None:
+    for call in (
+        lambda: algalon.Monitor(nvml_lib="/nonexistent/libnvidia-ml.so.1"),
+        lambda: algalon.gpus(nvml_lib="/nonexistent/libnvidia-ml.so.1"),
+    ):
+        with pytest.raises(algalon.NvmlNotFoundError) as err:
+            call()
+        assert isinstance(err.value, algalon.NvmlUnavailableError)
+        assert isinstance(err.value, algalon.AlgalonError)
+        message = str(err.value)
+        assert "\n" not in message
+        assert "/nonexistent/libnvidia-ml.so.1" in message
+        assert "ALGALON_NVML_LIB" in message
+
+
+def test_missing_library_from_the_environment() -> None:
+    run_python(
+        """
+        import algalon
+        try:
+            algalon.Monitor()
+        except algalon.NvmlNotFoundError as e:
+            assert "\\n" not in str(e) and "/nope/libnvidia-ml.so.1" in str(e), e
+        else:
+            raise SystemExit("no error")
+        """,
+        env={"ALGALON_NVML_LIB": "/nope/libnvidia-ml.so.1"},
+    )
+
+
+def test_nvml_that_fails_to_initialise() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ALGALON_FAKE_NVML_SCENARIO"}
+    code = """
+        import algalon
+        try:
+            algalon.Monitor()
+        except algalon.NvmlInitError as e:
+            assert isinstance(e, algalon.NvmlUnavailableError)
+            assert "\\n" not in str(e), e
+            print("ok", e)
+        else:
+            raise SystemExit("no error")
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "failed to initialise" in proc.stdout
+
+
+@pytest.mark.parametrize("interval", [0, -1, float("nan"), 1e-6])
+def test_bad_interval_is_a_config_error(interval: float) -> None:
+    with pytest.raises(algalon.ConfigError):
+        algalon.Monitor(interval=interval)
+
+
+def test_no_warning_without_mig() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        algalon.Monitor(interval=0.05).close()

@@ -1,0 +1,121 @@
+"""Monitor.serve(): /metrics read by prometheus_client's parser and promtool."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import algalon
+import pytest
+from conftest import H100, T4
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def scrape(url: str) -> tuple[str, str]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.headers["Content-Type"], r.read().decode()
+
+
+def test_served_metrics_parse_and_carry_identity(
+    mon: algalon.Monitor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLURM_JOB_ID", "4711")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    server = mon.serve(port=0)
+    assert server.addr == "127.0.0.1" and server.port > 0
+    assert server.url == f"http://127.0.0.1:{server.port}/metrics"
+    with mon.job("finetune", labels={"team": "nlp"}) as job:
+        time.sleep(0.3)
+        job.count(samples=32)
+    running = mon.begin_window("eval")
+    time.sleep(0.2)
+    content_type, text = scrape(server.url)
+    assert content_type.startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    info = [s.labels for s in families["algalon_job_info"].samples]
+    done = next(i for i in info if i["job_name"] == "finetune")
+    assert done["job_id"] == str(job.id)
+    assert (
+        done["slurm_job_id"] == "4711"
+        and done["rank"] == "2"
+        and done["world_size"] == "4"
+    )
+    assert done["team"] == "nlp"
+
+    energy = {
+        (s.labels["job_id"], s.labels["UUID"]): s
+        for s in families["algalon_job_gpu_energy_joules"].samples
+    }
+    h100 = energy[(str(job.id), H100)]
+    assert h100.labels["gpu"] == "0" and h100.labels["source"] == "counter"
+    assert h100.value == pytest.approx(job.report.gpus[0].energy_j)
+    assert energy[(str(job.id), T4)].labels["source"] == "integrated"
+
+    running_flag = {
+        s.labels["job_id"]: s.value for s in families["algalon_job_running"].samples
+    }
+    assert running_flag == {str(job.id): 0, str(running.id): 1}
+    for name in (
+        "algalon_job_gpu_utilization_mean_ratio",
+        "algalon_job_gpu_memory_peak_bytes",
+        "algalon_job_duration_seconds",
+        "algalon_job_progress",
+    ):
+        assert name in families, name
+    util = {
+        s.labels["UUID"]: s.value
+        for s in families["algalon_job_gpu_utilization_mean_ratio"].samples
+        if s.labels["job_id"] == str(job.id)
+    }
+    assert util == {H100: pytest.approx(0.85), T4: pytest.approx(0.10)}
+
+    if shutil.which("promtool"):
+        check = subprocess.run(
+            ["promtool", "check", "metrics"],
+            check=False,
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+    running.end()
+
+
+def test_other_paths_and_close(mon: algalon.Monitor) -> None:
+    server = mon.serve(port=0)
+    base = f"http://127.0.0.1:{server.port}"
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(base + "/nope", timeout=5)
+    assert err.value.code == 404
+    _, index = scrape(base + "/")
+    assert "/metrics" in index
+    _, empty = scrape(server.url)
+    assert empty == ""  # no job yet: no series
+    server.close()
+    server.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_port_in_use_is_an_os_error(mon: algalon.Monitor) -> None:
+    server = mon.serve(port=0)
+    with pytest.raises(OSError, match=f"127.0.0.1:{server.port}"):
+        mon.serve(port=server.port)
+    with pytest.raises(OSError, match="not an IP address"):
+        mon.serve(port=0, addr="localhost:1")
+
+
+def test_closing_the_monitor_stops_its_servers() -> None:
+    mon = algalon.Monitor(interval=0.05)
+    server = mon.serve(port=0)
+    scrape(server.url)
+    mon.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
