@@ -53,6 +53,8 @@ doc: ## API docs, warnings as errors
 
 .PHONY: test-rust
 test-rust: fake-nvml ## Rust unit and integration tests (against the fake NVML)
+	# The C tests link libalgalon.{so,a}, which `cargo test` alone does not produce.
+	$(CARGO) build -p algalon-ffi
 	$(CARGO) test
 
 .PHONY: test-python

@@ -22,6 +22,7 @@ header-check: ## Fail if the committed algalon.h is not what cbindgen generates
 
 .PHONY: test-c
 test-c: fake-nvml ## C/C++ tests: gcc/g++ -Werror, shared + static libalgalon, valgrind
+	$(CARGO) build -p algalon-ffi
 	$(CARGO) test -p algalon-ffi
 
 .PHONY: examples-c
