@@ -327,9 +327,10 @@ impl Sampler {
                     .iter_mut()
                     .zip(gpm.prev.iter_mut())
                     .map(|(slot, gpm_prev)| {
-                        let (gpu, gone) =
+                        let (mut gpu, gone) =
                             sample_gpu(&ctx, slot, gpm_prev, errors, &mut newly_unsupported);
                         driver_gone |= gone;
+                        attach_xids(&mut gpu, ctx.xid, ctx.fields);
                         gpu
                     })
                     .collect()
@@ -649,11 +650,7 @@ fn sample_gpu<'n>(
             continue;
         }
         if field == Field::XidErrors {
-            if let Some(record) = ctx.xid.and_then(|x| x.record(slot.index)) {
-                gpu.set(field, Some(Value::Int(record.last.unwrap_or(0))));
-                gpu.xid_counts = record.counts;
-            }
-            continue;
+            continue; // from the XID listener, see `attach_xids`
         }
         match read(ctx, &device, def.source, &mut shared, gpm_prev) {
             Ok(value) => gpu.set(field, value),
@@ -702,6 +699,19 @@ fn sample_gpu<'n>(
         }
     }
     (gpu, false)
+}
+
+/// XID history is not a reading: it stays on a GPU that went down (XID 79 is
+/// how a GPU falling off the bus announces itself), while the last-XID gauge,
+/// like every DCGM field, is reported only for a GPU that is up.
+fn attach_xids(gpu: &mut GpuSample, xid: Option<&XidListener>, fields: &[Field]) {
+    let Some(record) = xid.and_then(|x| x.record(gpu.index)) else {
+        return;
+    };
+    if gpu.up && fields.contains(&Field::XidErrors) {
+        gpu.set(Field::XidErrors, Some(Value::Int(record.last.unwrap_or(0))));
+    }
+    gpu.xid_counts = record.counts;
 }
 
 fn mark_down(gpu: &mut GpuSample, call: &'static str, e: &NvmlError) {

@@ -340,3 +340,30 @@ fn default_counters_cover_every_providable_series_on_h100() {
         }
     });
 }
+
+#[test]
+fn a_gpu_that_falls_off_the_bus_keeps_its_xid_79() {
+    with_scenario(&scenario("faulty"), None, || {
+        let mut s = sampler(options());
+        let seen = eventually(6.0, || {
+            let snap = s.sample();
+            snap.gpus[0].xid_counts.get(&79) == Some(&1) && !snap.gpus[0].up
+        });
+        assert!(seen, "XID 79 of the lost GPU 0 was never recorded");
+        let snap = Arc::new(s.sample());
+        let lost = &snap.gpus[0];
+        assert_eq!(
+            lost.get(Field::XidErrors),
+            None,
+            "no DCGM reading for a GPU that is down"
+        );
+        let text =
+            algalon_core::Encoder::default().encode(&snap, algalon_core::Format::PrometheusText);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("algalon_xid_errors_total{gpu=\"0\","))
+            .unwrap_or_else(|| panic!("no XID counter for GPU 0:\n{text}"));
+        assert!(line.ends_with(",xid=\"79\"} 1"), "{line}");
+        assert!(text.contains("algalon_gpu_up{gpu=\"0\","));
+    });
+}
