@@ -71,8 +71,20 @@ test-python-pkg: fake-nvml python-pkg ## The algalon package's tests against the
 	python3 -m pytest -q algalon-py/tests
 	python3 -m mypy.stubtest algalon
 
+.PHONY: test-compose
+test-compose: fake-nvml ## compose/ end to end: schema, dashboards, dry runs, setup.sh, live VMAgent/VictoriaMetrics/vmalert pipeline
+	scripts/e2e-pipeline.sh
+
+.PHONY: lint-compose
+lint-compose: ## compose/ static checks only (seconds)
+	scripts/e2e-pipeline.sh --static-only
+
+.PHONY: dashboards
+dashboards: ## Regenerate compose/host/grafana/dashboards/algalon-*.json from their generator
+	python3 compose/host/grafana/build_dashboards.py
+
 .PHONY: test
-test: deps lint test-rust test-python test-python-pkg doc ## Everything CI runs (installs what is missing first)
+test: deps lint test-rust test-python test-python-pkg test-compose doc ## Everything CI runs (installs what is missing first)
 
 .PHONY: golden
 golden: fake-nvml ## Regenerate the golden .prom files after an intended output change

@@ -16,6 +16,8 @@ command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# compose/ checks: setup.sh and the e2e script are shellcheck-clean.
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 
 if ((${#need_apt[@]})); then
     echo "install-deps: installing Debian packages: ${need_apt[*]}"
@@ -33,11 +35,11 @@ if ((${#need_apt[@]})); then
     $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop gpustat maturin mypy)
+python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop gpustat maturin mypy check-jsonschema pyyaml)
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.util, shutil, sys
-mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "gpustat", "mypy"]
-sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and shutil.which("ruff") and shutil.which("maturin") else 1)
+mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "gpustat", "mypy", "yaml"]
+sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and shutil.which("ruff") and shutil.which("maturin") and shutil.which("check-jsonschema") else 1)
 PY
 then
     echo "install-deps: installing Python packages: ${python_reqs[*]}"
@@ -51,7 +53,7 @@ if ! cbindgen --version 2>/dev/null | grep -qx "cbindgen $cbindgen_version"; the
     cargo install --quiet cbindgen --version "$cbindgen_version" --locked
 fi
 
-for tool in promtool victoria-metrics vmagent wrk python3 ruff maturin gcc g++ valgrind pkg-config cbindgen; do
+for tool in promtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema shellcheck gcc g++ valgrind pkg-config cbindgen; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "install-deps: $tool is still missing after installation" >&2
         exit 1

@@ -621,7 +621,7 @@ impl Collector for JobCollector {
                 |g| g.energy_j,
             ),
             (
-                "algalon_job_gpu_utilization_mean_ratio",
+                "algalon_job_gpu_utilization_ratio",
                 "Mean GPU utilization during the job (0-1).",
                 MetricType::Gauge,
                 |g| g.util_mean.map(|u| u / 100.0),

@@ -654,7 +654,7 @@ pub fn sanitize_label_name(name: &str) -> String {
 ///
 /// * `algalon_job_info{job_id,name,<labels>} 1`
 /// * `algalon_job_gpu_energy_joules_total{job_id,gpu,UUID,source}`
-/// * `algalon_job_gpu_utilization_mean_ratio`, `algalon_job_gpu_memory_peak_bytes`,
+/// * `algalon_job_gpu_utilization_ratio`, `algalon_job_gpu_memory_peak_bytes`,
 ///   `algalon_job_gpu_power_mean_watts`, `algalon_job_duration_seconds`,
 ///   `algalon_job_running`.
 pub fn encode_reports(reports: &[(JobReport, bool)], format: crate::Format) -> String {

@@ -62,7 +62,7 @@ def test_served_metrics_parse_and_carry_identity(
     }
     assert running_flag == {str(job.id): 0, str(running.id): 1}
     for name in (
-        "algalon_job_gpu_utilization_mean_ratio",
+        "algalon_job_gpu_utilization_ratio",
         "algalon_job_gpu_memory_peak_bytes",
         "algalon_job_duration_seconds",
         "algalon_job_progress",
@@ -70,7 +70,7 @@ def test_served_metrics_parse_and_carry_identity(
         assert name in families, name
     util = {
         s.labels["UUID"]: s.value
-        for s in families["algalon_job_gpu_utilization_mean_ratio"].samples
+        for s in families["algalon_job_gpu_utilization_ratio"].samples
         if s.labels["job_id"] == str(job.id)
     }
     assert util == {H100: pytest.approx(0.85), T4: pytest.approx(0.10)}

@@ -1,0 +1,367 @@
+"""The pipeline under test, started once for tests/e2e/test_pipeline.py.
+
+    workers (algalon-exporter on the fake NVML, compose/worker/collectors.csv)
+      gpu-a: a1, a2 healthy H100 nodes + a training process serving job series
+      gpu-b: b1 one fault per GPU, b2 NVML hangs after 3 s, one dead target
+      gpu-c: a3, added by a new target file while everything runs
+    -> vmagent   (compose/host: scrape.yml, targets written by setup.sh --add-worker)
+    -> victoria-metrics (compose/host flags)  <- vmalert (compose/host/vmalert/rules.yml)
+                                                  -> a local Alertmanager stand-in
+    -> vmagent-0 / vmagent-1 (compose/cluster shards) -> a second victoria-metrics
+
+Everything listens on 127.0.0.1, on ports picked free at start; logs stay in
+target/e2e/ for a failed run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from e2e_stack import (
+    COMPOSE,
+    ROOT,
+    VM,
+    Processes,
+    Rewrite,
+    free_ports,
+    fresh_dir,
+    healthy_scenario,
+    http_get,
+    service_flags,
+    wait_until,
+)
+
+HOST_COMPOSE = COMPOSE / "host/docker-compose.yml"
+CLUSTER_COMPOSE = COMPOSE / "cluster/docker-compose.yml"
+COLLECTORS = COMPOSE / "worker/collectors.csv"
+FAULTS = Path(__file__).parent / "scenarios/faults.json"
+
+# Flags the test adds to the compose stack's own, only to be fast:
+#   victoria-metrics -search.latencyOffset=1s: the default (30 s) keeps the
+#     newest 30 s out of query results, which is right in production and
+#     would only make this test wait.
+#   vmalert -evaluationInterval=2s (compose: 30s): alerts turn pending within
+#     seconds. The rules' `for:` durations are the production ones: alerts with
+#     a `for:` are checked as pending, those without as firing.
+#   vmagent-0/1 -remoteWrite.label=vmagent_shard=N: tells which shard wrote a
+#     sample, to prove each target is scraped by exactly one.
+TEST_ONLY_FLAGS = {
+    "victoriametrics": ["-search.latencyOffset=1s"],
+    "vmalert": ["-evaluationInterval=2s"],
+}
+
+
+def _binary(env: str, default: Path) -> str:
+    path = Path(os.environ.get(env, default))
+    if not path.exists():
+        pytest.fail(
+            f"{path} does not exist: run scripts/e2e-pipeline.sh (it builds it), or set {env}"
+        )
+    return str(path)
+
+
+class AlertSink:
+    """Answers vmalert's notifications like Alertmanager and keeps them."""
+
+    def __init__(self, port: int) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    received.extend(json.loads(body))
+                except ValueError:
+                    pass
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Exporter:
+    name: str
+    port: int
+    cluster: str
+    gpus: int
+
+    @property
+    def instance(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class Stack:
+    work: Path
+    procs: Processes
+    vm: VM
+    vm_shards: VM
+    vm_url: str
+    vmalert_url: str
+    vmagent_url: str
+    shard_urls: list[str]
+    targets: Path
+    exporter_bin: str
+    nvml_lib: str
+    sink: AlertSink
+    exporters: dict[str, Exporter] = field(default_factory=dict)
+    dead: str = ""
+    job_instance: str = ""
+    spare_port: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def start_exporter(
+        self, name: str, port: int, cluster: str, scenario: Path, gpus: int
+    ) -> Exporter:
+        self.procs.start(
+            name,
+            [
+                self.exporter_bin,
+                "--nvml-lib",
+                self.nvml_lib,
+                "-a",
+                f"127.0.0.1:{port}",
+                "-c",
+                "1000",
+                "--processes",
+                "-f",
+                str(COLLECTORS),
+            ],
+            env={
+                "ALGALON_FAKE_NVML_SCENARIO": str(scenario),
+                "ALGALON_LOG_FORMAT": "text",
+            },
+        )
+        exp = Exporter(name, port, cluster, gpus)
+        self.exporters[name] = exp
+        return exp
+
+    def add_worker(self, instance: str, cluster: str) -> None:
+        """The operator's way: ./setup.sh --add-worker IP:PORT --cluster NAME."""
+        import subprocess
+
+        subprocess.run(
+            [str(ROOT / "setup.sh"), "--add-worker", instance, "--cluster", cluster],
+            check=True,
+            env={**os.environ, "ALGALON_TARGETS_DIR": str(self.targets)},
+            capture_output=True,
+            timeout=30,
+        )
+
+    def alerts(self) -> list[dict]:
+        status, body = http_get(f"{self.vmalert_url}/api/v1/alerts")
+        assert status == 200, body[:300]
+        return json.loads(body)["data"]["alerts"]
+
+
+def _interrupt(_signum, _frame):
+    # SIGTERM (scripts/e2e-pipeline.sh's time limit) ends the run like
+    # Ctrl-C, so the fixture's finally stops every process it started.
+    raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="session")
+def stack():
+    signal.signal(signal.SIGTERM, _interrupt)
+    exporter_bin = _binary("ALGALON_EXPORTER", ROOT / "target/debug/algalon-exporter")
+    nvml_lib = _binary(
+        "ALGALON_TEST_NVML_LIB", ROOT / "target/fake-nvml/libnvidia-ml.so.1"
+    )
+    work = fresh_dir(ROOT / "target/e2e/run")
+    logs = fresh_dir(work / "logs")
+    targets = fresh_dir(work / "targets")
+    (targets / "jobs").mkdir()
+    procs = Processes(logs)
+    (
+        vm_port,
+        vm2_port,
+        agent_port,
+        shard0_port,
+        shard1_port,
+        alert_port,
+        sink_port,
+        job_port,
+        *exp_ports,
+    ) = free_ports(14)
+    sink = AlertSink(sink_port)
+    st = Stack(
+        work=work,
+        procs=procs,
+        vm=VM(f"http://127.0.0.1:{vm_port}"),
+        vm_shards=VM(f"http://127.0.0.1:{vm2_port}"),
+        vm_url=f"http://127.0.0.1:{vm_port}",
+        vmalert_url=f"http://127.0.0.1:{alert_port}",
+        vmagent_url=f"http://127.0.0.1:{agent_port}",
+        shard_urls=[
+            f"http://127.0.0.1:{shard0_port}",
+            f"http://127.0.0.1:{shard1_port}",
+        ],
+        targets=targets,
+        exporter_bin=exporter_bin,
+        nvml_lib=nvml_lib,
+        sink=sink,
+    )
+    try:
+        # Workers first: the stuck-NVML one must be stale for a minute before
+        # the alert checks run.
+        healthy = healthy_scenario(work / "healthy.json", 4)
+        stuck = healthy_scenario(work / "stuck.json", 4, latency_from_s=3)
+        st.start_exporter("b2", exp_ports[3], "gpu-b", stuck, 4)
+        st.start_exporter("a1", exp_ports[0], "gpu-a", healthy, 4)
+        st.start_exporter("a2", exp_ports[1], "gpu-a", healthy, 4)
+        st.start_exporter("b1", exp_ports[2], "gpu-b", FAULTS, 6)
+        st.dead = f"127.0.0.1:{exp_ports[4]}"  # nothing listens there
+        st.spare_port = exp_ports[5]  # a3, added later
+
+        # The scrape config with the one container path made local.
+        scrape_src = (COMPOSE / "host/vmagent/scrape.yml").read_text()
+        assert "/etc/vmagent/targets/" in scrape_src
+        scrape = work / "scrape.yml"
+        scrape.write_text(scrape_src.replace("/etc/vmagent/targets/", f"{targets}/"))
+
+        vm_flags = (
+            service_flags(
+                HOST_COMPOSE,
+                "victoriametrics",
+                Rewrite({}, f"127.0.0.1:{vm_port}", work),
+            )
+            + TEST_ONLY_FLAGS["victoriametrics"]
+        )
+        procs.start("victoria-metrics", ["victoria-metrics", *vm_flags])
+        vm2_flags = [
+            f.replace(
+                str(work / "victoriametrics-vmdata"), str(work / "vm-shards-data")
+            )
+            for f in service_flags(
+                HOST_COMPOSE,
+                "victoriametrics",
+                Rewrite({}, f"127.0.0.1:{vm2_port}", work),
+            )
+        ] + TEST_ONLY_FLAGS["victoriametrics"]
+        procs.start("victoria-metrics-shards", ["victoria-metrics", *vm2_flags])
+        # As compose's `depends_on: condition: service_healthy`: vmalert
+        # restores alert state from VictoriaMetrics when it starts.
+        for url in (st.vm_url, st.vm_shards.base):
+            wait_until(
+                f"{url}/health",
+                lambda u=url: http_get(f"{u}/health")[0] == 200,
+                30,
+                on_wait=procs.check_alive,
+            )
+
+        hosts = {
+            "victoriametrics:8428": f"127.0.0.1:{vm_port}",
+            "alertmanager:9093": f"127.0.0.1:{sink_port}",
+        }
+        files = {"/etc/vmagent/scrape.yml": scrape}
+        agent_flags = service_flags(
+            HOST_COMPOSE,
+            "vmagent",
+            Rewrite(hosts, f"127.0.0.1:{agent_port}", work, files),
+        )
+        procs.start("vmagent", ["vmagent", *agent_flags])
+        # vminsert stands in as a single-node VictoriaMetrics (Debian ships no
+        # cluster binaries): its tenant path maps to the single node's root.
+        cluster_hosts = {"vminsert:8480/insert/0/prometheus": f"127.0.0.1:{vm2_port}"}
+        for n, port in enumerate((shard0_port, shard1_port)):
+            flags = service_flags(
+                CLUSTER_COMPOSE,
+                f"vmagent-{n}",
+                Rewrite(cluster_hosts, f"127.0.0.1:{port}", work, files),
+            )
+            assert f"-promscrape.cluster.memberNum={n}" in flags
+            procs.start(
+                f"vmagent-{n}",
+                ["vmagent", *flags, f"-remoteWrite.label=vmagent_shard={n}"],
+            )
+        alert_flags = service_flags(
+            HOST_COMPOSE, "vmalert", Rewrite(hosts, f"127.0.0.1:{alert_port}", work)
+        )
+        procs.start("vmalert", ["vmalert", *alert_flags, *TEST_ONLY_FLAGS["vmalert"]])
+
+        for url in (st.vmagent_url, *st.shard_urls, st.vmalert_url):
+            wait_until(
+                f"{url}/health",
+                lambda u=url: http_get(f"{u}/health")[0] == 200,
+                30,
+                on_wait=procs.check_alive,
+            )
+        for exp in st.exporters.values():
+            wait_until(
+                f"{exp.name} /health",
+                lambda e=exp: http_get(f"http://{e.instance}/health")[0] in (200, 503),
+                30,
+                on_wait=procs.check_alive,
+            )
+
+        # A training process serving job series, and pushing one report.
+        procs.start(
+            "job-source",
+            [
+                "python3",
+                str(Path(__file__).parent / "job_source.py"),
+                "--port",
+                str(job_port),
+                "--push",
+                st.vm_url,
+                "--nvml-lib",
+                nvml_lib,
+            ],
+            env={"ALGALON_FAKE_NVML_SCENARIO": str(healthy)},
+        )
+        st.job_instance = f"127.0.0.1:{job_port}"
+        wait_until(
+            "job_source.py to serve",
+            lambda: "job_source: ready" in procs.log_tail("job-source", 50),
+            30,
+            on_wait=procs.check_alive,
+        )
+
+        # Targets, the operator's way.
+        for exp in st.exporters.values():
+            st.add_worker(exp.instance, exp.cluster)
+        st.add_worker(st.dead, "gpu-b")
+        (targets / "jobs/gpu-a.yml").write_text(
+            f"- labels:\n    cluster: gpu-a\n  targets:\n    - {st.job_instance}\n"
+        )
+
+        # Three scrapes of every target: rate() needs two samples inside a
+        # range query's last step (aligned down to 15 s).
+        live = [e.instance for e in st.exporters.values()] + [st.job_instance]
+
+        def scraped_thrice() -> bool:
+            got = {
+                r["metric"]["instance"]: float(r["value"][1])
+                for r in st.vm.query("count_over_time(up[2m])")
+                if r["metric"].get("instance") in (*live, st.dead)
+            }
+            return len(got) == len(live) + 1 and min(got.values()) >= 3
+
+        wait_until(
+            "three scrapes of every target in VictoriaMetrics",
+            scraped_thrice,
+            75,
+            1,
+            procs.check_alive,
+        )
+        yield st
+    finally:
+        procs.stop_all()
+        sink.close()

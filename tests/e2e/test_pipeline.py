@@ -1,0 +1,400 @@
+"""End to end: fake-NVML workers -> vmagent -> VictoriaMetrics -> dashboards
+and vmalert, with the compose stack's own config files (see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from e2e_stack import COMPOSE, ROOT, http_get, wait_until
+
+DASHBOARDS = sorted((COMPOSE / "host/grafana/dashboards").glob("*.json"))
+RULES = COMPOSE / "host/vmalert/rules.yml"
+
+# What Grafana puts in for its own variables, with the datasource's
+# timeInterval (15 s): $__rate_interval = max(4 x 15 s, $__interval + 15 s).
+GRAFANA_VARS = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
+
+
+def panels(dashboard: dict):
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])  # collapsed rows
+
+
+def substitute(expr: str, dashboard: dict) -> str:
+    """The expression as Grafana sends it with every variable at "All"."""
+    values = dict(GRAFANA_VARS)
+    for var in dashboard.get("templating", {}).get("list", []):
+        if var["type"] in ("query", "custom"):
+            # Grafana's All for a variable without allValue is every value
+            # OR-ed together: ".+" matches the same series.
+            values[var["name"]] = var.get("allValue") or ".+"
+    for name, value in values.items():
+        expr = re.sub(r"\$\{" + name + r"(?::\w+)?\}|\$" + name + r"\b", value, expr)
+    assert "$" not in expr, f"unsubstituted variable in {expr!r}"
+    return expr
+
+
+def dashboard_queries():
+    for path in DASHBOARDS:
+        doc = json.loads(path.read_text())
+        for panel in panels(doc):
+            for t in panel.get("targets", []):
+                if t.get("expr"):
+                    instant = bool(t.get("instant")) and not t.get("range", False)
+                    yield pytest.param(
+                        doc,
+                        t["expr"],
+                        instant,
+                        id=f"{path.stem}:{panel['title']}:{t.get('refId', 'A')}",
+                    )
+
+
+def variable_queries():
+    for path in DASHBOARDS:
+        doc = json.loads(path.read_text())
+        for var in doc["templating"]["list"]:
+            if var["type"] == "query":
+                q = (
+                    var["query"]["query"]
+                    if isinstance(var["query"], dict)
+                    else var["query"]
+                )
+                yield pytest.param(doc, q, id=f"{path.stem}:${var['name']}")
+
+
+def has_data(result: list[dict]) -> bool:
+    for series in result:
+        points = series.get("values") or [series.get("value")]
+        if any(p and not math.isnan(float(p[1])) for p in points):
+            return True
+    return False
+
+
+def test_every_target_scraped_with_cluster_label(stack):
+    up = {r["metric"]["instance"]: r for r in stack.vm.query("up")}
+    for exp in stack.exporters.values():
+        assert up[exp.instance]["value"][1] == "1", f"{exp.name} not scraped"
+        assert up[exp.instance]["metric"]["cluster"] == exp.cluster
+        assert up[exp.instance]["metric"]["job"] == "algalon"
+    assert up[stack.dead]["value"][1] == "0"
+    assert up[stack.job_instance]["metric"]["job"] == "algalon-jobs"
+    assert up[stack.job_instance]["metric"]["cluster"] == "gpu-a"
+
+
+def test_gpu_series_carry_gpu_hostname_cluster(stack):
+    series = stack.vm.series('{__name__=~"DCGM_FI_.*|algalon_gpu_up", job="algalon"}')
+    assert len(series) > 100
+    for s in series:
+        for label in ("gpu", "Hostname", "cluster", "instance", "UUID", "modelName"):
+            assert s.get(label), f"{s} lacks {label}"
+    gpus = stack.vm.query(
+        'count by (cluster, instance) (algalon_gpu_up{job="algalon"})'
+    )
+    got = {
+        (r["metric"]["cluster"], r["metric"]["instance"]): int(r["value"][1])
+        for r in gpus
+    }
+    want = {(e.cluster, e.instance): e.gpus for e in stack.exporters.values()}
+    assert got == want
+
+
+@pytest.mark.parametrize(("dashboard", "expr", "instant"), list(dashboard_queries()))
+def test_dashboard_query_returns_data(stack, dashboard, expr, instant):
+    query = substitute(expr, dashboard)
+    result = (
+        stack.vm.query(query) if instant else stack.vm.query_range(query, 180, "15s")
+    )
+    assert has_data(result), f"no data for {query!r}"
+
+
+@pytest.mark.parametrize(("dashboard", "query"), list(variable_queries()))
+def test_template_variable_has_values(stack, dashboard, query):
+    m = re.fullmatch(r"label_values\((?:(.+),\s*)?(\w+)\)", query.strip())
+    assert m, f"unsupported variable query {query!r}"
+    match, label = m.groups()
+    values = stack.vm.label_values(
+        label, substitute(match, dashboard) if match else None
+    )
+    assert values, f"{query} has no values"
+    if label == "gpu":
+        assert set(values) >= {"0", "1", "2", "3"}
+
+
+def test_dashboards_name_gpus_by_index_never_uuid():
+    for path in DASHBOARDS:
+        doc = json.loads(path.read_text())
+        for panel in panels(doc):
+            for t in panel.get("targets", []):
+                legend = t.get("legendFormat", "")
+                assert "UUID" not in legend, (
+                    f"{path.name}: {panel['title']} names GPUs by UUID"
+                )
+                if path.stem == "algalon-fleet" and "{{gpu}}" in legend:
+                    assert "GPU {{gpu}}" in legend
+
+
+def test_new_target_file_is_picked_up(stack):
+    exp = stack.start_exporter(
+        "a3", stack.spare_port, "gpu-c", stack.work / "healthy.json", 4
+    )
+    wait_until(
+        "a3 /health", lambda: http_get(f"http://{exp.instance}/health")[0] == 200, 30
+    )
+    t0 = time.monotonic()
+    stack.add_worker(exp.instance, "gpu-c")  # a new file: targets/gpu-c.yml
+    assert (stack.targets / "gpu-c.yml").exists()
+    wait_until(
+        "vmagent to scrape the new target",
+        lambda: stack.vm.query(
+            f'up{{instance="{exp.instance}", cluster="gpu-c"}} == 1'
+        ),
+        45,
+        1,
+        stack.procs.check_alive,
+    )
+    took = time.monotonic() - t0
+    print(f"new target file scraped and stored {took:.1f} s after it was written")
+    # fileSDCheckInterval 5 s + first scrape within the 15 s interval + a flush.
+    assert took < 30
+    (stack.work / "pickup-seconds").write_text(f"{took:.1f}\n")
+
+
+# Alert name -> the faulty series that must raise it (labels to match).
+EXPECTED_ALERTS = {
+    "AlgalonGpuDown": [{"instance": "b1", "gpu": "0"}],
+    "AlgalonGpuXidCritical": [
+        {"instance": "b1", "gpu": "1", "xid": "48"},
+        # GPU 0 falls off the bus announcing itself with XID 79; its XID
+        # history outlives its readings.
+        {"instance": "b1", "gpu": "0", "xid": "79"},
+    ],
+    "AlgalonGpuXidError": [{"instance": "b1", "gpu": "5", "xid": "13"}],
+    "AlgalonGpuEccUncorrectable": [{"instance": "b1", "gpu": "1"}],
+    "AlgalonGpuRowRemapFailure": [{"instance": "b1", "gpu": "1"}],
+    "AlgalonGpuTemperatureHigh": [{"instance": "b1", "gpu": "2"}],
+    "AlgalonGpuMemoryNearFull": [{"instance": "b1", "gpu": "3"}],
+    "AlgalonGpuIdleWithJob": [{"instance": "b1", "gpu": "4"}],
+    "AlgalonExporterDown": [{"instance": "dead"}],
+    "AlgalonSamplesStale": [{"instance": "b2"}],
+}
+
+
+def rules() -> dict[str, dict]:
+    doc = yaml.safe_load(RULES.read_text())
+    return {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
+
+
+def test_every_rule_has_a_fault_that_raises_it():
+    assert set(rules()) == set(EXPECTED_ALERTS)
+
+
+def test_fault_scenario_raises_each_alert_and_healthy_workers_none(stack):
+    def resolve(labels: dict) -> dict:
+        out = dict(labels, cluster="gpu-b")
+        name = out["instance"]
+        out["instance"] = (
+            stack.dead if name == "dead" else stack.exporters[name].instance
+        )
+        return out
+
+    expected = [
+        (name, resolve(labels))
+        for name, label_sets in EXPECTED_ALERTS.items()
+        for labels in label_sets
+    ]
+    state: dict[int, tuple[str, str]] = {}
+
+    def matches(alert: dict, name: str, labels: dict) -> bool:
+        return alert["name"] == name and all(
+            alert["labels"].get(k) == v for k, v in labels.items()
+        )
+
+    def all_raised() -> bool:
+        state.clear()
+        for alert in stack.alerts():
+            for i, (name, labels) in enumerate(expected):
+                if matches(alert, name, labels):
+                    state[i] = (name, alert["state"])
+        return len(state) == len(expected)
+
+    try:
+        wait_until(
+            "every expected alert in vmalert",
+            all_raised,
+            100,
+            2,
+            stack.procs.check_alive,
+        )
+    except AssertionError as e:
+        missing = [expected[i] for i in range(len(expected)) if i not in state]
+        raise AssertionError(
+            f"{e}\nnot raised: {missing}\nvmalert has: {stack.alerts()}"
+        ) from None
+    spec = rules()
+    for name, st in state.values():
+        # Production `for:` durations: rules without one fire at once, the
+        # others are pending here (their condition holds, the clock runs).
+        assert st == ("pending" if spec[name].get("for") else "firing"), (name, st)
+
+    # Nothing else on the faulty node, nothing at all on healthy workers.
+    others = [
+        (a["name"], a["labels"])
+        for a in stack.alerts()
+        if not any(matches(a, n, labels) for n, labels in expected)
+    ]
+    assert not others, f"unexpected alerts: {others}"
+    # Over the whole run, not just now: vmalert writes every alert state to
+    # VictoriaMetrics as ALERTS series.
+    wait_until("vmalert's ALERTS series", lambda: stack.vm.query("ALERTS"), 30, 1)
+    healthy = stack.vm.query('count_over_time(ALERTS{cluster!="gpu-b"}[10m])')
+    assert not healthy, f"healthy workers raised alerts: {healthy}"
+
+    # Firing alerts reached the notifier (the Alertmanager stand-in).
+    firing = {n for n, st in state.items() if st == "firing"}
+    wait_until(
+        "vmalert to notify the firing alerts",
+        lambda: firing <= {a["labels"]["alertname"] for a in stack.sink.received},
+        30,
+        1,
+    )
+    assert all(a["labels"].get("cluster") == "gpu-b" for a in stack.sink.received)
+
+
+def test_sharded_vmagents_scrape_each_target_once(stack):
+    """compose/cluster's vmagent-0 and vmagent-1 (membersCount=2) over the same targets."""
+    instances = {e.instance for e in stack.exporters.values()} | {
+        stack.dead,
+        stack.job_instance,
+    }
+
+    def shards_by_instance() -> dict[str, set[str]]:
+        result = stack.vm_shards.query(
+            "count by (instance, vmagent_shard) (count_over_time(up[10m]))"
+        )
+        got: dict[str, set[str]] = {}
+        for r in result:
+            got.setdefault(r["metric"]["instance"], set()).add(
+                r["metric"]["vmagent_shard"]
+            )
+        return got
+
+    got = wait_until(
+        "both shards' samples of every target",
+        lambda: (g := shards_by_instance()) and set(g) >= instances and g,
+        45,
+        1,
+    )
+    twice = {i: s for i, s in got.items() if len(s) != 1}
+    assert not twice, f"targets scraped by more than one shard: {twice}"
+    # Each vmagent's own view agrees: every target active in exactly one shard.
+    active = []
+    for url in stack.shard_urls:
+        with urllib.request.urlopen(f"{url}/api/v1/targets", timeout=5) as r:
+            doc = json.load(r)
+        active.append({t["labels"]["instance"] for t in doc["data"]["activeTargets"]})
+    assert not (active[0] & active[1]), (
+        f"scraped by both shards: {active[0] & active[1]}"
+    )
+    assert active[0] | active[1] >= instances
+    (stack.work / "shards.json").write_text(
+        json.dumps([sorted(a) for a in active], indent=1)
+    )
+
+
+def _vm_metrics(base: str) -> dict[str, float]:
+    status, body = http_get(f"{base}/metrics")
+    assert status == 200
+    out: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def _sum(metrics: dict[str, float], pattern: str) -> float:
+    rx = re.compile(pattern)
+    return sum(v for k, v in metrics.items() if rx.fullmatch(k))
+
+
+def test_measure_ingestion(stack):
+    """Figures for compose/SCALING.md, from the scrapes and VictoriaMetrics' own /metrics."""
+    a1 = stack.exporters["a1"]
+    per_gpu = stack.vm.scalar(f'count({{instance="{a1.instance}", gpu!=""}})') / a1.gpus
+    per_node = stack.vm.scalar(f'count({{instance="{a1.instance}", gpu=""}})')
+    scraped = stack.vm.scalar(f'scrape_samples_scraped{{instance="{a1.instance}"}}')
+    # vmagent adds 5 series per target: up, scrape_duration_seconds,
+    # scrape_samples_scraped, scrape_samples_post_metric_relabeling,
+    # scrape_series_added.
+    scrape_rate = stack.vm.scalar('sum(scrape_samples_scraped{job="algalon"} + 5)') / 15
+    rows = 'vm_rows_inserted_total{type="promremotewrite"}'
+    m0, t0 = _vm_metrics(stack.vm_url), time.monotonic()
+    time.sleep(15)
+    m1, t1 = _vm_metrics(stack.vm_url), time.monotonic()
+    written = (m1[rows] - m0[rows]) / (t1 - t0)
+    http_get(f"{stack.vm_url}/internal/force_flush")
+    time.sleep(1)
+    m = _vm_metrics(stack.vm_url)
+    data_bytes = _sum(m, r'vm_data_size_bytes\{type="storage/(small|big)"\}')
+    data_rows = _sum(m, r'vm_rows\{type="storage/(small|big)"\}')
+    index_bytes = _sum(m, r'vm_data_size_bytes\{type="indexdb.*"\}')
+    series = stack.vm.scalar("count({__name__!=''})")
+    gpus = sum(e.gpus for e in stack.exporters.values())
+    figures = {
+        "series_per_gpu": per_gpu,
+        "series_per_node_without_gpu_label": per_node,
+        "samples_per_scrape_4_gpu_node": scraped,
+        "exporters": len(stack.exporters),
+        "gpus_scraped": gpus,
+        "exporter_samples_per_s_at_15s": round(scrape_rate, 2),
+        "exporter_samples_per_s_per_gpu": round(scrape_rate / gpus, 3),
+        "remote_write_rows_per_s_all_writers": round(written, 2),
+        "stored_rows": data_rows,
+        "fresh_parts_bytes_per_sample": round(data_bytes / data_rows, 2)
+        if data_rows
+        else None,
+        "index_bytes_per_series": round(index_bytes / series, 1) if series else None,
+        "active_series": series,
+        "pipeline_seconds": round(time.monotonic() - stack.started, 1),
+    }
+    out = ROOT / "target/e2e/figures.json"
+    out.write_text(json.dumps(figures, indent=1) + "\n")
+    print(json.dumps(figures))
+    assert 30 <= per_gpu <= 60, "series per GPU changed: update compose/SCALING.md"
+    # What vmagent wrote is what the exporters served (plus the job target's
+    # series and vmalert's ALERTS, a few per second).
+    assert scrape_rate <= written <= scrape_rate * 1.5 + 10
+
+
+def test_logs_hold_no_errors(stack):
+    """The components ran clean (warnings about the injected faults aside)."""
+    bad = []
+    for name in ("vmagent", "vmagent-0", "vmagent-1", "vmalert", "victoria-metrics"):
+        for line in stack.procs.log_tail(name, 10_000).splitlines():
+            level = line.split("\t")[1] if line.count("\t") >= 2 else ""
+            # The dead target is expected to fail its scrapes.
+            if level in ("error", "fatal", "panic") and stack.dead not in line:
+                bad.append(f"{name}: {line}")
+    assert not bad, "\n".join(bad[:20])
+
+
+def test_dashboard_files_are_the_provisioned_ones():
+    provider = yaml.safe_load(
+        (COMPOSE / "host/grafana/provisioning/dashboards/algalon.yml").read_text()
+    )
+    path = provider["providers"][0]["options"]["path"]
+    compose = yaml.safe_load((COMPOSE / "host/docker-compose.yml").read_text())
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert f"./grafana/dashboards:{path}:ro" in mounts
+    assert Path(COMPOSE / "host/grafana/dashboards").is_dir()

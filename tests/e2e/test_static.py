@@ -1,0 +1,345 @@
+"""Static checks of compose/: schemas, configs and rules through the real
+tools (check-jsonschema, vmagent -dryRun, vmalert -dryRun, promtool,
+shellcheck), and the dashboards' structure. Needs no running process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from e2e_stack import COMPOSE, ROOT, load_compose, read_env_file
+
+SCHEMA = COMPOSE / "schema/compose-spec.json"
+COMPOSE_FILES = sorted(COMPOSE.glob("*/docker-compose.yml"))
+DASHBOARD_DIR = COMPOSE / "host/grafana/dashboards"
+DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.json"))
+RULES = COMPOSE / "host/vmalert/rules.yml"
+SCRAPE = COMPOSE / "host/vmagent/scrape.yml"
+DCGM_DASHBOARD_SHA256 = (
+    "7c2172e582524efb70d9f585502366f7fec22b2464c3b89f75418ca648353e71"
+)
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        pytest.fail(f"{name} is not installed: run scripts/install-deps.sh")
+    return path
+
+
+def run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, check=False, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def validate(files: list[Path]) -> subprocess.CompletedProcess[str]:
+    return run(tool("check-jsonschema"), "--schemafile", str(SCHEMA), *map(str, files))
+
+
+def test_expected_compose_files_exist():
+    assert {p.parent.name for p in COMPOSE_FILES} == {
+        "host",
+        "worker",
+        "single-node",
+        "cluster",
+    }
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.parent.name)
+def test_compose_file_matches_compose_spec(path):
+    r = validate([path])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_schema_rejects_a_broken_compose_file(tmp_path):
+    """The vendored schema is strict: a misspelt key fails."""
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text("services:\n  x:\n    imagee: busybox\n    restart: sometimes\n")
+    r = validate([bad])
+    assert r.returncode != 0
+    assert "imagee" in r.stdout + r.stderr or "restart" in r.stdout + r.stderr
+
+
+def test_vendored_schema_is_the_recorded_one():
+    readme = (COMPOSE / "schema/README.md").read_text()
+    digest = hashlib.sha256(SCHEMA.read_bytes()).hexdigest()
+    assert digest in readme, (
+        "compose-spec.json changed: record its source and sha256 in compose/schema/README.md"
+    )
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.parent.name)
+def test_compose_variables_are_documented(path):
+    """Every ${VAR} without a default is in the directory's .env.example."""
+    text = path.read_text()
+    env_example = path.parent / ".env.example"
+    declared = read_env_file(env_example) if env_example.exists() else {}
+    for m in re.finditer(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?])?", text):
+        name, op = m.groups()
+        if op not in (":-", "-"):
+            assert name in declared, (
+                f"{path}: ${{{name}}} has no default and is not in {env_example}"
+            )
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.parent.name)
+def test_bind_mounts_and_build_contexts_exist(path):
+    doc = load_compose(path)
+    for name, svc in doc.get("services", {}).items():
+        for volume in svc.get("volumes", []):
+            src = volume.split(":")[0]
+            if src.startswith("."):
+                assert (path.parent / src).exists(), (
+                    f"{path}: {name} mounts missing {src}"
+                )
+        build = svc.get("build")
+        if build:
+            ctx = path.parent / build["context"]
+            assert (ctx / build["dockerfile"]).is_file(), (
+                f"{path}: {name} builds a missing Dockerfile"
+            )
+    for inc in doc.get("include", []):
+        assert (path.parent / inc["path"]).is_file()
+
+
+def test_grafana_password_comes_from_env_never_hard_coded():
+    for path in (
+        COMPOSE / "host/docker-compose.yml",
+        COMPOSE / "cluster/docker-compose.yml",
+    ):
+        env = load_compose(path)["services"]["grafana"]["environment"]
+        assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith(
+            "${GRAFANA_ADMIN_PASSWORD:?"
+        )
+        assert (
+            read_env_file(path.parent / ".env.example")["GRAFANA_ADMIN_PASSWORD"] == ""
+        )
+
+
+def test_host_publishes_only_grafana_and_victoriametrics():
+    doc = load_compose(COMPOSE / "host/docker-compose.yml")
+    published = {name for name, svc in doc["services"].items() if svc.get("ports")}
+    assert published == {"grafana", "victoriametrics"}
+    for name, svc in doc["services"].items():
+        assert svc.get("networks") == ["monitoring"], (
+            f"{name} is not on the private network"
+        )
+    vm = doc["services"]["victoriametrics"]
+    assert "-retentionPeriod=${VM_RETENTION:-90d}" in vm["command"]
+    assert any(v.endswith(":/storage") and not v.startswith(".") for v in vm["volumes"])
+
+
+def test_vmagent_reads_target_files_often_enough():
+    """file_sd on compose/host/targets/*.yml, re-read within 30 s, host and cluster alike."""
+    scrape = yaml.safe_load(SCRAPE.read_text())
+    files = [
+        f
+        for job in scrape["scrape_configs"]
+        for sd in job.get("file_sd_configs", [])
+        for f in sd["files"]
+    ]
+    assert "/etc/vmagent/targets/*.yml" in files
+    for path, services in (
+        (COMPOSE / "host/docker-compose.yml", ["vmagent"]),
+        (COMPOSE / "cluster/docker-compose.yml", ["vmagent-0", "vmagent-1"]),
+    ):
+        doc = load_compose(path)
+        for name in services:
+            svc = doc["services"][name]
+            assert any(
+                v.split(":")[1] == "/etc/vmagent/targets" for v in svc["volumes"]
+            )
+            interval = next(
+                a
+                for a in svc["command"]
+                if a.startswith("-promscrape.fileSDCheckInterval=")
+            )
+            assert int(interval.split("=")[1].rstrip("s")) <= 30
+
+
+def test_worker_has_gpus_host_pid_port_and_healthcheck():
+    svc = load_compose(COMPOSE / "worker/docker-compose.yml")["services"][
+        "algalon-exporter"
+    ]
+    devices = svc["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert svc["pid"] == "host"
+    assert svc["ports"][0].endswith(":9400")
+    assert svc["restart"] == "unless-stopped"
+    assert "--healthcheck" in svc["healthcheck"]["test"]
+    assert svc["build"]["dockerfile"] == "compose/worker/Dockerfile"
+
+
+def test_cluster_shards_scrapers_and_replicates_storage():
+    doc = load_compose(COMPOSE / "cluster/docker-compose.yml")
+    services = doc["services"]
+    assert {n for n in services if n.startswith("vmstorage")} == {
+        "vmstorage-1",
+        "vmstorage-2",
+    }
+    assert "-replicationFactor=2" in services["vminsert"]["command"]
+    assert "-dedup.minScrapeInterval=1ms" in services["vmselect"]["command"]
+    members = []
+    for n in (0, 1):
+        cmd = services[f"vmagent-{n}"]["command"]
+        assert "-promscrape.cluster.membersCount=2" in cmd
+        members.append(
+            next(a for a in cmd if a.startswith("-promscrape.cluster.memberNum="))
+        )
+    assert members == [
+        "-promscrape.cluster.memberNum=0",
+        "-promscrape.cluster.memberNum=1",
+    ]
+
+
+def test_vmagent_dry_run_accepts_the_scrape_config():
+    r = run(tool("vmagent"), "-dryRun", f"-promscrape.config={SCRAPE}")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_vmagent_dry_run_rejects_a_bad_config(tmp_path):
+    bad = tmp_path / "scrape.yml"
+    bad.write_text(SCRAPE.read_text().replace("scrape_interval:", "scrape_intervall:"))
+    assert run(tool("vmagent"), "-dryRun", f"-promscrape.config={bad}").returncode != 0
+
+
+def test_vmalert_dry_run_accepts_the_rules():
+    r = run(tool("vmalert"), "-dryRun", f"-rule={RULES}")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_vmalert_dry_run_rejects_a_bad_expression(tmp_path):
+    bad = tmp_path / "rules.yml"
+    bad.write_text(
+        RULES.read_text().replace(
+            "expr: algalon_gpu_up == 0", "expr: algalon_gpu_up == == 0"
+        )
+    )
+    assert run(tool("vmalert"), "-dryRun", f"-rule={bad}").returncode != 0
+
+
+def test_promtool_checks_the_rules():
+    r = run(tool("promtool"), "check", "rules", str(RULES))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout
+
+
+def test_rules_are_labelled_and_annotated():
+    doc = yaml.safe_load(RULES.read_text())
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            assert rule["labels"]["severity"] in ("critical", "warning", "info"), rule[
+                "alert"
+            ]
+            assert (
+                rule["annotations"]["summary"] and rule["annotations"]["description"]
+            ), rule["alert"]
+
+
+def test_shellcheck():
+    r = run(tool("shellcheck"), "setup.sh", "scripts/e2e-pipeline.sh")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def all_panels(doc: dict):
+    for panel in doc.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboard_is_valid_grafana_json(path):
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc.get("title") and doc.get("uid") and isinstance(doc.get("panels"), list)
+    ids = [p["id"] for p in all_panels(doc)]
+    assert len(ids) == len(set(ids)), f"duplicate panel ids in {path.name}"
+    variables = doc["templating"]["list"]
+    ds_vars = [
+        v["name"]
+        for v in variables
+        if v["type"] == "datasource" and v["query"] == "prometheus"
+    ]
+    assert ds_vars, f"{path.name} has no Prometheus datasource variable"
+    refs = {f"${ds_vars[0]}", f"${{{ds_vars[0]}}}"}
+    for panel in all_panels(doc):
+        if panel["type"] == "row":
+            continue
+        ds = panel.get("datasource")
+        uid = ds.get("uid") if isinstance(ds, dict) else ds
+        assert uid in refs, (
+            f"{path.name}: panel {panel['title']!r} does not use the datasource variable"
+        )
+        assert panel.get("targets"), (
+            f"{path.name}: panel {panel['title']!r} has no query"
+        )
+        refids = [t.get("refId") for t in panel["targets"]]
+        assert len(refids) == len(set(refids)), (
+            f"{path.name}: {panel['title']!r} repeats a refId"
+        )
+
+
+def test_dashboard_uids_and_titles():
+    docs = {p.name: json.loads(p.read_text()) for p in DASHBOARDS}
+    assert len({d["uid"] for d in docs.values()}) == len(docs)
+    titles = {d["title"] for d in docs.values()}
+    assert {
+        "Algalon — GPU fleet",
+        "Algalon — jobs",
+        "NVIDIA DCGM Exporter Dashboard",
+    } <= titles
+    fleet = docs["algalon-fleet.json"]
+    names = [v["name"] for v in fleet["templating"]["list"]]
+    assert names == ["datasource", "cluster", "instance", "gpu"]
+    ds = fleet["templating"]["list"][0]["current"]["value"]
+    provisioned = yaml.safe_load(
+        (
+            COMPOSE / "host/grafana/provisioning/datasources/victoriametrics.yml"
+        ).read_text()
+    )
+    vm = provisioned["datasources"][0]
+    assert (vm["uid"], vm["type"]) == (ds, "prometheus")
+
+
+def test_nvidia_dashboard_is_provisioned_unchanged():
+    ours = (DASHBOARD_DIR / "dcgm-exporter-dashboard.json").read_bytes()
+    assert hashlib.sha256(ours).hexdigest() == DCGM_DASHBOARD_SHA256
+    shared = ROOT.parent / "shared/compat/dcgm-exporter-dashboard.json"
+    if shared.exists():
+        assert ours == shared.read_bytes()
+
+
+def test_generated_dashboards_are_up_to_date():
+    r = run("python3", str(COMPOSE / "host/grafana/build_dashboards.py"), "--check")
+    assert r.returncode == 0, r.stderr
+
+
+def test_grafana_gets_the_datasource_url_it_provisions():
+    text = (
+        COMPOSE / "host/grafana/provisioning/datasources/victoriametrics.yml"
+    ).read_text()
+    used = set(re.findall(r"\$\{(\w+)\}", text))
+    for path in (
+        COMPOSE / "host/docker-compose.yml",
+        COMPOSE / "cluster/docker-compose.yml",
+    ):
+        env = load_compose(path)["services"]["grafana"]["environment"]
+        assert used <= set(env), f"{path}: grafana lacks {used - set(env)}"
+
+
+def test_alertmanager_config_routes_to_a_receiver():
+    doc = yaml.safe_load((COMPOSE / "host/alertmanager/alertmanager.yml").read_text())
+    receivers = {r["name"] for r in doc["receivers"]}
+    assert doc["route"]["receiver"] in receivers
+    assert all(r["receiver"] in receivers for r in doc["route"].get("routes", []))
+    rules = yaml.safe_load(RULES.read_text())
+    names = {r["alert"] for g in rules["groups"] for r in g["rules"]}
+    for inhibit in doc.get("inhibit_rules", []):
+        for matcher in inhibit["source_matchers"]:
+            assert matcher.split("=")[1].strip('"') in names
