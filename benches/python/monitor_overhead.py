@@ -543,22 +543,19 @@ def worker(args: argparse.Namespace) -> None:
 
     def git_rev() -> str:
         try:
-            rev = subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                check=False,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                check=False,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
+
+            def git(*args: str) -> str:
+                return subprocess.run(
+                    ["git", *args],
+                    check=False,
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout.strip()
+
+            rev = git("rev-parse", "--short", "HEAD")
+            dirty = git("status", "--porcelain", "--untracked-files=no")
             return rev + ("+dirty" if dirty else "")
         except (OSError, subprocess.SubprocessError):
             return "unknown"
