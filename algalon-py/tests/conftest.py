@@ -82,9 +82,12 @@ def mon():
 
 
 def run_python(
-    code: str, env: dict[str, str] | None = None, timeout: float = 60
+    code: str, env: dict[str, str | None] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Runs ``code`` in a fresh interpreter with the fake NVML; fails on a non-zero exit."""
+    """Runs ``code`` in a fresh interpreter with the fake NVML; fails on a non-zero exit.
+
+    ``env`` adds to this process's environment; a ``None`` value removes the variable.
+    """
     full_env = {**os.environ, **(env or {})}
     for k, v in list(full_env.items()):
         if v is None:

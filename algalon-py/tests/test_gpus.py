@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import algalon
@@ -158,7 +157,6 @@ def test_missing_library_from_the_environment() -> None:
 
 
 def test_nvml_that_fails_to_initialise() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "ALGALON_FAKE_NVML_SCENARIO"}
     code = """
         import algalon
         try:
@@ -170,19 +168,7 @@ def test_nvml_that_fails_to_initialise() -> None:
         else:
             raise SystemExit("no error")
     """
-    import subprocess
-    import sys
-    import textwrap
-
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_python(code, env={"ALGALON_FAKE_NVML_SCENARIO": None})
     assert "failed to initialise" in proc.stdout
 
 
