@@ -633,9 +633,13 @@ fn sample_gpu<'n>(
         Ok(d) => d,
         Err(e) => {
             let mut gpu = slot_sample(slot);
-            let gone = matches!(verdict(&e), Verdict::DriverGone);
-            mark_down(&mut gpu, "nvmlDeviceGetHandleByIndex_v2", &e);
-            *gpm_prev = None;
+            let gone = mark_down(
+                &mut gpu,
+                slot,
+                gpm_prev,
+                "nvmlDeviceGetHandleByIndex_v2",
+                &e,
+            );
             return (gpu, gone);
         }
     };
@@ -672,11 +676,9 @@ fn sample_gpu<'n>(
                         .entry((def.source.call_name(), error_name(&e)))
                         .or_default() += 1;
                 }
-                verdict @ (Verdict::Lost | Verdict::DriverGone) => {
-                    mark_down(&mut gpu, def.source.call_name(), &e);
-                    *gpm_prev = None;
-                    slot.identified = false;
-                    return (gpu, matches!(verdict, Verdict::DriverGone));
+                Verdict::Lost | Verdict::DriverGone => {
+                    let gone = mark_down(&mut gpu, slot, gpm_prev, def.source.call_name(), &e);
+                    return (gpu, gone);
                 }
             },
         }
@@ -686,8 +688,9 @@ fn sample_gpu<'n>(
             Ok(list) => gpu.processes = list,
             Err(e) => match verdict(&e) {
                 Verdict::Lost | Verdict::DriverGone => {
-                    mark_down(&mut gpu, "nvmlDeviceGetComputeRunningProcesses_v3", &e);
-                    return (gpu, matches!(verdict(&e), Verdict::DriverGone));
+                    let call = "nvmlDeviceGetComputeRunningProcesses_v3";
+                    let gone = mark_down(&mut gpu, slot, gpm_prev, call, &e);
+                    return (gpu, gone);
                 }
                 Verdict::Failed => {
                     *errors
@@ -714,13 +717,26 @@ fn attach_xids(gpu: &mut GpuSample, xid: Option<&XidListener>, fields: &[Field])
     gpu.xid_counts = record.counts;
 }
 
-fn mark_down(gpu: &mut GpuSample, call: &'static str, e: &NvmlError) {
+/// Marks a GPU down after `call` failed with `e`: its readings go, its GPM
+/// baseline goes (a ratio must not span the outage), and its identity is
+/// read again when it answers (a reset or replaced board). Returns whether
+/// NVML itself is gone, not just this GPU.
+fn mark_down<'n>(
+    gpu: &mut GpuSample,
+    slot: &mut Slot,
+    gpm_prev: &mut Option<GpmSample<'n>>,
+    call: &'static str,
+    e: &NvmlError,
+) -> bool {
+    *gpm_prev = None;
+    slot.identified = false;
     gpu.clear_values();
     gpu.up = false;
     gpu.down_reason = Some(DownReason {
         call,
         error: e.to_string(),
     });
+    matches!(verdict(e), Verdict::DriverGone)
 }
 
 /// Reads the static identity and label fields of a GPU.
