@@ -1,23 +1,11 @@
 //! `algalon-exporter`: serves every NVIDIA GPU's NVML readings as Prometheus
 //! metrics under dcgm-exporter's names, labels and flags. See `--help`.
 //!
-//! The binary is thin: the CLI ([`cli`]), HTTP ([`server`]), web config
-//! ([`webconfig`], [`auth`]) and signals ([`app`]). Sampling and encoding
-//! live in `algalon-core`.
+//! The modules live in the library half of this crate (`src/lib.rs`).
 
 #![forbid(unsafe_code)]
 
-mod app;
-mod auth;
-mod cli;
-mod error;
-mod healthcheck;
-mod logging;
-mod sampling;
-mod server;
-mod state;
-mod webconfig;
-
+use algalon_exporter::{app, cli, healthcheck, logging};
 use std::process::ExitCode;
 
 use clap::Parser as _;

@@ -1,0 +1,21 @@
+//! `algalon-exporter` as a library: the modules the binary is made of.
+//!
+//! The binary (`src/main.rs`) is thin: the CLI ([`cli`]), HTTP ([`server`]),
+//! web config ([`webconfig`], [`auth`]) and signals ([`app`]). Sampling and
+//! encoding live in `algalon-core`. The modules are public so that the
+//! integration tests and the fuzz targets under `fuzz/` can reach the parsers
+//! directly; they are not a stable API (use `algalon-core`, the Python
+//! package or the C ABI to embed Algalon).
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod healthcheck;
+pub mod logging;
+pub mod sampling;
+pub mod server;
+pub mod state;
+pub mod webconfig;
