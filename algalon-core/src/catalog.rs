@@ -342,6 +342,12 @@ impl Field {
         self.def().name
     }
 
+    /// The NVML C function this field is read with, as NVML failures are
+    /// counted (`algalon_nvml_errors_total{call=…}`).
+    pub fn nvml_call(self) -> &'static str {
+        self.def().source.call_name()
+    }
+
     /// Looks a field up by its DCGM name (exact, case-sensitive).
     pub fn from_name(name: &str) -> Option<Field> {
         CATALOG.iter().find(|d| d.name == name).map(|d| d.field)

@@ -8,9 +8,10 @@
 //! A reading NVML cannot give is left out (`None`), never reported as 0:
 //! "not supported" is remembered per GPU and field and logged once; other
 //! errors leave the reading out for this sample and are counted in
-//! [`Snapshot::errors`]. A GPU that NVML reports lost is marked down and the
-//! others go on; when the driver itself goes away the sampler re-initialises
-//! NVML on a later sample.
+//! [`Snapshot::errors`]. Identity, labels and host facts that failed that way
+//! are read again on the next sample. A GPU that NVML reports lost is marked
+//! down and the others go on; when the driver itself goes away the sampler
+//! re-initialises NVML on a later sample.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
@@ -153,12 +154,22 @@ impl Slot {
     }
 }
 
-/// Host-level facts read once per NVML initialisation.
+/// NVML failures by call and error name.
+type ErrorCounts = BTreeMap<(&'static str, &'static str), u64>;
+
+fn count_error(errors: &mut ErrorCounts, call: &'static str, e: &NvmlError) {
+    *errors.entry((call, error_name(e))).or_default() += 1;
+}
+
+/// Host-level facts, read at NVML initialisation and again while one that
+/// NVML could not give for now is missing.
 #[derive(Debug, Clone, Default)]
 struct System {
     driver_version: Option<String>,
     nvml_version: Option<String>,
     cuda_driver_version: Option<i32>,
+    /// A fact failed for a reason that may pass: read them again.
+    retry: bool,
 }
 
 /// Reads every selected GPU through NVML. See the module docs.
@@ -175,7 +186,7 @@ pub struct Sampler {
     xid: Option<XidListener>,
     seq: u64,
     /// NVML failures since the sampler started, by call and error.
-    errors: BTreeMap<(&'static str, &'static str), u64>,
+    errors: ErrorCounts,
     /// Set when the driver went away; the next sample re-initialises NVML.
     reopen: bool,
 }
@@ -243,7 +254,7 @@ impl Sampler {
             errors: BTreeMap::new(),
             reopen: false,
         };
-        sampler.system = read_system(&nvml);
+        sampler.system = read_system(&nvml, &mut sampler.errors);
         sampler.start_xid(nvml)?;
         Ok(sampler)
     }
@@ -282,6 +293,21 @@ impl Sampler {
             self.try_reopen();
         }
         self.seq += 1;
+        if self.system.retry && !self.reopen {
+            let fresh = read_system(self.cell.borrow_owner(), &mut self.errors);
+            let old = std::mem::take(&mut self.system);
+            self.system = System {
+                driver_version: fresh.driver_version.or(old.driver_version),
+                nvml_version: fresh.nvml_version.or(old.nvml_version),
+                cuda_driver_version: fresh.cuda_driver_version.or(old.cuda_driver_version),
+                retry: fresh.retry,
+            };
+            if !self.system.retry {
+                // The driver and NVML version labels are copied at
+                // identification: read them into every GPU again.
+                self.slots.iter_mut().for_each(|s| s.identified = false);
+            }
+        }
         let mut driver_gone = false;
         let mut newly_unsupported: BTreeMap<Field, Vec<u32>> = BTreeMap::new();
         let Sampler {
@@ -351,6 +377,11 @@ impl Sampler {
             log::warn!("NVML reports the driver gone; re-initialising on the next sample");
             self.reopen = true;
         }
+        if let Some(xid) = &self.xid {
+            for (key, n) in xid.take_errors() {
+                *self.errors.entry(key).or_default() += n;
+            }
+        }
         Snapshot {
             hostname: self.hostname.clone(),
             driver_version: self.system.driver_version.clone(),
@@ -381,7 +412,7 @@ impl Sampler {
                     prev: (0..count).map(|_| None).collect(),
                 });
                 self.library = library;
-                self.system = read_system(&nvml);
+                self.system = read_system(&nvml, &mut self.errors);
                 for slot in &mut self.slots {
                     slot.identified = false;
                     slot.unsupported.clear();
@@ -448,11 +479,36 @@ fn open_nvml(explicit: Option<&OsStr>) -> Result<(Nvml, String)> {
     })
 }
 
-fn read_system(nvml: &Nvml) -> System {
+fn read_system(nvml: &Nvml, errors: &mut ErrorCounts) -> System {
+    let mut retry = false;
+    let mut fact = |call: &'static str, r: Result<_, NvmlError>| match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            if !matches!(verdict(&e), Verdict::Unsupported) {
+                log::debug!("{call} failed: {e}; reading it again next sample");
+                count_error(errors, call, &e);
+                retry = true;
+            }
+            None
+        }
+    };
+    let driver_version = fact("nvmlSystemGetDriverVersion", nvml.sys_driver_version());
+    let nvml_version = fact("nvmlSystemGetNVMLVersion", nvml.sys_nvml_version());
+    let cuda_driver_version = match nvml.sys_cuda_driver_version() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            if !matches!(verdict(&e), Verdict::Unsupported) {
+                count_error(errors, "nvmlSystemGetCudaDriverVersion_v2", &e);
+                retry = true;
+            }
+            None
+        }
+    };
     System {
-        driver_version: nvml.sys_driver_version().ok(),
-        nvml_version: nvml.sys_nvml_version().ok(),
-        cuda_driver_version: nvml.sys_cuda_driver_version().ok(),
+        driver_version,
+        nvml_version,
+        cuda_driver_version,
+        retry,
     }
 }
 
@@ -618,7 +674,16 @@ struct Shared {
     memory: Option<Result<MemoryInfo, NvmlError>>,
     utilization: Option<Result<Utilization, NvmlError>>,
     field_values: Option<Result<FieldValues, NvmlError>>,
-    gpm: Option<Result<GpmValues, NvmlError>>,
+    gpm: Option<Result<GpmValues, (&'static str, NvmlError)>>,
+}
+
+/// The NVML function whose failure left `source` out: GPM readings come
+/// from two calls, the others from the catalog's one.
+fn failed_call(source: Source, shared: &Shared) -> &'static str {
+    match (source, &shared.gpm) {
+        (Source::Gpm(..), Some(Err((call, _)))) => call,
+        _ => source.call_name(),
+    }
 }
 
 /// Samples one GPU. Returns the sample and whether NVML itself is gone.
@@ -626,7 +691,7 @@ fn sample_gpu<'n>(
     ctx: &Ctx<'_, 'n>,
     slot: &mut Slot,
     gpm_prev: &mut Option<GpmSample<'n>>,
-    errors: &mut BTreeMap<(&'static str, &'static str), u64>,
+    errors: &mut ErrorCounts,
     newly_unsupported: &mut BTreeMap<Field, Vec<u32>>,
 ) -> (GpuSample, bool) {
     let device = match ctx.nvml.device_by_index(slot.index) {
@@ -643,8 +708,12 @@ fn sample_gpu<'n>(
             return (gpu, gone);
         }
     };
-    if !slot.identified {
-        identify(ctx, &device, slot);
+    if !slot.identified
+        && let Err((call, e)) = identify(ctx, &device, slot, errors)
+    {
+        let mut gpu = slot_sample(slot);
+        let gone = mark_down(&mut gpu, slot, gpm_prev, call, &e);
+        return (gpu, gone);
     }
     let mut gpu = slot_sample(slot);
     let mut shared = Shared::default();
@@ -671,32 +740,24 @@ fn sample_gpu<'n>(
                     newly_unsupported.entry(field).or_default().push(slot.index);
                 }
                 Verdict::Absent => {}
-                Verdict::Failed => {
-                    *errors
-                        .entry((def.source.call_name(), error_name(&e)))
-                        .or_default() += 1;
-                }
+                Verdict::Failed => count_error(errors, failed_call(def.source, &shared), &e),
                 Verdict::Lost | Verdict::DriverGone => {
-                    let gone = mark_down(&mut gpu, slot, gpm_prev, def.source.call_name(), &e);
+                    let call = failed_call(def.source, &shared);
+                    let gone = mark_down(&mut gpu, slot, gpm_prev, call, &e);
                     return (gpu, gone);
                 }
             },
         }
     }
     if ctx.processes {
-        match read_processes(&device, slot, ctx.proc_root) {
+        match read_processes(&device, slot, ctx.proc_root, errors) {
             Ok(list) => gpu.processes = list,
-            Err(e) => match verdict(&e) {
+            Err((call, e)) => match verdict(&e) {
                 Verdict::Lost | Verdict::DriverGone => {
-                    let call = "nvmlDeviceGetComputeRunningProcesses_v3";
                     let gone = mark_down(&mut gpu, slot, gpm_prev, call, &e);
                     return (gpu, gone);
                 }
-                Verdict::Failed => {
-                    *errors
-                        .entry(("nvmlDeviceGetComputeRunningProcesses_v3", error_name(&e)))
-                        .or_default() += 1;
-                }
+                Verdict::Failed => count_error(errors, call, &e),
                 Verdict::Unsupported | Verdict::Absent => {}
             },
         }
@@ -739,22 +800,65 @@ fn mark_down<'n>(
     matches!(verdict(e), Verdict::DriverGone)
 }
 
-/// Reads the static identity and label fields of a GPU.
-fn identify(ctx: &Ctx<'_, '_>, device: &Device<'_>, slot: &mut Slot) {
-    if let Ok(uuid) = device.uuid() {
-        slot.uuid = uuid;
+/// Sorts out one identification call: the value; `None` when NVML cannot
+/// give it, for good (not supported) or for now (counted, and `retry` set
+/// so that the GPU is identified again next sample); or the error that takes
+/// the GPU down (lost, driver gone).
+fn settle<T>(
+    call: &'static str,
+    result: Result<T, NvmlError>,
+    errors: &mut ErrorCounts,
+    retry: &mut bool,
+) -> Result<Option<T>, (&'static str, NvmlError)> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => match verdict(&e) {
+            Verdict::Lost | Verdict::DriverGone => Err((call, e)),
+            Verdict::Unsupported => Ok(None),
+            Verdict::Absent => {
+                *retry = true;
+                Ok(None)
+            }
+            Verdict::Failed => {
+                log::debug!("{call} failed: {e}; reading it again next sample");
+                count_error(errors, call, &e);
+                *retry = true;
+                Ok(None)
+            }
+        },
     }
-    if let Ok(name) = device.name() {
+}
+
+/// Reads the static identity and label fields of a GPU. A GPU whose UUID
+/// NVML cannot give is not reported (its series would carry `UUID=""`).
+fn identify(
+    ctx: &Ctx<'_, '_>,
+    device: &Device<'_>,
+    slot: &mut Slot,
+    errors: &mut ErrorCounts,
+) -> Result<(), (&'static str, NvmlError)> {
+    let mut retry = false;
+    slot.uuid = device.uuid().map_err(|e| ("nvmlDeviceGetUUID", e))?;
+    if let Some(name) = settle("nvmlDeviceGetName", device.name(), errors, &mut retry)? {
         slot.name = name;
     }
-    if let Ok(pci) = device.pci_info() {
+    if let Some(pci) = settle(
+        "nvmlDeviceGetPciInfo_v3",
+        device.pci_info(),
+        errors,
+        &mut retry,
+    )? {
         slot.pci_bus_id = pci.bus_id;
     }
-    slot.minor_number = device.minor_number().ok();
+    let minor = device.minor_number();
+    if let Some(minor) = settle("nvmlDeviceGetMinorNumber", minor, errors, &mut retry)? {
+        slot.minor_number = Some(minor);
+    }
     for &field in ctx.fields {
         let Source::Label(label) = field.def().source else {
             continue;
         };
+        let call = field.def().source.call_name();
         let text = match label {
             LabelSource::DriverVersion => ctx
                 .system
@@ -772,21 +876,22 @@ fn identify(ctx: &Ctx<'_, '_>, device: &Device<'_>, slot: &mut Slot) {
             LabelSource::InfoRomImage => device.info_rom_image_version(),
             LabelSource::Vbios => device.vbios_version(),
         };
-        match text {
-            Ok(t) => {
+        match settle(call, text, errors, &mut retry)? {
+            Some(t) => {
                 slot.labels.insert(field, t);
             }
-            Err(e) => log::info!(
-                "GPU {}: label {} not available: {e}",
-                slot.index,
-                field.name()
-            ),
+            None => {
+                slot.labels.remove(&field);
+                log::info!("GPU {}: label {} not available", slot.index, field.name());
+            }
         }
     }
     if !ctx.gpm_ids.is_empty() {
-        slot.gpm_supported = Some(device.gpm_support().unwrap_or(false));
+        let support = device.gpm_support();
+        slot.gpm_supported = settle("nvmlGpmQueryDeviceSupport", support, errors, &mut retry)?;
     }
-    slot.identified = !slot.uuid.is_empty();
+    slot.identified = !retry;
+    Ok(())
 }
 
 /// Reads one source. `Ok(None)`: nothing to report yet (first GPM interval).
@@ -865,7 +970,7 @@ fn read<'n>(
                 .gpm
                 .get_or_insert_with(|| read_gpm(ctx, device, gpm_prev))
                 .as_ref()
-                .map_err(clone_error)?;
+                .map_err(|e| clone_error(&e.1))?;
             let Some(results) = results else {
                 return Ok(None);
             };
@@ -916,13 +1021,16 @@ fn read_gpm<'n>(
     ctx: &Ctx<'_, 'n>,
     device: &Device<'n>,
     prev: &mut Option<GpmSample<'n>>,
-) -> Result<GpmValues, NvmlError> {
-    let sample = device.gpm_sample()?;
+) -> Result<GpmValues, (&'static str, NvmlError)> {
+    // Allocating and taking the sample are one nvml-wrapper call; a failure
+    // of either is counted under the second.
+    let sample = device.gpm_sample().map_err(|e| ("nvmlGpmSampleGet", e))?;
     let Some(before) = prev.replace(sample) else {
         return Ok(None);
     };
     let after = prev.as_ref().expect("just stored");
-    let results = nvml_wrapper::gpm::gpm_metrics_get(ctx.nvml, &before, after, ctx.gpm_ids)?;
+    let results = nvml_wrapper::gpm::gpm_metrics_get(ctx.nvml, &before, after, ctx.gpm_ids)
+        .map_err(|e| ("nvmlGpmMetricsGet", e))?;
     Ok(Some(
         ctx.gpm_ids
             .iter()
@@ -933,20 +1041,33 @@ fn read_gpm<'n>(
     ))
 }
 
+/// The GPU's processes. `Err` names the call that failed: then no process
+/// list is reported this sample (a partial one would read as "gone").
 fn read_processes(
     device: &Device<'_>,
     slot: &mut Slot,
     proc_root: &std::path::Path,
-) -> Result<Vec<ProcessSample>, NvmlError> {
+    errors: &mut ErrorCounts,
+) -> Result<Vec<ProcessSample>, (&'static str, NvmlError)> {
     let mut out: Vec<ProcessSample> = Vec::new();
-    for (kind, list) in [
-        (ProcessKind::Compute, device.running_compute_processes()),
-        (ProcessKind::Graphics, device.running_graphics_processes()),
+    for (kind, call) in [
+        (
+            ProcessKind::Compute,
+            "nvmlDeviceGetComputeRunningProcesses_v3",
+        ),
+        (
+            ProcessKind::Graphics,
+            "nvmlDeviceGetGraphicsRunningProcesses_v3",
+        ),
     ] {
+        let list = match kind {
+            ProcessKind::Compute => device.running_compute_processes(),
+            ProcessKind::Graphics => device.running_graphics_processes(),
+        };
         let list = match list {
             Ok(l) => l,
             Err(NvmlError::NotSupported | NvmlError::FunctionNotFound) => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err((call, e)),
         };
         for p in list {
             if out.iter().any(|o| o.pid == p.pid) {
@@ -976,7 +1097,15 @@ fn read_processes(
                     }
                 }
             }
-            Err(e) => log::debug!("GPU {}: process utilization unavailable: {e}", slot.index),
+            Err(e) => {
+                let call = "nvmlDeviceGetProcessUtilization";
+                match verdict(&e) {
+                    Verdict::Lost | Verdict::DriverGone => return Err((call, e)),
+                    Verdict::Failed => count_error(errors, call, &e),
+                    Verdict::Unsupported | Verdict::Absent => {}
+                }
+                log::debug!("GPU {}: process utilization unavailable: {e}", slot.index);
+            }
         }
     }
     out.sort_by_key(|p| p.pid);

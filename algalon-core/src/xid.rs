@@ -3,12 +3,17 @@
 //! A dedicated thread waits on `nvmlEventSetWait` for critical XID events of
 //! the selected GPUs and records, per GPU, the last XID and how often each XID
 //! occurred. The sampler reads that record; it never waits on events itself.
+//!
+//! A GPU whose registration fails for a reason that may pass (anything but
+//! "not supported") is registered again on the thread's next wake-up, and
+//! the thread's NVML failures are handed to the sampler's error counts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use std::time::Instant;
 
 use nvml_wrapper::Nvml;
 use nvml_wrapper::bitmasks::event::EventTypes;
@@ -33,7 +38,19 @@ struct Shared {
     /// NVML indices whose XID events are being delivered.
     registered: Mutex<HashSet<u32>>,
     records: Mutex<HashMap<u32, XidRecord>>,
+    /// NVML failures since the sampler last took them, by call and error.
+    errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     stop: AtomicBool,
+}
+
+impl Shared {
+    fn count(&self, call: &'static str, e: &NvmlError) {
+        *self
+            .errors
+            .lock()
+            .entry((call, crate::sampler::error_name(e)))
+            .or_default() += 1;
+    }
 }
 
 /// The running XID listener; stops its thread when dropped.
@@ -63,6 +80,11 @@ impl XidListener {
         })
     }
 
+    /// NVML failures of the listener since the last call, by call and error.
+    pub(crate) fn take_errors(&self) -> BTreeMap<(&'static str, &'static str), u64> {
+        std::mem::take(&mut *self.shared.errors.lock())
+    }
+
     /// The XID record of a GPU, or `None` when its XID events are not
     /// delivered (unsupported, or registration failed).
     pub(crate) fn record(&self, index: u32) -> Option<XidRecord> {
@@ -90,10 +112,26 @@ impl Drop for XidListener {
 }
 
 fn listen(nvml: &Nvml, indices: &[u32], shared: &Shared, ready: std::sync::mpsc::SyncSender<()>) {
-    let set = register(nvml, indices, shared);
+    let mut reg = Registration {
+        set: None,
+        good: Vec::new(),
+        pending: indices.to_vec(),
+    };
+    reg.retry(nvml, shared);
     let _ = ready.send(());
-    let Some(set) = set else { return };
+    let mut last_try = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
+        if !reg.pending.is_empty() && last_try.elapsed() >= RETRY {
+            reg.retry(nvml, shared);
+            last_try = Instant::now();
+        }
+        let Some(set) = reg.set.as_ref() else {
+            if reg.pending.is_empty() {
+                return; // no GPU delivers XIDs, for good
+            }
+            std::thread::sleep(RETRY);
+            continue;
+        };
         match set.wait(WAIT_MS) {
             Ok(event) => {
                 let Some(XidError::Value(xid)) = event.event_data else {
@@ -116,61 +154,140 @@ fn listen(nvml: &Nvml, indices: &[u32], shared: &Shared, ready: std::sync::mpsc:
                 // A lost GPU or a driver going away makes waits fail at once;
                 // back off so the thread does not spin.
                 log::debug!("nvmlEventSetWait failed: {e}");
+                if !for_good(&e) {
+                    shared.count("nvmlEventSetWait_v2", &e);
+                }
                 std::thread::sleep(Duration::from_millis(u64::from(WAIT_MS)));
             }
         }
     }
 }
 
-/// Builds an event set with every GPU that supports critical-XID events.
-/// NVML releases the whole set when one registration fails, so a failing GPU
-/// is left out and the set rebuilt with the others.
-fn register<'n>(
-    nvml: &'n Nvml,
-    indices: &[u32],
-    shared: &Shared,
-) -> Option<nvml_wrapper::EventSet<'n>> {
-    let supported: Vec<u32> = indices
-        .iter()
-        .copied()
-        .filter(|&i| {
-            nvml.device_by_index(i)
-                .and_then(|d| d.supported_event_types())
-                .map(|t| t.contains(EventTypes::CRITICAL_XID_ERROR))
-                .unwrap_or(false)
-        })
-        .collect();
-    let mut good: Vec<u32> = Vec::new();
-    let mut set = None;
-    for index in supported {
-        let Some(base) = set.take().or_else(|| rebuild(nvml, &good)) else {
-            break;
-        };
-        let registered = nvml
-            .device_by_index(index)
-            .ok()
-            .and_then(|d| d.register_events(EventTypes::CRITICAL_XID_ERROR, base).ok());
-        match registered {
-            Some(s) => {
-                set = Some(s);
-                good.push(index);
-            }
-            None => log::info!("GPU {index}: XID events cannot be registered; XID series left out"),
-        }
-    }
-    shared.registered.lock().extend(good.iter().copied());
-    set
+/// How often GPUs whose registration failed are tried again.
+const RETRY: Duration = Duration::from_millis(WAIT_MS as u64);
+
+/// Whether an error says the GPU will never deliver XID events.
+fn for_good(e: &NvmlError) -> bool {
+    matches!(
+        e,
+        NvmlError::NotSupported | NvmlError::FunctionNotFound | NvmlError::FailedToLoadSymbol(_)
+    )
 }
 
-/// A fresh event set with `good` registered again (NVML freed the old one).
-fn rebuild<'n>(nvml: &'n Nvml, good: &[u32]) -> Option<nvml_wrapper::EventSet<'n>> {
-    let mut set = nvml.create_event_set().ok()?;
-    for &index in good {
-        set = nvml
-            .device_by_index(index)
-            .ok()?
-            .register_events(EventTypes::CRITICAL_XID_ERROR, set)
-            .ok()?;
+/// The event set and which GPUs it delivers for.
+struct Registration<'n> {
+    set: Option<nvml_wrapper::EventSet<'n>>,
+    /// Registered in `set`.
+    good: Vec<u32>,
+    /// Failed for a reason that may pass: tried again.
+    pending: Vec<u32>,
+}
+
+impl<'n> Registration<'n> {
+    /// Registers every pending GPU that supports critical-XID events. NVML
+    /// releases the whole set when one registration fails, so the set is
+    /// then rebuilt with the GPUs registered so far.
+    fn retry(&mut self, nvml: &'n Nvml, shared: &Shared) {
+        let mut still = Vec::new();
+        for index in std::mem::take(&mut self.pending) {
+            let device = match nvml.device_by_index(index) {
+                Ok(d) => d,
+                Err(e) => {
+                    shared.count("nvmlDeviceGetHandleByIndex_v2", &e);
+                    still.push(index);
+                    continue;
+                }
+            };
+            match device.supported_event_types() {
+                Ok(t) if t.contains(EventTypes::CRITICAL_XID_ERROR) => {}
+                Ok(_) => continue,
+                Err(e) if for_good(&e) => continue,
+                Err(e) => {
+                    shared.count("nvmlDeviceGetSupportedEventTypes", &e);
+                    still.push(index);
+                    continue;
+                }
+            }
+            let base = match self.set.take() {
+                Some(set) => set,
+                None => match self.rebuild(nvml, shared) {
+                    Ok(set) => set,
+                    Err(hopeless) => {
+                        if hopeless {
+                            // No event set can ever be made: no XIDs at all.
+                            log::info!("NVML event sets are not supported; XID series left out");
+                            self.pending.clear();
+                            return;
+                        }
+                        still.push(index);
+                        continue;
+                    }
+                },
+            };
+            match device.register_events(EventTypes::CRITICAL_XID_ERROR, base) {
+                Ok(set) => {
+                    self.set = Some(set);
+                    self.good.push(index);
+                    shared.registered.lock().insert(index);
+                }
+                Err(e) => {
+                    if for_good(&e.error) {
+                        log::info!(
+                            "GPU {index}: XID events cannot be registered; XID series left out"
+                        );
+                    } else {
+                        log::debug!(
+                            "GPU {index}: XID registration failed ({}); retrying",
+                            e.error
+                        );
+                        shared.count("nvmlDeviceRegisterEvents", &e.error);
+                        still.push(index);
+                    }
+                }
+            }
+        }
+        // `rebuild` may have put GPUs back too.
+        self.pending.extend(still);
     }
-    Some(set)
+
+    /// A fresh event set with the registered GPUs in it again; a GPU that
+    /// fails now goes back to pending. `Err(true)`: event sets are not
+    /// supported at all.
+    fn rebuild(
+        &mut self,
+        nvml: &'n Nvml,
+        shared: &Shared,
+    ) -> Result<nvml_wrapper::EventSet<'n>, bool> {
+        let mut set = match nvml.create_event_set() {
+            Ok(set) => set,
+            Err(e) if for_good(&e) => return Err(true),
+            Err(e) => {
+                shared.count("nvmlEventSetCreate", &e);
+                return Err(false);
+            }
+        };
+        for index in std::mem::take(&mut self.good) {
+            let registered = nvml
+                .device_by_index(index)
+                .map_err(|e| ("nvmlDeviceGetHandleByIndex_v2", e))
+                .and_then(|d| {
+                    d.register_events(EventTypes::CRITICAL_XID_ERROR, set)
+                        .map_err(|e| ("nvmlDeviceRegisterEvents", e.error))
+                });
+            match registered {
+                Ok(s) => {
+                    set = s;
+                    self.good.push(index);
+                }
+                Err((call, e)) => {
+                    shared.count(call, &e);
+                    shared.registered.lock().remove(&index);
+                    self.pending.push(index);
+                    // The set is gone with the failed registration.
+                    return self.rebuild(nvml, shared);
+                }
+            }
+        }
+        Ok(set)
+    }
 }

@@ -23,6 +23,8 @@
 //! | `ALGALON_FAKE_NVML_SCENARIO` | scenario JSON path (required; unset → `NVML_ERROR_DRIVER_NOT_LOADED`) |
 //! | `ALGALON_FAKE_NVML_FROZEN_TIME` | freeze scenario time at this many seconds |
 //! | `ALGALON_FAKE_NVML_LATENCY_MS` | extra delay for every device call |
+//! | `ALGALON_FAKE_NVML_CLOCK_FILE` | file holding scenario time in seconds, re-read at every call |
+//! | `ALGALON_FAKE_NVML_CALL_LOG` | file every call appends its name to (read once per process) |
 //!
 //! As an rlib the crate offers [`scenario`] — the scenario types and the
 //! exact values the library will serve at a given time — so other crates'
@@ -55,4 +57,7 @@ pub mod names;
 pub mod scenario;
 mod state;
 
-pub use state::{FROZEN_TIME_ENV, LATENCY_ENV, SCENARIO_ENV, call_count, reset_call_counts};
+pub use state::{
+    CALL_LOG_ENV, CLOCK_FILE_ENV, FROZEN_TIME_ENV, LATENCY_ENV, SCENARIO_ENV, call_count,
+    reset_call_counts,
+};

@@ -16,6 +16,10 @@ pub const SCENARIO_ENV: &str = "ALGALON_FAKE_NVML_SCENARIO";
 pub const FROZEN_TIME_ENV: &str = "ALGALON_FAKE_NVML_FROZEN_TIME";
 /// Env var adding this many milliseconds to every device call.
 pub const LATENCY_ENV: &str = "ALGALON_FAKE_NVML_LATENCY_MS";
+/// Env var naming a file that holds scenario time in seconds, re-read at
+/// every call: tests step time by rewriting it, and the time survives
+/// shutdown and re-init.
+pub const CLOCK_FILE_ENV: &str = "ALGALON_FAKE_NVML_CLOCK_FILE";
 
 /// NVML return codes used throughout (`nvmlReturn_t` values).
 pub(crate) mod rc {
@@ -34,11 +38,33 @@ pub(crate) mod rc {
     pub const UNKNOWN: u32 = b::nvmlReturn_enum_NVML_ERROR_UNKNOWN;
 }
 
-/// Scenario time: real time since init, or frozen.
+/// Scenario time: real time since init, frozen, or read from a file.
 #[derive(Debug)]
 struct Clock {
     start: Instant,
     frozen: Option<f64>,
+    /// `ALGALON_FAKE_NVML_CLOCK_FILE`, and the last time read from it (kept
+    /// when the file is briefly missing or half-written).
+    file: Option<(std::path::PathBuf, f64)>,
+}
+
+impl Clock {
+    fn now(&mut self) -> f64 {
+        if let Some(t) = self.frozen {
+            return t;
+        }
+        if let Some((path, last)) = &mut self.file {
+            if let Some(t) = std::fs::read_to_string(&*path)
+                .ok()
+                .and_then(|text| text.trim().parse::<f64>().ok())
+                .filter(|t| t.is_finite() && *t >= 0.0)
+            {
+                *last = t;
+            }
+            return *last;
+        }
+        self.start.elapsed().as_secs_f64()
+    }
 }
 
 /// Everything that lives from a 0→1 init to the matching 1→0 shutdown.
@@ -53,7 +79,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    fn new(scenario: Scenario, frozen: Option<f64>, env_latency: Duration) -> Self {
+    fn new(
+        scenario: Scenario,
+        frozen: Option<f64>,
+        clock_file: Option<std::path::PathBuf>,
+        env_latency: Duration,
+    ) -> Self {
         let epoch_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
@@ -62,6 +93,7 @@ impl Session {
             clock: Mutex::new(Clock {
                 start: Instant::now(),
                 frozen,
+                file: clock_file.map(|p| (p, 0.0)),
             }),
             epoch_us,
             env_latency,
@@ -70,15 +102,25 @@ impl Session {
 
     /// Current scenario time in seconds.
     pub fn t(&self) -> f64 {
-        let clock = self.clock.lock();
-        clock
-            .frozen
-            .unwrap_or_else(|| clock.start.elapsed().as_secs_f64())
+        self.clock.lock().now()
     }
 
-    /// Whether scenario time is frozen.
+    /// The time the 0→1 init checks its faults at: 0, or the clock file's.
+    fn init_time(&self) -> f64 {
+        let mut clock = self.clock.lock();
+        if clock.file.is_some() {
+            clock.now()
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether scenario time stands still unless someone moves it (frozen,
+    /// or read from a clock file): waiters must poll rather than sleep until
+    /// the next scheduled event.
     pub fn frozen(&self) -> bool {
-        self.clock.lock().frozen.is_some()
+        let clock = self.clock.lock();
+        clock.frozen.is_some() || clock.file.is_some()
     }
 
     /// Freezes scenario time at `t`.
@@ -137,6 +179,28 @@ pub(crate) fn session() -> Result<Arc<Session>, u32> {
     GLOBAL.read().session.clone().ok_or(rc::UNINITIALIZED)
 }
 
+/// Env var naming a file every exported call appends its name to (one per
+/// line), read once per process: tests list the calls a program makes.
+pub const CALL_LOG_ENV: &str = "ALGALON_FAKE_NVML_CALL_LOG";
+
+static CALL_LOG: LazyLock<Option<Mutex<std::fs::File>>> = LazyLock::new(|| {
+    let path = std::env::var_os(CALL_LOG_ENV).filter(|p| !p.is_empty())?;
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        Ok(file) => Some(Mutex::new(file)),
+        Err(e) => {
+            eprintln!(
+                "fake-nvml: {CALL_LOG_ENV}={}: {e}; calls are not logged",
+                path.to_string_lossy()
+            );
+            None
+        }
+    }
+});
+
 /// Where the scenario comes from; tests inside the crate bypass the
 /// environment (which they could only change with `unsafe` `set_var`).
 #[cfg(test)]
@@ -163,7 +227,7 @@ fn load_session() -> Result<Session, (u32, String)> {
     #[cfg(test)]
     if let Some((json, frozen)) = TEST_SOURCE.lock().clone() {
         let scenario = Scenario::from_json_str(&json).map_err(|e| (rc::UNKNOWN, e.to_string()))?;
-        return Ok(Session::new(scenario, frozen, latency));
+        return Ok(Session::new(scenario, frozen, None, latency));
     }
 
     let path = match std::env::var_os(SCENARIO_ENV) {
@@ -178,14 +242,22 @@ fn load_session() -> Result<Session, (u32, String)> {
         }
     };
     let frozen = env_f64(FROZEN_TIME_ENV)?;
+    let clock_file = std::env::var_os(CLOCK_FILE_ENV)
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
     let scenario = Scenario::load(&path).map_err(|e| (rc::UNKNOWN, e.to_string()))?;
-    Ok(Session::new(scenario, frozen, latency))
+    Ok(Session::new(scenario, frozen, clock_file, latency))
 }
 
-/// `nvmlInit*`: the 0→1 transition loads the scenario and starts the clock.
+/// `nvmlInit*`: the 0→1 transition loads the scenario and starts the clock;
+/// a nested init checks the scenario's init faults at the current time (a
+/// driver unloaded mid-run refuses new sessions too).
 pub(crate) fn init(call: &'static str) -> u32 {
     let mut global = GLOBAL.write();
-    if global.refcount > 0 {
+    if let Some(session) = global.session.clone() {
+        if let Some(code) = session.scenario.fault(call, None, session.t()) {
+            return code;
+        }
         global.refcount = global.refcount.saturating_add(1);
         return rc::SUCCESS;
     }
@@ -196,7 +268,7 @@ pub(crate) fn init(call: &'static str) -> u32 {
             return code;
         }
     };
-    if let Some(code) = session.scenario.fault(call, None, 0.0) {
+    if let Some(code) = session.scenario.fault(call, None, session.init_time()) {
         return code;
     }
     global.session = Some(Arc::new(session));
@@ -265,6 +337,10 @@ static CALLS: LazyLock<Mutex<HashMap<&'static str, u64>>> = LazyLock::new(Mutex:
 
 pub(crate) fn count_call(name: &'static str) {
     *CALLS.lock().entry(name).or_insert(0) += 1;
+    if let Some(log) = CALL_LOG.as_ref() {
+        use std::io::Write as _;
+        let _ = writeln!(log.lock(), "{name}");
+    }
 }
 
 /// How many times this process called the exported function `name` (through
@@ -276,4 +352,31 @@ pub fn call_count(name: &str) -> u64 {
 /// Resets every call counter to zero.
 pub fn reset_call_counts() {
     CALLS.lock().clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_file_sets_scenario_time_at_every_read() {
+        let dir = std::env::temp_dir().join(format!("fake-nvml-clock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("clock");
+        let mut clock = Clock {
+            start: Instant::now(),
+            frozen: None,
+            file: Some((path.clone(), 0.0)),
+        };
+        assert_eq!(clock.now(), 0.0, "no file yet: 0");
+        std::fs::write(&path, "12.5\n").expect("write");
+        assert_eq!(clock.now(), 12.5);
+        std::fs::write(&path, "garbage").expect("write");
+        assert_eq!(clock.now(), 12.5, "a half-written file keeps the last time");
+        std::fs::write(&path, "3").expect("write");
+        assert_eq!(clock.now(), 3.0);
+        clock.frozen = Some(7.0);
+        assert_eq!(clock.now(), 7.0, "set_time freezes over the file");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

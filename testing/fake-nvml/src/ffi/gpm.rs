@@ -13,7 +13,7 @@ use nvml_wrapper_sys::bindings::{
 };
 use parking_lot::Mutex;
 
-use super::{Cx, device_call, gate, guard, non_null, put, supported};
+use super::{Cx, device_call, gate, guard, non_null, put, supported, system_call};
 use crate::names;
 use crate::scenario::Gpm;
 use crate::state::{self, rc};
@@ -90,8 +90,7 @@ pub unsafe extern "C" fn nvmlGpmSetStreamingEnabled(
 /// `nvmlGpmSampleFree`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlGpmSampleAlloc(gpmSample: *mut nvmlGpmSample_t) -> nvmlReturn_t {
-    guard("nvmlGpmSampleAlloc", || {
-        state::session()?;
+    system_call("nvmlGpmSampleAlloc", |_, _| {
         let out = non_null(gpmSample)?;
         let sample = Box::<Sample>::default();
         let key = std::ptr::from_ref(sample.as_ref()) as usize;
@@ -105,8 +104,7 @@ pub unsafe extern "C" fn nvmlGpmSampleAlloc(gpmSample: *mut nvmlGpmSample_t) -> 
 /// `NVML_ERROR_INVALID_ARGUMENT` (never a double free).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlGpmSampleFree(gpmSample: nvmlGpmSample_t) -> nvmlReturn_t {
-    guard("nvmlGpmSampleFree", || {
-        state::session()?;
+    system_call("nvmlGpmSampleFree", |_, _| {
         SAMPLES
             .lock()
             .remove(&(gpmSample as usize))

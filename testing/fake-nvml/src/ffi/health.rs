@@ -11,7 +11,7 @@ use nvml_wrapper_sys::bindings::{
 };
 
 use super::device::milliwatts;
-use super::{Cx, Ret, device_call, non_null, put, supported};
+use super::{Cx, Ret, device_call, non_null, put, sized_device_call, supported};
 use crate::names;
 use crate::scenario::{NvLink, Value};
 use crate::state::rc;
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRetiredPages(
     pageCount: *mut c_uint,
     addresses: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetRetiredPages", device, |cx| {
+    sized_device_call("nvmlDeviceGetRetiredPages", device, pageCount, |cx| {
         retired_pages(cx, cause, pageCount, addresses, None)
     })
 }
@@ -170,7 +170,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRetiredPages_v2(
     addresses: *mut c_ulonglong,
     timestamps: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetRetiredPages_v2", device, |cx| {
+    sized_device_call("nvmlDeviceGetRetiredPages_v2", device, pageCount, |cx| {
         retired_pages(cx, cause, pageCount, addresses, Some(timestamps))
     })
 }

@@ -192,11 +192,31 @@ pub(crate) fn device_call(
     device: nvmlDevice_t,
     body: impl FnOnce(&Cx<'_>) -> Ret,
 ) -> u32 {
+    sized_device_call(call, device, std::ptr::null_mut(), body)
+}
+
+/// [`device_call`] for a call with NVML's size protocol, `count` being its
+/// in/out element count. An `INSUFFICIENT_SIZE` fault then models a list
+/// that keeps growing between the size probe and the fetch: every call asks
+/// for one entry more than the caller offered.
+pub(crate) fn sized_device_call(
+    call: &'static str,
+    device: nvmlDevice_t,
+    count: *mut c_uint,
+    body: impl FnOnce(&Cx<'_>) -> Ret,
+) -> u32 {
     guard(call, || {
         let session = state::session()?;
         let id = state::lookup(device).ok_or(rc::INVALID_ARGUMENT)?;
         let (dev, mig) = session.resolve(id).ok_or(rc::INVALID_ARGUMENT)?;
-        let t = gate(&session, call, dev)?;
+        let t = match gate(&session, call, dev) {
+            Err(rc::INSUFFICIENT_SIZE) if !count.is_null() => {
+                // SAFETY: non-null and valid per NVML's contract.
+                unsafe { put(count, (*count).saturating_add(1)) };
+                return Err(rc::INSUFFICIENT_SIZE);
+            }
+            other => other?,
+        };
         if mig.is_some() && !MIG_CALLS.contains(&call) {
             return Err(rc::NOT_SUPPORTED);
         }

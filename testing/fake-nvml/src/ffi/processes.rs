@@ -8,7 +8,7 @@ use nvml_wrapper_sys::bindings::{
     nvmlProcessInfo_v1_t, nvmlProcessUtilizationSample_t, nvmlReturn_t,
 };
 
-use super::{Cx, Ret, device_call, non_null, put};
+use super::{Cx, Ret, device_call, non_null, put, sized_device_call};
 use crate::scenario::{ProcessKind, ProcessSpec};
 use crate::state::rc;
 
@@ -90,7 +90,7 @@ fn list_call(
     infos: *mut nvmlProcessInfo_t,
     list: List,
 ) -> nvmlReturn_t {
-    device_call(call, device, |cx| {
+    sized_device_call(call, device, count, |cx| {
         two_call(count, infos, &listed(cx, list), |p| info(cx, p))
     })
 }
@@ -102,7 +102,7 @@ fn list_call_v1(
     infos: *mut nvmlProcessInfo_v1_t,
     list: List,
 ) -> nvmlReturn_t {
-    device_call(call, device, |cx| {
+    sized_device_call(call, device, count, |cx| {
         two_call(count, infos, &listed(cx, list), |p| info_v1(cx, p))
     })
 }
@@ -312,7 +312,8 @@ pub unsafe extern "C" fn nvmlDeviceGetProcessUtilization(
     processSamplesCount: *mut c_uint,
     lastSeenTimeStamp: c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetProcessUtilization", device, |cx| {
+    let call = "nvmlDeviceGetProcessUtilization";
+    sized_device_call(call, device, processSamplesCount, |cx| {
         let count = non_null(processSamplesCount)?;
         let now = cx.now_us();
         let samples: Vec<nvmlProcessUtilizationSample_t> = if now > lastSeenTimeStamp {

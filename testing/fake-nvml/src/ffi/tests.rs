@@ -991,3 +991,71 @@ fn calls_are_counted() {
     );
     assert_eq!(unsafe { algalon_fake_nvml_call_count(null()) }, 0);
 }
+
+/// One H100 with a training process, `faults` added.
+fn with_faults(faults: &str) -> String {
+    let mut s: serde_json::Value = serde_json::from_str(H100X8).expect("JSON");
+    s["gpus"] = serde_json::json!([s["gpus"][0].clone()]);
+    s["faults"] = serde_json::from_str(faults).expect("faults JSON");
+    s.to_string()
+}
+
+#[test]
+fn insufficient_size_fault_is_a_list_that_keeps_growing() {
+    let json = with_faults(
+        r#"[{"call": "nvmlDeviceGetComputeRunningProcesses_v3", "error": "INSUFFICIENT_SIZE",
+             "from_s": 1, "until_s": 2}]"#,
+    );
+    let _fx = start(&json, Some(1.5));
+    let h = handle(0);
+    let mut infos = [nvmlProcessInfo_t {
+        pid: 0,
+        usedGpuMemory: 0,
+        gpuInstanceId: 0,
+        computeInstanceId: 0,
+    }; 8];
+    // Whatever room the caller offers, one more entry is needed.
+    for offered in [0, 1, 6, 7] {
+        let mut count = offered;
+        assert_eq!(
+            unsafe { nvmlDeviceGetComputeRunningProcesses_v3(h, &mut count, infos.as_mut_ptr()) },
+            rc::INSUFFICIENT_SIZE
+        );
+        assert_eq!(count, offered + 1);
+    }
+    set_time(2.0);
+    let mut count = 8;
+    assert_eq!(
+        unsafe { nvmlDeviceGetComputeRunningProcesses_v3(h, &mut count, infos.as_mut_ptr()) },
+        rc::SUCCESS
+    );
+    assert_eq!(count, 1, "the window is over: the real list");
+}
+
+#[test]
+fn a_nested_init_sees_init_faults_at_the_current_time() {
+    let json = with_faults(
+        r#"[{"call": "nvmlInit_v2", "error": "DRIVER_NOT_LOADED", "from_s": 1, "until_s": 2},
+            {"call": "*", "error": "DRIVER_NOT_LOADED", "from_s": 1, "until_s": 2}]"#,
+    );
+    let _fx = start(&json, Some(0.5));
+    let h = handle(0);
+    set_time(1.5);
+    assert_eq!(unsafe { nvmlInit_v2() }, rc::DRIVER_NOT_LOADED);
+    assert_eq!(
+        u32_of(|o| unsafe { nvmlDeviceGetPowerUsage(h, o) }),
+        Err(rc::DRIVER_NOT_LOADED)
+    );
+    set_time(2.5);
+    assert_eq!(unsafe { nvmlInit_v2() }, rc::SUCCESS, "the driver is back");
+    assert!(u32_of(|o| unsafe { nvmlDeviceGetPowerUsage(h, o) }).is_ok());
+    assert_eq!(unsafe { nvmlShutdown() }, rc::SUCCESS);
+}
+
+#[test]
+fn gpm_sample_alloc_and_free_take_system_faults() {
+    let json = with_faults(r#"[{"call": "nvmlGpmSampleAlloc", "error": "UNKNOWN"}]"#);
+    let _fx = start(&json, Some(0.5));
+    let mut sample = null_mut();
+    assert_eq!(unsafe { nvmlGpmSampleAlloc(&mut sample) }, rc::UNKNOWN);
+}
