@@ -7,7 +7,7 @@
 
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use algalon_core::{CollectorConfig, SamplerOptions};
@@ -72,13 +72,13 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         web: Arc::clone(&web),
         stale_after: cli.stale_after(),
     });
-    let reloader = Arc::new(Reloader {
+    let reloader = Reloader {
         collectors: cli.collectors.clone(),
         web_config: cli.web_config_file.clone(),
         sampling: Arc::clone(&sampling),
         web: Arc::clone(&web),
-        lock: Mutex::new(()),
-    });
+    };
+    let reload = reloader.start()?;
 
     let result = runtime.block_on(async {
         listener
@@ -134,8 +134,9 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    let reloader = Arc::clone(&reloader);
-                    tokio::task::spawn_blocking(move || reloader.reload());
+                    // Never blocks: a burst of SIGHUPs becomes one reload
+                    // after the one in progress.
+                    let _ = reload.try_send(());
                 }
                 _ = term.recv() => {
                     tracing::info!("SIGTERM: shutting down");
@@ -271,25 +272,82 @@ fn bind_error(addr: SocketAddr, source: std::io::Error) -> StartError {
     }
 }
 
+/// How long a configuration file must stay unchanged before a reload reads
+/// it: a file being rewritten in place is read once it is complete.
+const SETTLE: Duration = Duration::from_millis(100);
+/// A reload gives up on a file still changing after this long.
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);
+
+/// Reads `path` once it has stopped changing: the same size, modification
+/// time and inode before and `SETTLE` after a read that returned exactly
+/// that size. So a SIGHUP that arrives while an editor or a config manager
+/// is still writing the file (in place, or by rename) sees the old file or
+/// the finished new one, never a half-written one.
+fn read_settled(path: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let stamp = |m: &std::fs::Metadata| (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec());
+    let deadline = std::time::Instant::now() + SETTLE_LIMIT;
+    loop {
+        let before = std::fs::metadata(path)?;
+        let text = std::fs::read(path)?;
+        std::thread::sleep(SETTLE);
+        let after = std::fs::metadata(path)?;
+        if stamp(&before) == stamp(&after) && text.len() as u64 == after.len() {
+            return String::from_utf8(text).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8: {e}"))
+            });
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(std::io::Error::other(format!(
+                "still being written after {} s",
+                SETTLE_LIMIT.as_secs()
+            )));
+        }
+    }
+}
+
 /// Re-reads the collectors CSV and web config on SIGHUP.
 struct Reloader {
     collectors: Option<PathBuf>,
     web_config: Option<PathBuf>,
     sampling: Arc<Sampling>,
     web: Arc<ArcSwap<WebConfig>>,
-    lock: Mutex<()>,
 }
 
 impl Reloader {
+    /// Starts the reload thread. Each message sent asks for one reload; the
+    /// channel holds one, so SIGHUPs that arrive during a reload collapse
+    /// into a single reload after it, which reads the files as they are then.
+    fn start(self) -> Result<std::sync::mpsc::SyncSender<()>, StartError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("algalon-reload".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    self.reload();
+                }
+            })
+            .map_err(|source| StartError::Runtime {
+                what: "the reload thread",
+                source,
+            })?;
+        Ok(tx)
+    }
+
     fn reload(&self) {
-        let _one_at_a_time = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         tracing::info!("SIGHUP: reloading configuration");
         if self.collectors.is_none() && self.web_config.is_none() {
             tracing::info!("nothing to reload: neither --collectors nor --web-config-file is set");
             return;
         }
         if let Some(path) = &self.collectors {
-            match CollectorConfig::from_path(path) {
+            let parsed = read_settled(path)
+                .map_err(|source| algalon_core::Error::CollectorsIo {
+                    path: path.clone(),
+                    source,
+                })
+                .and_then(|text| CollectorConfig::parse(&text, &path.display().to_string()));
+            match parsed {
                 Ok(config) => {
                     for s in &config.skipped {
                         tracing::warn!(
@@ -317,7 +375,10 @@ impl Reloader {
             }
         }
         if let Some(path) = &self.web_config {
-            match WebConfig::load(path) {
+            let loaded = read_settled(path)
+                .map_err(|e| StartError::web(path, None, format!("cannot read: {e}")))
+                .and_then(|text| WebConfig::parse(&text, path));
+            match loaded {
                 Ok(config) => {
                     let scheme = config.scheme();
                     let auth = if config.auth.is_some() { "on" } else { "off" };

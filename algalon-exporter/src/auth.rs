@@ -1,15 +1,18 @@
 //! HTTP basic auth against bcrypt hashes, as the exporter-toolkit does it.
 //!
 //! * An unknown user name is verified against a dummy hash of the same cost,
-//!   so the response time does not tell which user names exist.
+//!   so the response time does not tell which user names exist; user names
+//!   are compared in constant time, every configured user each time.
 //! * bcrypt runs on the blocking pool, at most one per core at a time, so
-//!   a burst of bad passwords cannot starve the scrape path.
+//!   a burst of bad passwords cannot starve the scrape path. At most
+//!   `QUEUE_LIMIT` checks wait for a core; beyond that a request is answered
+//!   503 at once instead of holding its connection while it queues.
 //! * A successful (user, password) is remembered as a salted SHA-256 digest
 //!   — never the password itself — so a scraper does not pay a full bcrypt
 //!   per scrape. The cache belongs to one loaded config: a reload that
 //!   changes a hash starts from empty.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
@@ -22,19 +25,36 @@ const CACHE_LIMIT: usize = 1024;
 /// bcrypt costs above this take seconds per request; refuse them up front.
 const MAX_COST: u32 = 16;
 
+/// Most bcrypt verifications waiting for a core at once.
+const QUEUE_LIMIT: usize = 64;
+
+/// The outcome of checking an `Authorization` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid credentials.
+    Allowed,
+    /// Missing, malformed or wrong credentials.
+    Denied,
+    /// Too many checks already waiting; try again later.
+    Busy,
+}
+
 /// Checked basic-auth users.
 pub struct BasicAuth {
-    users: HashMap<String, String>,
+    /// (salted digest of the user name, bcrypt hash), for constant-time lookup.
+    users: Vec<([u8; 32], String)>,
+    names: Vec<String>,
     dummy: String,
     salt: [u8; 32],
     cache: Mutex<HashSet<[u8; 32]>>,
     bcrypt_slots: Arc<Semaphore>,
+    queue: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for BasicAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BasicAuth")
-            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("users", &self.names)
             .finish_non_exhaustive()
     }
 }
@@ -84,13 +104,20 @@ impl BasicAuth {
         let dummy = bcrypt::hash("algalon-exporter dummy password", cost)
             .map_err(|e| (String::new(), format!("cannot prepare the dummy hash: {e}")))?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(BasicAuth {
-            users: users.iter().map(|(u, h)| (u.clone(), h.clone())).collect(),
+        let mut auth = BasicAuth {
+            users: Vec::with_capacity(users.len()),
+            names: users.keys().cloned().collect(),
             dummy,
             salt,
             cache: Mutex::new(HashSet::new()),
             bcrypt_slots: Arc::new(Semaphore::new(cores.max(1))),
-        })
+            queue: Arc::new(Semaphore::new(QUEUE_LIMIT)),
+        };
+        auth.users = users
+            .iter()
+            .map(|(u, h)| (auth.user_digest(u), h.clone()))
+            .collect();
+        Ok(auth)
     }
 
     fn digest(&self, user: &str, password: &str) -> [u8; 32] {
@@ -102,10 +129,37 @@ impl BasicAuth {
         h.finalize().into()
     }
 
+    /// A fixed-size, salted stand-in for a user name, so that names of any
+    /// length compare in the same time.
+    fn user_digest(&self, user: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update(b"user\0");
+        h.update(user.as_bytes());
+        h.finalize().into()
+    }
+
+    /// The hash to verify `user`'s password against: the user's own, or the
+    /// dummy. Every configured user is compared, each in constant time, so
+    /// the time taken does not depend on which (if any) matches.
+    fn hash_for(&self, user: &str) -> (&str, bool) {
+        let wanted = self.user_digest(user);
+        let mut found: Option<&str> = None;
+        for (digest, hash) in &self.users {
+            if constant_time_eq(digest, &wanted) {
+                found = Some(hash);
+            }
+        }
+        match found {
+            Some(hash) => (hash, true),
+            None => (&self.dummy, false),
+        }
+    }
+
     /// Whether an `Authorization` header value carries valid credentials.
-    pub async fn check(self: &Arc<Self>, header: Option<&[u8]>) -> bool {
+    pub async fn check(self: &Arc<Self>, header: Option<&[u8]>) -> Verdict {
         let Some((user, password)) = header.and_then(parse_basic) else {
-            return false;
+            return Verdict::Denied;
         };
         let key = self.digest(&user, &password);
         if self
@@ -114,14 +168,17 @@ impl BasicAuth {
             .unwrap_or_else(PoisonError::into_inner)
             .contains(&key)
         {
-            return true;
+            return Verdict::Allowed;
         }
-        let (hash, known) = match self.users.get(&user) {
-            Some(h) => (h.clone(), true),
-            None => (self.dummy.clone(), false),
+        let (hash, known) = self.hash_for(&user);
+        let hash = hash.to_owned();
+        // Known or not, a check that would queue behind too many others is
+        // turned away the same way.
+        let Ok(_queued) = Arc::clone(&self.queue).try_acquire_owned() else {
+            return Verdict::Busy;
         };
         let Ok(slot) = Arc::clone(&self.bcrypt_slots).acquire_owned().await else {
-            return false;
+            return Verdict::Denied;
         };
         // The slot moves into the blocking task: a request that times out
         // does not free it before the hash is actually done.
@@ -133,16 +190,25 @@ impl BasicAuth {
         .ok()
         .and_then(Result::ok)
         .unwrap_or(false);
-        let ok = verified && known;
-        if ok {
-            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            if cache.len() >= CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.insert(key);
+        if !(verified && known) {
+            return Verdict::Denied;
         }
-        ok
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key);
+        Verdict::Allowed
     }
+}
+
+/// Equality of two digests in time independent of where they differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 /// `Basic base64(user:password)` → (user, password).
@@ -192,11 +258,36 @@ mod tests {
         let mut users = BTreeMap::new();
         users.insert("alice".to_owned(), bcrypt::hash("secret", 4).expect("hash"));
         let auth = Arc::new(BasicAuth::new(&users).expect("valid"));
-        assert!(auth.check(Some(&header("alice", "secret"))).await);
+        let check = |user: &str, pass: &str| {
+            let auth = Arc::clone(&auth);
+            let h = header(user, pass);
+            async move { auth.check(Some(&h)).await }
+        };
+        assert_eq!(check("alice", "secret").await, Verdict::Allowed);
         // Cached the second time.
-        assert!(auth.check(Some(&header("alice", "secret"))).await);
-        assert!(!auth.check(Some(&header("alice", "wrong"))).await);
-        assert!(!auth.check(Some(&header("bob", "secret"))).await);
-        assert!(!auth.check(None).await);
+        assert_eq!(check("alice", "secret").await, Verdict::Allowed);
+        assert_eq!(check("alice", "wrong").await, Verdict::Denied);
+        assert_eq!(check("bob", "secret").await, Verdict::Denied);
+        assert_eq!(check("alicex", "secret").await, Verdict::Denied);
+        assert_eq!(check("", "secret").await, Verdict::Denied);
+        assert_eq!(auth.check(None).await, Verdict::Denied);
+    }
+
+    #[test]
+    fn user_lookup_finds_exactly_the_configured_names() {
+        let mut users = BTreeMap::new();
+        users.insert("alice".to_owned(), bcrypt::hash("a", 4).expect("hash"));
+        users.insert("bob".to_owned(), bcrypt::hash("b", 4).expect("hash"));
+        let auth = BasicAuth::new(&users).expect("valid");
+        assert_eq!(auth.hash_for("alice"), (users["alice"].as_str(), true));
+        assert_eq!(auth.hash_for("bob"), (users["bob"].as_str(), true));
+        for unknown in ["", "Alice", "alic", "alice ", "carol"] {
+            assert_eq!(auth.hash_for(unknown), (auth.dummy.as_str(), false));
+        }
+        let a = [7u8; 32];
+        let mut b = a;
+        assert!(constant_time_eq(&a, &b));
+        b[31] ^= 1;
+        assert!(!constant_time_eq(&a, &b));
     }
 }

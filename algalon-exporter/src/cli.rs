@@ -19,9 +19,10 @@ use clap::{ArgAction, Parser, ValueEnum};
     after_help = "Endpoints: /metrics (Prometheus text, or OpenMetrics when the Accept header asks; \
                   gzip when accepted), /health (200 while samples are fresh, 503 with the reason \
                   otherwise), /api/v1/gpus (the last sample as JSON), / (a live page of every GPU).\n\
-                  Signals: SIGHUP re-reads --collectors and --web-config-file (a bad file is logged \
-                  and the last good configuration keeps serving); SIGTERM / SIGINT shut down \
-                  gracefully."
+                  Signals: SIGHUP re-reads --collectors and --web-config-file once each file has \
+                  stopped changing for 0.1 s (a bad, unreadable or half-written file is logged with \
+                  file:line and the last good configuration keeps serving; a burst of SIGHUPs is \
+                  one reload); SIGTERM / SIGINT shut down gracefully."
 )]
 pub struct Cli {
     /// dcgm-exporter collectors CSV naming the fields to export (`DCGM field, type,
@@ -144,9 +145,13 @@ pub struct Cli {
     )]
     pub health_stale_after_ms: Option<u64>,
 
-    /// Most client connections served at once; further ones get an immediate
-    /// 503 (plain HTTP) or are closed (TLS), so a flood of slow clients cannot
-    /// exhaust the process.
+    /// Most client connections open at once. When all are taken, a new
+    /// connection closes the one idle the longest (still sending its request
+    /// head, in its TLS handshake, or parked between keep-alive requests) and
+    /// takes its place, so slow or idle clients cannot lock a scraper out;
+    /// only when every connection is busy with a request does a new one get
+    /// an immediate 503 (plain HTTP) or get closed (TLS). A request head must
+    /// arrive within 10 s, however slowly its bytes trickle in.
     #[arg(
         long = "max-connections",
         env = "ALGALON_MAX_CONNECTIONS",

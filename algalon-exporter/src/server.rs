@@ -5,10 +5,27 @@
 //! SIGHUP can change it), and graceful shutdown.
 //!
 //! Handlers never call NVML and never encode: they clone pre-encoded bytes.
+//!
+//! # Slow and idle clients cannot lock a scraper out
+//!
+//! A connection holds one of `--max-connections` slots from accept to close.
+//! A slot is *busy* while a request on it is being handled, and *idle*
+//! otherwise: during the TLS handshake, while the request head trickles in,
+//! and between keep-alive requests. When every slot is taken, a new
+//! connection evicts the connection that has been idle the longest and takes
+//! its slot at once (the evicted one closes at its next poll; at most
+//! `--max-connections` are on their way out at any time). Only when every
+//! slot is busy does a new connection get the 503. So a flood of slowloris
+//! or parked keep-alive connections only ever displaces itself, while a
+//! scraper, which sends its request the moment it connects, is served. Each
+//! connection must also finish every request head within
+//! `HEADER_READ_TIMEOUT` of starting to wait for it, however slowly the
+//! bytes arrive.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -29,9 +46,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::Verdict;
 use crate::state::{Shared, accepts_gzip};
 use crate::webconfig::WebConfig;
 
@@ -85,19 +103,35 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     let work = async {
         if req.uri().path() != "/health"
             && let Some(auth) = &web.auth
-            && !auth
-                .check(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes))
-                .await
         {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(
-                    WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"algalon-exporter\", charset=\"UTF-8\""),
-                )],
-                "Unauthorized\n",
-            )
-                .into_response();
+            let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+            match auth.check(header).await {
+                Verdict::Allowed => {}
+                Verdict::Denied => {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [(
+                            WWW_AUTHENTICATE,
+                            HeaderValue::from_static(
+                                "Basic realm=\"algalon-exporter\", charset=\"UTF-8\"",
+                            ),
+                        )],
+                        "Unauthorized\n",
+                    )
+                        .into_response();
+                }
+                Verdict::Busy => {
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        [(
+                            axum::http::header::RETRY_AFTER,
+                            HeaderValue::from_static("1"),
+                        )],
+                        "too many password checks in progress; retry shortly\n",
+                    )
+                        .into_response();
+                }
+            }
         }
         next.run(req).await
     };
@@ -197,6 +231,7 @@ pub async fn serve(
     let app = router(Arc::clone(&state));
     let slots = Arc::new(Semaphore::new(max_connections));
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
+    let open = Arc::new(Registry::default());
     let mut last_full_warning: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
@@ -212,23 +247,45 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            if last_full_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                tracing::warn!(
-                    "{max_connections} connections open (--max-connections): refusing {peer}"
-                );
-                last_full_warning = Some(Instant::now());
+        let tls = state.web.load().tls.clone();
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            // Every slot is taken: the connection idle the longest gives its
+            // slot to this one. Evicted connections close at their next
+            // poll; at most `max_connections` are on their way out at once.
+            Err(_) if open.leaving() < max_connections && open.evict_longest_idle() => {
+                slots.add_permits(1);
+                match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(slot) => slot,
+                    Err(_) => continue,
+                }
             }
-            refuse(tcp, state.web.load().tls.is_some(), &refusals);
-            continue;
+            Err(_) => {
+                if last_full_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!(
+                        "{max_connections} connections busy (--max-connections): refusing {peer}"
+                    );
+                    last_full_warning = Some(Instant::now());
+                }
+                refuse(tcp, tls.is_some(), &refusals);
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
-        let tls = state.web.load().tls.clone();
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let open = Arc::clone(&open);
+        let (id, tracker) = open.add();
         tokio::spawn(async move {
-            connection(tcp, tls, app, shutdown).await;
-            drop(slot);
+            connection(tcp, tls, app, shutdown, Arc::clone(&tracker)).await;
+            open.remove(id);
+            if tracker.gave_way.load(Ordering::Acquire) {
+                // Its slot went to the connection that evicted it.
+                open.leaving.fetch_sub(1, Ordering::AcqRel);
+                slot.forget();
+            } else {
+                drop(slot);
+            }
         });
     }
     drop(listener);
@@ -241,6 +298,128 @@ pub async fn serve(
     .await;
     if drained.is_err() {
         tracing::warn!("some connections did not finish within the shutdown grace period");
+    }
+}
+
+/// The open connections, for eviction when every slot is taken.
+#[derive(Debug)]
+struct Registry {
+    /// Time base for `Tracker::idle_since_ms`.
+    epoch: Instant,
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Tracker>>>,
+    /// Evicted connections not closed yet.
+    leaving: AtomicUsize,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+            leaving: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn add(self: &Arc<Self>) -> (u64, Arc<Tracker>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let tracker = Arc::new(Tracker {
+            registry: Arc::downgrade(self),
+            busy: AtomicU32::new(0),
+            idle_since_ms: AtomicU64::new(self.now_ms()),
+            gave_way: AtomicBool::new(false),
+            evict: Notify::new(),
+        });
+        self.lock().insert(id, Arc::clone(&tracker));
+        (id, tracker)
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    fn leaving(&self) -> usize {
+        self.leaving.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Tracker>>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells the connection that has been idle the longest to close; false
+    /// when every connection is busy (or already leaving).
+    fn evict_longest_idle(&self) -> bool {
+        let open = self.lock();
+        let victim = open
+            .values()
+            .filter(|t| t.busy.load(Ordering::Acquire) == 0 && !t.gave_way.load(Ordering::Acquire))
+            .min_by_key(|t| t.idle_since_ms.load(Ordering::Acquire));
+        match victim {
+            Some(t) => {
+                t.gave_way.store(true, Ordering::Release);
+                self.leaving.fetch_add(1, Ordering::AcqRel);
+                t.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// One open connection, as the eviction sees it.
+#[derive(Debug)]
+struct Tracker {
+    registry: std::sync::Weak<Registry>,
+    /// Requests being handled right now.
+    busy: AtomicU32,
+    /// When the connection last became idle (opened, or finished a request).
+    idle_since_ms: AtomicU64,
+    /// Its slot was given to another connection: not returned at close.
+    gave_way: AtomicBool,
+    evict: Notify,
+}
+
+impl Tracker {
+    /// Resolves once this connection is chosen for eviction and is idle.
+    async fn evicted(&self) {
+        loop {
+            self.evict.notified().await;
+            if self.busy.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            // Became busy in between: it finishes its request first (the
+            // guard notifies again when it is done).
+        }
+    }
+
+    /// Marks a request in progress until the guard drops.
+    fn begin(self: &Arc<Self>) -> BusyGuard {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        BusyGuard(Arc::clone(self))
+    }
+}
+
+/// A request in progress on a connection.
+struct BusyGuard(Arc<Tracker>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if let Some(registry) = self.0.registry.upgrade() {
+            self.0
+                .idle_since_ms
+                .store(registry.now_ms(), Ordering::Release);
+        }
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        if self.0.gave_way.load(Ordering::Acquire) {
+            self.0.evict.notify_one();
+        }
     }
 }
 
@@ -278,60 +457,73 @@ async fn connection(
     tls: Option<Arc<rustls::ServerConfig>>,
     app: Router,
     shutdown: watch::Receiver<bool>,
+    tracker: Arc<Tracker>,
 ) {
     let activity = Arc::new(Activity::new());
-    match tls {
-        None => {
-            drive(
-                Watched::new(tcp, Arc::clone(&activity)),
-                app,
-                shutdown,
-                activity,
-            )
-            .await
-        }
-        Some(config) => {
-            let mut tcp = tcp;
-            // A TLS connection starts with a handshake record (0x16). Anything
-            // else is most likely plain HTTP: say so, as Go's servers do.
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
-                Ok(Ok(1)) if first[0] != 0x16 => {
-                    let _ = tcp
-                        .write_all(
-                            b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\
-                              Connection: close\r\n\r\n\
-                              Client sent an HTTP request to an HTTPS server.\n",
-                        )
+    tokio::select! {
+        () = async {
+            match tls {
+                None => {
+                    let io = Watched::new(tcp, Arc::clone(&activity));
+                    drive(io, app, shutdown, activity, Arc::clone(&tracker)).await;
+                }
+                Some(config) => {
+                    handshake_and_drive(tcp, config, app, shutdown, activity, Arc::clone(&tracker))
                         .await;
-                    let _ = tcp.shutdown().await;
-                    return;
                 }
-                Ok(Ok(1)) => {}
-                _ => return,
             }
-            let accepted =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(tcp))
-                    .await;
-            match accepted {
-                Ok(Ok(stream)) => {
-                    drive(
-                        Watched::new(stream, Arc::clone(&activity)),
-                        app,
-                        shutdown,
-                        activity,
-                    )
-                    .await;
-                }
-                Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
-            }
+        } => {}
+        () = tracker.evicted() => {
+            tracing::debug!("closing an idle connection to make room for a new one");
         }
     }
 }
 
-async fn drive<I>(io: I, app: Router, mut shutdown: watch::Receiver<bool>, activity: Arc<Activity>)
-where
+async fn handshake_and_drive(
+    mut tcp: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: watch::Receiver<bool>,
+    activity: Arc<Activity>,
+    tracker: Arc<Tracker>,
+) {
+    // A TLS connection starts with a handshake record (0x16). Anything
+    // else is most likely plain HTTP: say so, as Go's servers do.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] != 0x16 => {
+            let _ = tcp
+                .write_all(
+                    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\
+                      Connection: close\r\n\r\n\
+                      Client sent an HTTP request to an HTTPS server.\n",
+                )
+                .await;
+            let _ = tcp.shutdown().await;
+            return;
+        }
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    let accepted =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(tcp)).await;
+    match accepted {
+        Ok(Ok(stream)) => {
+            let io = Watched::new(stream, Arc::clone(&activity));
+            drive(io, app, shutdown, activity, tracker).await;
+        }
+        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
+}
+
+async fn drive<I>(
+    io: I,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+    activity: Arc<Activity>,
+    tracker: Arc<Tracker>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -341,7 +533,19 @@ where
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+    let service = TowerToHyperService::new(app);
+    // Marks the connection busy from the moment a request head is read until
+    // its response is ready, so that eviction passes it over.
+    let service = hyper::service::service_fn(move |req| {
+        let busy = tracker.begin();
+        let response = hyper::service::Service::call(&service, req);
+        async move {
+            let response = response.await;
+            drop(busy);
+            response
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     if *shutdown.borrow() {
         conn.as_mut().graceful_shutdown();
