@@ -134,6 +134,9 @@ struct Slot {
     /// Identities of the processes seen last sample, so `/proc` is read
     /// once per process rather than once per sample.
     identities: HashMap<u32, ProcessIdentity>,
+    /// Marked down since it last answered: when it answers again, its XID
+    /// events are registered again (NVML drops a lost GPU's registration).
+    was_down: bool,
 }
 
 impl Slot {
@@ -150,6 +153,7 @@ impl Slot {
             unsupported: HashSet::new(),
             last_process_ts: 0,
             identities: HashMap::new(),
+            was_down: false,
         }
     }
 }
@@ -356,6 +360,11 @@ impl Sampler {
                         let (mut gpu, gone) =
                             sample_gpu(&ctx, slot, gpm_prev, errors, &mut newly_unsupported);
                         driver_gone |= gone;
+                        if gpu.up && std::mem::take(&mut slot.was_down) {
+                            if let Some(xid) = ctx.xid {
+                                xid.renew(slot.index);
+                            }
+                        }
                         attach_xids(&mut gpu, ctx.xid, ctx.fields);
                         gpu
                     })
@@ -417,6 +426,8 @@ impl Sampler {
                     slot.identified = false;
                     slot.unsupported.clear();
                     slot.gpm_supported = None;
+                    // The new XID listener registers every GPU afresh.
+                    slot.was_down = false;
                 }
                 self.reopen = false;
                 if let Err(e) = self.start_xid(nvml) {
@@ -791,6 +802,7 @@ fn mark_down<'n>(
 ) -> bool {
     *gpm_prev = None;
     slot.identified = false;
+    slot.was_down = true;
     gpu.clear_values();
     gpu.up = false;
     gpu.down_reason = Some(DownReason {

@@ -4,9 +4,25 @@
 //! the selected GPUs and records, per GPU, the last XID and how often each XID
 //! occurred. The sampler reads that record; it never waits on events itself.
 //!
-//! A GPU whose registration fails for a reason that may pass (anything but
-//! "not supported") is registered again on the thread's next wake-up, and
-//! the thread's NVML failures are handed to the sampler's error counts.
+//! Registration is kept up to date by the thread:
+//!
+//! - A GPU whose registration fails for a reason that may pass (anything but
+//!   "not supported") is tried again, first after half a second, then with
+//!   the wait doubling up to `RETRY_MAX` (5 s), so a GPU that stays lost costs a
+//!   few NVML calls every few seconds.
+//! - A GPU that was down (lost) and answers again is registered again at
+//!   the thread's next wake-up (`XidListener::renew`, called by the
+//!   sampler when it sees the GPU back): NVML does not keep a lost GPU's
+//!   registration, and without this its XIDs after the recovery would never
+//!   arrive. A renewal also cuts a pending GPU's back-off short.
+//! - After NVML is re-initialised (driver reload) the sampler starts a new
+//!   listener, which registers every GPU afresh.
+//!
+//! The thread's NVML failures are handed to the sampler's error counts once
+//! per change: the first failure after a success, and each new (call, error)
+//! after that — not once per retry, so a GPU that stays lost shows as one
+//! error, not as a counter climbing for ever. While a GPU's registration is
+//! failing its XID series are left out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -40,6 +56,8 @@ struct Shared {
     records: Mutex<HashMap<u32, XidRecord>>,
     /// NVML failures since the sampler last took them, by call and error.
     errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// NVML indices of GPUs that came back: register them again.
+    renew: Mutex<HashSet<u32>>,
     stop: AtomicBool,
 }
 
@@ -80,6 +98,13 @@ impl XidListener {
         })
     }
 
+    /// Registers the XID events of GPU `index` again at the thread's next
+    /// wake-up: the GPU was down (lost) and answers again. Also retries at
+    /// once a GPU whose registration was failing.
+    pub(crate) fn renew(&self, index: u32) {
+        self.shared.renew.lock().insert(index);
+    }
+
     /// NVML failures of the listener since the last call, by call and error.
     pub(crate) fn take_errors(&self) -> BTreeMap<(&'static str, &'static str), u64> {
         std::mem::take(&mut *self.shared.errors.lock())
@@ -112,28 +137,33 @@ impl Drop for XidListener {
 }
 
 fn listen(nvml: &Nvml, indices: &[u32], shared: &Shared, ready: std::sync::mpsc::SyncSender<()>) {
+    let now = Instant::now();
     let mut reg = Registration {
         set: None,
         good: Vec::new(),
-        pending: indices.to_vec(),
+        pending: indices.iter().map(|&i| Pending::new(i, now)).collect(),
+        failures: Failures::default(),
     };
-    reg.retry(nvml, shared);
+    reg.retry_due(nvml, shared);
     let _ = ready.send(());
-    let mut last_try = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
-        if !reg.pending.is_empty() && last_try.elapsed() >= RETRY {
-            reg.retry(nvml, shared);
-            last_try = Instant::now();
+        let renewed: Vec<u32> = shared.renew.lock().drain().collect();
+        for index in renewed {
+            reg.renew(index);
         }
+        reg.retry_due(nvml, shared);
         let Some(set) = reg.set.as_ref() else {
-            if reg.pending.is_empty() {
+            let Some(due) = reg.pending.iter().map(|p| p.due).min() else {
                 return; // no GPU delivers XIDs, for good
-            }
-            std::thread::sleep(RETRY);
+            };
+            // Sleep in short steps: a stop or a renewal may come first.
+            let nap = due.saturating_duration_since(Instant::now());
+            std::thread::sleep(nap.min(RETRY_FIRST));
             continue;
         };
         match set.wait(WAIT_MS) {
             Ok(event) => {
+                reg.failures.ok(Subject::Wait);
                 let Some(XidError::Value(xid)) = event.event_data else {
                     continue;
                 };
@@ -149,13 +179,15 @@ fn listen(nvml: &Nvml, indices: &[u32], shared: &Shared, ready: std::sync::mpsc:
                 record.last = Some(xid);
                 *record.counts.entry(xid).or_default() += 1;
             }
-            Err(NvmlError::Timeout) => {}
+            Err(NvmlError::Timeout) => {
+                reg.failures.ok(Subject::Wait);
+            }
             Err(e) => {
                 // A lost GPU or a driver going away makes waits fail at once;
                 // back off so the thread does not spin.
-                log::debug!("nvmlEventSetWait failed: {e}");
                 if !for_good(&e) {
-                    shared.count("nvmlEventSetWait_v2", &e);
+                    reg.failures
+                        .fail(shared, Subject::Wait, "nvmlEventSetWait_v2", &e);
                 }
                 std::thread::sleep(Duration::from_millis(u64::from(WAIT_MS)));
             }
@@ -163,8 +195,13 @@ fn listen(nvml: &Nvml, indices: &[u32], shared: &Shared, ready: std::sync::mpsc:
     }
 }
 
-/// How often GPUs whose registration failed are tried again.
-const RETRY: Duration = Duration::from_millis(WAIT_MS as u64);
+/// The first wait before a failed registration is tried again.
+const RETRY_FIRST: Duration = Duration::from_millis(WAIT_MS as u64);
+
+/// The longest wait between two tries of a registration that keeps failing:
+/// also how long a GPU can take to deliver XIDs again after a failure that
+/// the sampler does not see (it renews a GPU it sees come back at once).
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Whether an error says the GPU will never deliver XID events.
 fn for_good(e: &NvmlError) -> bool {
@@ -174,37 +211,138 @@ fn for_good(e: &NvmlError) -> bool {
     )
 }
 
+/// What a listener failure is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Subject {
+    /// Registering one GPU's events.
+    Gpu(u32),
+    /// Creating the event set.
+    Set,
+    /// Waiting on the event set.
+    Wait,
+}
+
+/// The last failure of each subject, so that a failure that repeats is
+/// counted (and logged as a warning) once, not at every retry.
+#[derive(Debug, Default)]
+struct Failures {
+    last: HashMap<Subject, (&'static str, &'static str)>,
+}
+
+impl Failures {
+    fn fail(&mut self, shared: &Shared, subject: Subject, call: &'static str, e: &NvmlError) {
+        let key = (call, crate::sampler::error_name(e));
+        if self.last.insert(subject, key) == Some(key) {
+            log::debug!("{subject:?}: {call} still failing: {e}");
+            return;
+        }
+        shared.count(call, e);
+        match subject {
+            Subject::Gpu(index) => log::warn!(
+                "GPU {index}: XID events not registered ({call}: {e}); retrying, \
+                 XID series left out meanwhile"
+            ),
+            Subject::Set => log::warn!("XID event set not created ({call}: {e}); retrying"),
+            Subject::Wait => log::warn!("waiting for XID events failed ({call}: {e})"),
+        }
+    }
+
+    /// Forgets the subject's failure: the next one is counted again.
+    fn ok(&mut self, subject: Subject) {
+        if self.last.remove(&subject).is_some()
+            && let Subject::Gpu(index) = subject
+        {
+            log::info!("GPU {index}: XID events registered again");
+        }
+    }
+}
+
+/// A GPU whose registration is to be tried (again).
+#[derive(Debug)]
+struct Pending {
+    index: u32,
+    /// Not before this.
+    due: Instant,
+    /// The wait after the next failure.
+    backoff: Duration,
+}
+
+impl Pending {
+    fn new(index: u32, due: Instant) -> Pending {
+        Pending {
+            index,
+            due,
+            backoff: RETRY_FIRST,
+        }
+    }
+
+    /// Tried and failed: wait longer before the next try.
+    fn failed(mut self, now: Instant) -> Pending {
+        self.due = now + self.backoff;
+        self.backoff = (self.backoff * 2).min(RETRY_MAX);
+        self
+    }
+}
+
 /// The event set and which GPUs it delivers for.
 struct Registration<'n> {
     set: Option<nvml_wrapper::EventSet<'n>>,
     /// Registered in `set`.
     good: Vec<u32>,
-    /// Failed for a reason that may pass: tried again.
-    pending: Vec<u32>,
+    /// Failed for a reason that may pass, or came back: tried (again).
+    pending: Vec<Pending>,
+    failures: Failures,
 }
 
 impl<'n> Registration<'n> {
-    /// Registers every pending GPU that supports critical-XID events. NVML
-    /// releases the whole set when one registration fails, so the set is
-    /// then rebuilt with the GPUs registered so far.
-    fn retry(&mut self, nvml: &'n Nvml, shared: &Shared) {
-        let mut still = Vec::new();
-        for index in std::mem::take(&mut self.pending) {
+    /// GPU `index` came back: register it again now. A registered GPU stays
+    /// in `set` meanwhile (its XID series stay until a registration fails).
+    fn renew(&mut self, index: u32) {
+        let now = Instant::now();
+        if let Some(p) = self.pending.iter_mut().find(|p| p.index == index) {
+            *p = Pending::new(index, now);
+        } else if let Some(at) = self.good.iter().position(|&i| i == index) {
+            self.good.remove(at);
+            self.pending.push(Pending::new(index, now));
+        }
+        // Otherwise the GPU cannot deliver XIDs at all.
+    }
+
+    /// Registers every pending GPU that is due and supports critical-XID
+    /// events. NVML releases the whole set when one registration fails, so
+    /// the set is then rebuilt with the GPUs registered so far.
+    fn retry_due(&mut self, nvml: &'n Nvml, shared: &Shared) {
+        let now = Instant::now();
+        let (due, mut still): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.due <= now);
+        for p in due {
+            let index = p.index;
+            let failed = |reg: &mut Self, call: &'static str, e: &NvmlError| {
+                reg.failures.fail(shared, Subject::Gpu(index), call, e);
+                shared.registered.lock().remove(&index);
+            };
             let device = match nvml.device_by_index(index) {
                 Ok(d) => d,
                 Err(e) => {
-                    shared.count("nvmlDeviceGetHandleByIndex_v2", &e);
-                    still.push(index);
+                    failed(self, "nvmlDeviceGetHandleByIndex_v2", &e);
+                    still.push(p.failed(now));
                     continue;
                 }
             };
             match device.supported_event_types() {
                 Ok(t) if t.contains(EventTypes::CRITICAL_XID_ERROR) => {}
-                Ok(_) => continue,
-                Err(e) if for_good(&e) => continue,
+                Ok(_) => {
+                    shared.registered.lock().remove(&index);
+                    continue;
+                }
+                Err(e) if for_good(&e) => {
+                    shared.registered.lock().remove(&index);
+                    continue;
+                }
                 Err(e) => {
-                    shared.count("nvmlDeviceGetSupportedEventTypes", &e);
-                    still.push(index);
+                    failed(self, "nvmlDeviceGetSupportedEventTypes", &e);
+                    still.push(p.failed(now));
                     continue;
                 }
             }
@@ -217,9 +355,10 @@ impl<'n> Registration<'n> {
                             // No event set can ever be made: no XIDs at all.
                             log::info!("NVML event sets are not supported; XID series left out");
                             self.pending.clear();
+                            shared.registered.lock().clear();
                             return;
                         }
-                        still.push(index);
+                        still.push(p.failed(now));
                         continue;
                     }
                 },
@@ -228,6 +367,7 @@ impl<'n> Registration<'n> {
                 Ok(set) => {
                     self.set = Some(set);
                     self.good.push(index);
+                    self.failures.ok(Subject::Gpu(index));
                     shared.registered.lock().insert(index);
                 }
                 Err(e) => {
@@ -235,13 +375,10 @@ impl<'n> Registration<'n> {
                         log::info!(
                             "GPU {index}: XID events cannot be registered; XID series left out"
                         );
+                        shared.registered.lock().remove(&index);
                     } else {
-                        log::debug!(
-                            "GPU {index}: XID registration failed ({}); retrying",
-                            e.error
-                        );
-                        shared.count("nvmlDeviceRegisterEvents", &e.error);
-                        still.push(index);
+                        failed(self, "nvmlDeviceRegisterEvents", &e.error);
+                        still.push(p.failed(now));
                     }
                 }
             }
@@ -259,10 +396,14 @@ impl<'n> Registration<'n> {
         shared: &Shared,
     ) -> Result<nvml_wrapper::EventSet<'n>, bool> {
         let mut set = match nvml.create_event_set() {
-            Ok(set) => set,
+            Ok(set) => {
+                self.failures.ok(Subject::Set);
+                set
+            }
             Err(e) if for_good(&e) => return Err(true),
             Err(e) => {
-                shared.count("nvmlEventSetCreate", &e);
+                self.failures
+                    .fail(shared, Subject::Set, "nvmlEventSetCreate", &e);
                 return Err(false);
             }
         };
@@ -280,9 +421,10 @@ impl<'n> Registration<'n> {
                     self.good.push(index);
                 }
                 Err((call, e)) => {
-                    shared.count(call, &e);
+                    self.failures.fail(shared, Subject::Gpu(index), call, &e);
                     shared.registered.lock().remove(&index);
-                    self.pending.push(index);
+                    self.pending
+                        .push(Pending::new(index, Instant::now()).failed(Instant::now()));
                     // The set is gone with the failed registration.
                     return self.rebuild(nvml, shared);
                 }

@@ -4,6 +4,12 @@
 //! Each set delivers every XID of its registered GPUs whose `at_s` has been
 //! reached, once, earliest first — including XIDs due before the set was
 //! created, so a test with a frozen clock past `at_s` still sees them.
+//!
+//! A registration does not survive the GPU falling off the bus: it delivers
+//! only XIDs on its side of every loss of that GPU (`lost_after_s`, or the
+//! start of a `"*"` `GPU_IS_LOST` fault window). An XID at the very moment
+//! of the loss (XID 79) is still delivered; a GPU that comes back must be
+//! registered again to deliver XIDs after that.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_uint, c_ulonglong};
@@ -26,8 +32,8 @@ const POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Default)]
 struct EventSet {
-    /// `(gpu index, registered event mask)`.
-    registrations: Vec<(u32, c_ulonglong)>,
+    /// `(gpu index, registered event mask, scenario time of registration)`.
+    registrations: Vec<(u32, c_ulonglong, f64)>,
     /// `(gpu index, index into xid_events)` already delivered.
     delivered: HashSet<(u32, usize)>,
 }
@@ -73,7 +79,7 @@ pub unsafe extern "C" fn nvmlDeviceRegisterEvents(
         }
         let mut sets = SETS.lock();
         let es = sets.get_mut(&(set as usize)).ok_or(rc::INVALID_ARGUMENT)?;
-        es.registrations.push((cx.dev.index, eventTypes));
+        es.registrations.push((cx.dev.index, eventTypes, cx.t));
         Ok(())
     })
 }
@@ -93,7 +99,8 @@ pub unsafe extern "C" fn nvmlEventSetCreate(set: *mut nvmlEventSet_t) -> nvmlRet
 }
 
 /// The next due, undelivered XID for `es`: `(gpu, index, xid)`; and when
-/// none is due, the earliest future `at_s`.
+/// none is due, the earliest future `at_s`. An XID counts only for a GPU
+/// registered on the same side of every loss of that GPU.
 fn next_xid(session: &Session, es: &EventSet, t: f64) -> (Option<(u32, usize, u64)>, Option<f64>) {
     let mut due: Option<(f64, u32, usize, u64)> = None;
     let mut future: Option<f64> = None;
@@ -101,8 +108,8 @@ fn next_xid(session: &Session, es: &EventSet, t: f64) -> (Option<(u32, usize, u6
     let mut gpus: Vec<u32> = es
         .registrations
         .iter()
-        .filter(|(_, mask)| mask & xid_bit != 0)
-        .map(|(gpu, _)| *gpu)
+        .filter(|(_, mask, _)| mask & xid_bit != 0)
+        .map(|(gpu, ..)| *gpu)
         .collect();
     gpus.sort_unstable();
     gpus.dedup();
@@ -110,8 +117,30 @@ fn next_xid(session: &Session, es: &EventSet, t: f64) -> (Option<(u32, usize, u6
         let Some(dev) = session.device(gpu) else {
             continue;
         };
+        let losses = session.scenario.losses(gpu);
+        let registered: Vec<f64> = es
+            .registrations
+            .iter()
+            .filter(|(g, mask, _)| *g == gpu && mask & xid_bit != 0)
+            .map(|(.., at)| *at)
+            .collect();
+        let reaches = |at_s: f64| {
+            registered.iter().any(|&r| {
+                if r <= at_s {
+                    // Lost after registering: an XID at the very moment of
+                    // the loss (XID 79) still arrives, later ones do not.
+                    !losses.iter().any(|&(from, _)| r < from && from < at_s)
+                } else {
+                    // Registered after a loss: nothing from before it, or
+                    // from while the GPU was off the bus, is replayed.
+                    !losses
+                        .iter()
+                        .any(|&(from, until)| from < r && until.is_none_or(|u| at_s < u))
+                }
+            })
+        };
         for (i, x) in dev.spec.xid_events.iter().enumerate() {
-            if es.delivered.contains(&(gpu, i)) {
+            if es.delivered.contains(&(gpu, i)) || !reaches(x.at_s) {
                 continue;
             }
             if x.at_s <= t {

@@ -902,6 +902,68 @@ fn xid_events_through_event_sets() {
 }
 
 #[test]
+fn a_lost_gpu_must_register_its_events_again() {
+    const LOST_AND_BACK: &str = r#"{
+        "driver_version": "550.54.15", "nvml_version": "12.550.54.15",
+        "cuda_driver_version": 12040,
+        "gpus": [{"name": "NVIDIA A100-SXM4-40GB",
+                  "uuid": "GPU-00000000-aaaa-4bbb-8ccc-dddddddddd00",
+                  "pci_bus_id": "00000000:01:00.0",
+                  "memory": {"total_mib": 40960, "reserved_mib": 400, "used_mib": 1000},
+                  "xid_events": [{"at_s": 5, "xid": 13}, {"at_s": 10, "xid": 79},
+                                 {"at_s": 15, "xid": 48}, {"at_s": 25, "xid": 31}]}],
+        "faults": [{"call": "*", "gpu": 0, "error": "GPU_IS_LOST", "from_s": 10, "until_s": 20}]
+    }"#;
+    let _fx = start(LOST_AND_BACK, Some(1.0));
+    let gpu = handle(0);
+    let xid = c_ulonglong::from(nvmlEventTypeXidCriticalError);
+    let mut set = null_mut();
+    assert_eq!(unsafe { nvmlEventSetCreate(&mut set) }, rc::SUCCESS);
+    assert_eq!(
+        unsafe { nvmlDeviceRegisterEvents(gpu, xid, set) },
+        rc::SUCCESS
+    );
+    let mut data: nvmlEventData_t = unsafe { std::mem::zeroed() };
+    let mut next = || match unsafe { nvmlEventSetWait_v2(set, &mut data, 0) } {
+        rc::SUCCESS => Some(data.eventData),
+        rc::TIMEOUT => None,
+        other => panic!("nvmlEventSetWait_v2: {other}"),
+    };
+    set_time(30.0);
+    // XID 79 falls due as the GPU is lost and still arrives; nothing after.
+    assert_eq!((next(), next(), next()), (Some(13), Some(79), None));
+    set_time(12.0);
+    assert_eq!(
+        unsafe { nvmlDeviceRegisterEvents(gpu, xid, set) },
+        rc::GPU_IS_LOST
+    );
+    // A failed registration leaves the set undefined (nvml-wrapper frees
+    // it); a fresh one after the GPU is back gets only what happens since.
+    assert_eq!(unsafe { nvmlEventSetFree(set) }, rc::SUCCESS);
+    set_time(21.0);
+    assert_eq!(unsafe { nvmlEventSetCreate(&mut set) }, rc::SUCCESS);
+    assert_eq!(
+        unsafe { nvmlDeviceRegisterEvents(gpu, xid, set) },
+        rc::SUCCESS
+    );
+    let mut data: nvmlEventData_t = unsafe { std::mem::zeroed() };
+    set_time(30.0);
+    assert_eq!(
+        unsafe { nvmlEventSetWait_v2(set, &mut data, 0) },
+        rc::SUCCESS
+    );
+    assert_eq!(
+        data.eventData, 31,
+        "XIDs of the GPU's earlier life are not replayed"
+    );
+    assert_eq!(
+        unsafe { nvmlEventSetWait_v2(set, &mut data, 0) },
+        rc::TIMEOUT
+    );
+    assert_eq!(unsafe { nvmlEventSetFree(set) }, rc::SUCCESS);
+}
+
+#[test]
 fn gpm_metrics_average_between_samples() {
     let fx = start(H100X8, Some(10.0));
     let h = handle(1);

@@ -1038,6 +1038,26 @@ impl Scenario {
         &self.devices
     }
 
+    /// When GPU `gpu` is off the bus, as `(from, until)` windows: its
+    /// `lost_after_s` (for good) and every `"*"` `GPU_IS_LOST` fault window
+    /// that covers it. Event registrations do not survive a loss (see
+    /// `ffi/events.rs`).
+    pub fn losses(&self, gpu: u32) -> Vec<(f64, Option<f64>)> {
+        let lost = names::return_code("GPU_IS_LOST");
+        let windows = self
+            .faults
+            .iter()
+            .filter(|f| f.call == "*" && gpu_matches(f.gpu, Some(gpu)) && Some(f.error.0) == lost)
+            .map(|f| (f.from_s, f.until_s));
+        self.devices
+            .get(gpu as usize)
+            .and_then(|d| d.spec.lost_after_s)
+            .map(|at| (at, None))
+            .into_iter()
+            .chain(windows)
+            .collect()
+    }
+
     /// The error a fault injects into `call` on `gpu` (`None` for system
     /// calls) at `t`, if any. The `"*"` wildcard never matches init calls.
     pub fn fault(&self, call: &str, gpu: Option<u32>, t: f64) -> Option<u32> {
