@@ -102,6 +102,15 @@ bench-own-work: fake-nvml ## Algalon's own instructions per sample vs time insid
 bench-exporter: ## wrk against a release exporter on loopback: throughput, latency, CPU, RSS, idle CPU
 	benches/scripts/exporter-load.sh
 
+.PHONY: bench-compare
+bench-compare: ## Algalon vs nvitop-exporter, a hand-written pynvml exporter and an nvidia-smi-per-scrape model (~5 min + release build); rewrites BENCHMARKS.md's comparison
+	python3 benches/compare/compare.py --write BENCHMARKS.md --json target/bench-compare.json
+
+.PHONY: bench-compare-quick
+bench-compare-quick: ## Smoke run of bench-compare: every exporter starts, every path runs once, fidelity asserted
+	python3 -m pytest -q benches/compare
+	python3 benches/compare/compare.py --quick
+
 .PHONY: metrics-doc
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)
 	@$(CARGO) run -q -p algalon-examples --example metric_table

@@ -35,10 +35,10 @@ if ((${#need_apt[@]})); then
     $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop gpustat maturin mypy check-jsonschema pyyaml)
+python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop nvitop-exporter gpustat maturin mypy check-jsonschema pyyaml)
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.util, shutil, sys
-mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "gpustat", "mypy", "yaml"]
+mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "nvitop_exporter", "gpustat", "mypy", "yaml"]
 sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and shutil.which("ruff") and shutil.which("maturin") and shutil.which("check-jsonschema") else 1)
 PY
 then
