@@ -1,6 +1,6 @@
-# algalon-ffi: header, C/C++ checks and install. Included by the root
-# Makefile (`include algalon-ffi/ffi.mk`), which provides CARGO and the
-# fake-nvml target.
+# algalon-ffi: header, C/C++ checks (plain, ASan, valgrind) and install.
+# Included by the root Makefile (`include algalon-ffi/ffi.mk`), which
+# provides CARGO and the fake-nvml target.
 CARGO ?= cargo
 CBINDGEN_VERSION := 0.29.4
 PREFIX ?= /usr/local
@@ -21,7 +21,7 @@ header-check: ## Fail if the committed algalon.h is not what cbindgen generates
 		echo "algalon-ffi/include/algalon.h is stale: run 'make header' and commit it" >&2; exit 1; }
 
 .PHONY: test-c
-test-c: fake-nvml ## C/C++ tests: gcc/g++ -Werror, shared + static libalgalon, valgrind
+test-c: fake-nvml ## C/C++ tests: gcc/g++ -Werror, shared + static libalgalon, valgrind, ASan + UBSan
 	$(CARGO) build -p algalon-ffi
 	$(CARGO) test -p algalon-ffi
 
@@ -40,3 +40,17 @@ install: ## Install libalgalon (.so, .a), algalon.h and algalon.pc under PREFIX 
 	version=$$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml); \
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$version|" algalon-ffi/algalon.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/algalon.pc
+
+# The sanitizer run is part of `cargo test -p algalon-ffi` (and so of test-c
+# and test-rust); a gcc without a working libasan is a failure, not a skip.
+export ALGALON_REQUIRE_ASAN ?= 1
+
+.PHONY: test-c-asan
+test-c-asan: fake-nvml ## The C/C++ tests under AddressSanitizer + UBSan with LeakSanitizer (gcc)
+	$(CARGO) build -p algalon-ffi
+	$(CARGO) test -p algalon-ffi --test c_programs -- --exact c_tests_under_address_sanitizer_are_clean
+
+.PHONY: test-c-valgrind
+test-c-valgrind: fake-nvml ## The C tests under valgrind memcheck (no leaks, no invalid accesses)
+	$(CARGO) build -p algalon-ffi
+	$(CARGO) test -p algalon-ffi --test c_programs -- --exact c_tests_under_valgrind_are_leak_free

@@ -31,8 +31,15 @@ use crate::server::ServerHandle;
 
 /// How often the sampler thread re-reads the job's process tree.
 const PID_REFRESH: Duration = Duration::from_secs(1);
+/// Longest sampling interval `Monitor()` takes, s (a day).
+const MAX_INTERVAL_S: f64 = 86_400.0;
 /// How long `close()` waits for an in-flight sample (a hung NVML call).
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// The `error` of a job whose `Job` object was collected while it ran.
+const DROPPED: &str = "dropped";
+/// Interrupted windows remembered for `/metrics` and `reports()`: as many
+/// as the tracker keeps finished windows, so none it still serves is missed.
+const INTERRUPTED_KEPT: usize = 256;
 /// Label names the job series use themselves, or that scrapers own.
 const RESERVED_LABELS: &[&str] = &["job_id", "job_name", "job", "instance", "Hostname"];
 
@@ -78,6 +85,32 @@ struct Inner {
     servers: Mutex<Vec<Arc<ServerHandle>>>,
     /// `begin_window` names of open windows.
     named: Mutex<BTreeMap<String, Arc<JobCore>>>,
+    /// Windows whose `with` block was left by an exception, and its type.
+    interrupted: Arc<Interrupted>,
+}
+
+/// Windows ended by an exception, oldest first (bounded: see
+/// `INTERRUPTED_KEPT`). Shared with the `/metrics` servers.
+#[derive(Debug, Default)]
+pub(crate) struct Interrupted(Mutex<Vec<(WindowId, String)>>);
+
+impl Interrupted {
+    fn record(&self, id: WindowId, error: String) {
+        let mut list = self.0.lock();
+        if list.len() == INTERRUPTED_KEPT {
+            list.remove(0);
+        }
+        list.push((id, error));
+    }
+
+    /// The exception that ended window `id`, if one did.
+    pub(crate) fn error_of(&self, id: WindowId) -> Option<String> {
+        self.0
+            .lock()
+            .iter()
+            .find(|(w, _)| *w == id)
+            .map(|(_, e)| e.clone())
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -153,7 +186,12 @@ impl Inner {
         AlgalonError::new_err("this Monitor is closed; create a new algalon.Monitor()")
     }
 
-    fn extras(&self, running: bool, down: BTreeMap<String, String>) -> Extras {
+    fn extras(
+        &self,
+        running: bool,
+        down: BTreeMap<String, String>,
+        error: Option<String>,
+    ) -> Extras {
         Extras {
             cuda: self
                 .measured
@@ -163,6 +201,7 @@ impl Inner {
             down,
             hostname: self.hostname.clone(),
             running,
+            error,
         }
     }
 
@@ -211,7 +250,9 @@ impl Inner {
         })
     }
 
-    fn end(&self, py: Python<'_>, id: WindowId) -> PyResult<Report> {
+    /// Ends window `id`; `error` names the exception that left its `with`
+    /// block, if one did.
+    fn end(&self, py: Python<'_>, id: WindowId, error: Option<String>) -> PyResult<Report> {
         self.check()?;
         let (report, down) = py.detach(|| {
             let sampler = self.sampler.read();
@@ -232,7 +273,10 @@ impl Inner {
         });
         let report =
             report.ok_or_else(|| PyValueError::new_err(format!("window {} is not open", id.0)))?;
-        Ok(Report::new(report, self.extras(false, down)))
+        if let Some(e) = &error {
+            self.interrupted.record(id, e.clone());
+        }
+        Ok(Report::new(report, self.extras(false, down, error)))
     }
 
     fn peek(&self, id: WindowId) -> Option<Report> {
@@ -244,7 +288,7 @@ impl Inner {
             .map(|w| w.down.clone())
             .unwrap_or_default();
         let report = self.tracker.peek(id)?;
-        Some(Report::new(report, self.extras(true, down)))
+        Some(Report::new(report, self.extras(true, down, None)))
     }
 
     /// Stops the sampler and the servers (idempotent).
@@ -380,6 +424,12 @@ impl Monitor {
                 "invalid sampling interval {interval}: give seconds, e.g. 0.1"
             )));
         }
+        // Far larger intervals overflow `Duration` or the sampler thread's clock.
+        if interval > MAX_INTERVAL_S {
+            return Err(ConfigError::new_err(format!(
+                "invalid sampling interval {interval} s: give at most {MAX_INTERVAL_S} s (a day), e.g. 0.1"
+            )));
+        }
         let interval = Duration::from_secs_f64(interval);
         let owner_pid = std::process::id();
         let proc_root = PathBuf::from("/proc");
@@ -466,6 +516,7 @@ impl Monitor {
                 sampler: RwLock::new(Some(bg)),
                 servers: Mutex::new(Vec::new()),
                 named: Mutex::new(BTreeMap::new()),
+                interrupted: Arc::new(Interrupted::default()),
             }),
         })
     }
@@ -545,7 +596,7 @@ impl Monitor {
             monitor: Arc::clone(&self.inner),
             core,
         }
-        .end(py)
+        .end_with(py, None)
     }
 
     /// Decorator measuring every call of a function as a job (sync or
@@ -574,8 +625,9 @@ impl Monitor {
             return Err(Inner::closed_error());
         }
         let tracker = Arc::clone(&self.inner.tracker);
+        let interrupted = Arc::clone(&self.inner.interrupted);
         let handle = py
-            .detach(|| ServerHandle::start(addr, port, tracker))
+            .detach(|| ServerHandle::start(addr, port, tracker, interrupted))
             .map_err(|e| {
                 PyOSError::new_err(format!("cannot serve /metrics on {addr}:{port}: {e}"))
             })?;
@@ -592,7 +644,10 @@ impl Monitor {
             .tracker
             .reports()
             .into_iter()
-            .map(|(r, running)| Report::new(r, self.inner.extras(running, BTreeMap::new())))
+            .map(|(r, running)| {
+                let error = self.inner.interrupted.error_of(r.id);
+                Report::new(r, self.inner.extras(running, BTreeMap::new(), error))
+            })
             .collect())
     }
 
@@ -707,6 +762,18 @@ impl Job {
         Ok(())
     }
 
+    /// Ends the job; `error` names the exception that interrupted it.
+    fn end_with(&self, py: Python<'_>, error: Option<String>) -> PyResult<Report> {
+        let id = self.running_id()?;
+        let report = self.monitor.end(py, id, error)?;
+        *self.core.state.lock() = JobState::Ended(Box::new(report.clone()));
+        self.monitor
+            .named
+            .lock()
+            .retain(|_, core| !Arc::ptr_eq(core, &self.core));
+        Ok(report)
+    }
+
     fn running_id(&self) -> PyResult<WindowId> {
         match &*self.core.state.lock() {
             JobState::Running(id) => Ok(*id),
@@ -722,6 +789,29 @@ impl Job {
     }
 }
 
+impl Drop for Job {
+    /// A running job whose last handle goes away (started without `with`
+    /// and never ended, e.g. an exception between `start()` and `end()`)
+    /// would otherwise stay open for the Monitor's whole life: fed every
+    /// sample and served as running. Its window is closed here, without a
+    /// boundary sample, and marked interrupted (`error` "dropped"). A window
+    /// opened by `begin_window` is still held by its name until
+    /// `end_window`, so it is not closed.
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.core) > 1 || std::process::id() != self.monitor.owner_pid {
+            return;
+        }
+        let id = match &*self.core.state.lock() {
+            JobState::Running(id) => *id,
+            JobState::Pending | JobState::Ended(_) => return,
+        };
+        self.monitor.windows.lock().open.remove(&id);
+        if self.monitor.tracker.end(id).is_some() {
+            self.monitor.interrupted.record(id, DROPPED.to_owned());
+        }
+    }
+}
+
 #[pymethods]
 impl Job {
     /// Starts measuring (a boundary sample is taken now).
@@ -732,14 +822,7 @@ impl Job {
 
     /// Stops measuring (a boundary sample is taken now) and returns the report.
     fn end(&self, py: Python<'_>) -> PyResult<Report> {
-        let id = self.running_id()?;
-        let report = self.monitor.end(py, id)?;
-        *self.core.state.lock() = JobState::Ended(Box::new(report.clone()));
-        self.monitor
-            .named
-            .lock()
-            .retain(|_, core| !Arc::ptr_eq(core, &self.core));
-        Ok(report)
+        self.end_with(py, None)
     }
 
     /// Adds progress for energy per unit: `job.count(samples=64, tokens=8192)`.
@@ -829,9 +912,20 @@ impl Job {
         Job::start(slf)
     }
 
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.end(py)?;
+    /// Ends the job. When the block is left by an exception
+    /// (`KeyboardInterrupt`, an error in the code), the report is still made
+    /// — `job.report` after the block, served and pushed as usual — and is
+    /// marked `interrupted`, with the exception's type as `error`.
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let error = exc_type.filter(|t| !t.is_none()).map(exception_name);
+        self.end_with(py, error)?;
         Ok(false)
     }
 
@@ -842,6 +936,24 @@ impl Job {
             JobState::Ended(r) => format!("ended after {:.1} s", r.inner.duration_s),
         };
         format!("<Job {:?} {state}>", self.core.name)
+    }
+}
+
+/// An exception type's name as a user knows it: `KeyboardInterrupt` for a
+/// builtin, `module.QualName` otherwise.
+fn exception_name(exc_type: &Bound<'_, PyAny>) -> String {
+    let attr = |name: &str| {
+        exc_type
+            .getattr(name)
+            .and_then(|v| v.extract::<String>())
+            .ok()
+    };
+    let name = attr("__qualname__")
+        .or_else(|| attr("__name__"))
+        .unwrap_or_else(|| "exception".to_owned());
+    match attr("__module__") {
+        Some(module) if module != "builtins" => format!("{module}.{name}"),
+        _ => name,
     }
 }
 

@@ -11,8 +11,15 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde::{Deserialize, Serialize};
 
-/// Version of the JSON document `Report.to_json` writes.
-const SCHEMA: u32 = 1;
+/// Version of the JSON document `Report.to_json` writes. Schema 2 added
+/// `interrupted` and `error`; `from_json` still reads schema 1 documents
+/// (as not interrupted).
+const SCHEMA: u32 = 2;
+/// Schema versions `Report.from_json` reads.
+const SCHEMAS_READ: [u32; 2] = [1, 2];
+/// The series telling which jobs were interrupted (kept by this face: the
+/// core's job series do not know how a `with` block was left).
+const INTERRUPTED_METRIC: &str = "algalon_job_interrupted";
 
 /// Facts the face adds to a core report: CUDA indices, lost GPUs, host.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +32,9 @@ pub struct Extras {
     pub hostname: String,
     /// Whether the window is still open.
     pub running: bool,
+    /// The exception that ended the job (`KeyboardInterrupt`, …), when its
+    /// `with` block was left by one.
+    pub error: Option<String>,
 }
 
 /// What one window saw on one GPU.
@@ -144,10 +154,9 @@ impl Report {
     /// The Prometheus text exposition of this report alone; with a time, every
     /// sample carries it (milliseconds), as pushes need.
     pub fn exposition(&self, timestamp_ms: Option<i64>) -> String {
-        let text = encode_reports(
-            &[(self.inner.clone(), self.extras.running)],
-            Format::PrometheusText,
-        );
+        let text = encode_with_interruptions(&[(self.inner.clone(), self.extras.running)], |_| {
+            self.extras.error.clone()
+        });
         match timestamp_ms {
             None => text,
             Some(ms) => with_timestamps(&text, ms),
@@ -163,6 +172,8 @@ impl Report {
             labels: r.labels.clone(),
             hostname: self.extras.hostname.clone(),
             running: self.extras.running,
+            interrupted: self.extras.error.is_some(),
+            error: self.extras.error.clone(),
             started_at: r.started_at,
             ended_at: r.ended_at,
             duration_s: r.duration_s,
@@ -203,15 +214,25 @@ impl Report {
     }
 
     fn from_document(doc: ReportDoc) -> PyResult<Report> {
-        if doc.schema != SCHEMA {
+        if !SCHEMAS_READ.contains(&doc.schema) {
             return Err(PyValueError::new_err(format!(
-                "report schema {} is not supported (this algalon reads schema {SCHEMA})",
+                "report schema {} is not supported (this algalon reads schemas 1 to {SCHEMA}): upgrade algalon to read it",
                 doc.schema
             )));
         }
+        let error = match (doc.interrupted, doc.error) {
+            (false, None) => None,
+            (true, error) => Some(error.unwrap_or_else(|| "unknown".to_owned())),
+            (false, Some(e)) => {
+                return Err(PyValueError::new_err(format!(
+                    "report says error {e:?} but interrupted false: an error always interrupts the job"
+                )));
+            }
+        };
         let mut extras = Extras {
             hostname: doc.hostname,
             running: doc.running,
+            error,
             ..Extras::default()
         };
         let mut gpus = Vec::with_capacity(doc.gpus.len());
@@ -266,6 +287,44 @@ impl Report {
     }
 }
 
+/// The job series of `reports` (the core's) followed by
+/// `algalon_job_interrupted{job_id}`: 1 with an `exception` label for a job
+/// whose `with` block was left by an exception, else 0. `error_of` gives a
+/// report's exception type name.
+pub fn encode_with_interruptions(
+    reports: &[(JobReport, bool)],
+    error_of: impl Fn(WindowId) -> Option<String>,
+) -> String {
+    let mut text = encode_reports(reports, Format::PrometheusText);
+    if reports.is_empty() {
+        return text;
+    }
+    text.push_str(&format!(
+        "# HELP {INTERRUPTED_METRIC} Whether the job ended by an exception (1, with its type as the exception label: KeyboardInterrupt, ...) instead of finishing its with block (0).\n# TYPE {INTERRUPTED_METRIC} gauge\n"
+    ));
+    for (report, _) in reports {
+        match error_of(report.id) {
+            None => text.push_str(&format!(
+                "{INTERRUPTED_METRIC}{{job_id=\"{}\"}} 0\n",
+                report.id.0
+            )),
+            Some(e) => text.push_str(&format!(
+                "{INTERRUPTED_METRIC}{{job_id=\"{}\",exception=\"{}\"}} 1\n",
+                report.id.0,
+                escape_label_value(&e)
+            )),
+        }
+    }
+    text
+}
+
+/// A label value escaped for the text format (backslash, quote, newline).
+fn escape_label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// Appends ` <ms>` to every sample line of a text exposition.
 fn with_timestamps(text: &str, ms: i64) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
@@ -289,6 +348,12 @@ struct ReportDoc {
     labels: BTreeMap<String, String>,
     hostname: String,
     running: bool,
+    /// Schema 2: the job's `with` block was left by an exception.
+    #[serde(default)]
+    interrupted: bool,
+    /// Schema 2: that exception's type name.
+    #[serde(default)]
+    error: Option<String>,
     started_at: f64,
     ended_at: f64,
     duration_s: f64,
@@ -350,6 +415,23 @@ impl Report {
     #[getter]
     fn running(&self) -> bool {
         self.extras.running
+    }
+
+    /// True when the job's `with` block was left by an exception
+    /// (`KeyboardInterrupt`, an error in the training code, …): the report
+    /// covers the job up to that moment.
+    #[getter]
+    fn interrupted(&self) -> bool {
+        self.extras.error.is_some()
+    }
+
+    /// The type name of the exception that interrupted the job
+    /// (`"KeyboardInterrupt"`, `"torch.OutOfMemoryError"`, …), or
+    /// `"dropped"` for a job whose `Job` was collected while it ran; `None`
+    /// when it was not interrupted.
+    #[getter]
+    fn error(&self) -> Option<String> {
+        self.extras.error.clone()
     }
 
     /// Unix time of the first sample, s.
@@ -480,6 +562,9 @@ impl Report {
 
     fn __str__(&self) -> String {
         let mut out = self.inner.table();
+        if let Some(e) = &self.extras.error {
+            out.insert_str(0, &format!("(interrupted by {e}) "));
+        }
         if self.extras.running {
             out.insert_str(0, "(running) ");
         }
@@ -515,6 +600,39 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interrupted_series_escape_the_exception_name() {
+        let report = |id| JobReport {
+            id: WindowId(id),
+            name: "j".into(),
+            labels: BTreeMap::new(),
+            started_at: 0.0,
+            ended_at: 1.0,
+            duration_s: 1.0,
+            gpus: Vec::new(),
+            energy_j: None,
+            counts: BTreeMap::new(),
+        };
+        let text = encode_with_interruptions(&[(report(1), false), (report(2), false)], |id| {
+            (id.0 == 2).then(|| "odd\"name\\\n".to_owned())
+        });
+        assert!(
+            text.contains("# TYPE algalon_job_interrupted gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("algalon_job_interrupted{job_id=\"1\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "algalon_job_interrupted{job_id=\"2\",exception=\"odd\\\"name\\\\\\n\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(encode_with_interruptions(&[], |_| None), "");
+    }
 
     #[test]
     fn timestamps_go_on_sample_lines_only() {

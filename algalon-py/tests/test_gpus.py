@@ -172,9 +172,13 @@ def test_nvml_that_fails_to_initialise() -> None:
     assert "failed to initialise" in proc.stdout
 
 
-@pytest.mark.parametrize("interval", [0, -1, float("nan"), 1e-6])
+@pytest.mark.parametrize(
+    "interval", [0, -1, float("nan"), 1e-6, float("inf"), 86400.5, 1e19, 1e20]
+)
 def test_bad_interval_is_a_config_error(interval: float) -> None:
-    with pytest.raises(algalon.ConfigError):
+    # Huge intervals once overflowed: a PanicException (not an Exception) for
+    # 1e20, a panicking sampler thread for 1e19.
+    with pytest.raises(algalon.ConfigError, match="sampling interval"):
         algalon.Monitor(interval=interval)
 
 

@@ -159,3 +159,26 @@ def test_http_errors_are_push_errors(vm: str, mon: algalon.Monitor) -> None:
         job.report.push(vm + "/api/v1/import/nonsense", retries=3)
     with pytest.raises(algalon.PushError, match="http"):
         job.report.push("vm-host:8428")
+
+
+def test_an_interrupted_job_is_pushed_marked(vm: str, mon: algalon.Monitor) -> None:
+    job = mon.job("pushed-ctrl-c")
+    with pytest.raises(KeyboardInterrupt), job:
+        time.sleep(0.1)
+        raise KeyboardInterrupt
+    job.report.push(vm)
+    stamp = round(job.report.ended_at * 1000)
+    # Job ids restart with each Monitor: find this push by its mark and time.
+    marked = export(
+        vm, '{__name__="algalon_job_interrupted",exception="KeyboardInterrupt"}'
+    )
+    assert len(marked) == 1
+    assert marked[0]["metric"]["job_id"] == str(job.id)
+    assert marked[0]["metric"]["Hostname"] == mon.hostname
+    assert marked[0]["values"] == [1]
+    assert marked[0]["timestamps"] == [stamp]
+    # Its GPU series went too: the report up to the interruption.
+    energy = export(
+        vm, f'{{__name__="algalon_job_gpu_energy_joules_total",job_id="{job.id}"}}'
+    )
+    assert any(stamp in e["timestamps"] for e in energy), energy

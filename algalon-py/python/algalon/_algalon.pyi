@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
 from typing import (
     Any,
     TypeAlias,
@@ -142,8 +143,11 @@ class Job:
     def __enter__(self) -> Job: ...
     def __exit__(
         self,
-        *_exc: object,
-    ) -> bool: ...
+        exc_type: type[BaseException] | None = None,
+        _exc: BaseException | None = None,
+        _tb: TracebackType | None = None,
+    ) -> bool:
+        """Ends the job; an exception leaving the block marks the report ``interrupted``."""
 
 @final
 class GpuReport:
@@ -196,6 +200,13 @@ class Report:
     def hostname(self) -> str: ...
     @property
     def running(self) -> bool: ...
+    @property
+    def interrupted(self) -> bool:
+        """True when an exception (``KeyboardInterrupt``, …) left the job's ``with`` block."""
+    @property
+    def error(self) -> str | None:
+        """That exception's type name (``"KeyboardInterrupt"``), ``"dropped"`` for a job
+        collected while running; ``None`` if not interrupted."""
     @property
     def started_at(self) -> float: ...
     @property
