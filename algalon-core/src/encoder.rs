@@ -135,6 +135,43 @@ mod tests {
     }
 
     #[test]
+    fn help_text_is_escaped_as_each_format_requires() {
+        use crate::{CollectorConfig, Encoder, Field, GpuSample, Snapshot, Value};
+        use std::sync::Arc;
+        use std::time::{Duration, SystemTime};
+
+        let config = CollectorConfig::parse(
+            "DCGM_FI_DEV_GPU_UTIL, gauge, \"say \"\"hi\"\" to C:\\new\"\n",
+            "help.csv",
+        )
+        .expect("quoted help parses");
+        let mut gpu = GpuSample::new(0, "GPU-1".into(), "00000000:18:00.0".into(), "H100".into());
+        gpu.set(Field::GpuUtil, Some(Value::Int(5)));
+        let snapshot = Arc::new(Snapshot {
+            hostname: "w1".into(),
+            driver_version: None,
+            nvml_version: None,
+            cuda_driver_version: None,
+            taken_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            seq: 1,
+            gpus: vec![gpu],
+            errors: Vec::new(),
+        });
+        let encoder = Encoder::new(config);
+        let om = encoder.encode(&snapshot, Format::OpenMetrics);
+        assert!(
+            om.contains("# HELP DCGM_FI_DEV_GPU_UTIL say \\\"hi\\\" to C:\\\\new\n"),
+            "{om}"
+        );
+        let text = encoder.encode(&snapshot, Format::PrometheusText);
+        assert!(
+            text.contains("# HELP DCGM_FI_DEV_GPU_UTIL say \"hi\" to C:\\\\new\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn accept_header_negotiation() {
         let f = |a: &str| Format::from_accept(Some(a));
         assert_eq!(Format::from_accept(None), Format::PrometheusText);
@@ -196,6 +233,7 @@ impl Encoder {
             snapshot: Arc::clone(snapshot),
             config: Arc::clone(&self.config),
             hostname_label: self.hostname_label,
+            format,
         };
         encode_collector(collector, format, 64 * 1024)
     }
@@ -223,6 +261,20 @@ struct SnapshotCollector {
     snapshot: Arc<Snapshot>,
     config: Arc<CollectorConfig>,
     hostname_label: bool,
+    format: Format,
+}
+
+/// Help text as `format` requires it. prometheus-client escapes backslashes
+/// and newlines in the text format's HELP but writes OpenMetrics HELP
+/// verbatim, where backslashes, `"` and newlines must be escaped; help comes
+/// from the user's collectors CSV, so it may hold any of them.
+fn help_text(help: &str, format: Format) -> Cow<'_, str> {
+    if format == Format::PrometheusText || !help.contains(['\\', '"', '\n']) {
+        return Cow::Borrowed(help);
+    }
+    let mut out = String::with_capacity(help.len() + 8);
+    escape_label_value(&mut out, help);
+    Cow::Owned(out)
 }
 
 type Labels<'a> = Vec<(&'static str, Cow<'a, str>)>;
@@ -341,8 +393,9 @@ impl Collector for SnapshotCollector {
                 CsvType::Gauge => MetricType::Gauge,
                 CsvType::Counter => MetricType::Unknown,
             };
+            let help = help_text(&metric.help, self.format);
             let mut family =
-                encoder.encode_descriptor(metric.field.name(), &metric.help, None, metric_type)?;
+                encoder.encode_descriptor(metric.field.name(), &help, None, metric_type)?;
             for (gpu, labels) in snap.gpus.iter().zip(&per_gpu) {
                 let Some(value) = gpu.get(metric.field) else {
                     continue;

@@ -631,7 +631,9 @@ pub fn is_valid_label_name(name: &str) -> bool {
 }
 
 /// `name` made into a valid label name: invalid characters become `_`, a
-/// leading digit gets a `_` prefix.
+/// leading digit gets a `_` prefix, and leading underscores shrink to one
+/// (names starting with `__`, such as `__name__`, are reserved to
+/// Prometheus and would rewrite the series on ingestion).
 pub fn sanitize_label_name(name: &str) -> String {
     let mut out: String = name
         .chars()
@@ -643,6 +645,9 @@ pub fn sanitize_label_name(name: &str) -> String {
             }
         })
         .collect();
+    if out.starts_with("__") {
+        out = format!("_{}", out.trim_start_matches('_'));
+    }
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
@@ -759,5 +764,12 @@ mod tests {
         assert_eq!(sanitize_label_name("my-label.x"), "my_label_x");
         assert_eq!(sanitize_label_name("9lives"), "_9lives");
         assert_eq!(sanitize_label_name(""), "_");
+        assert_eq!(sanitize_label_name("__name__"), "_name__");
+        assert_eq!(sanitize_label_name("__"), "_");
+        assert_eq!(sanitize_label_name("_-9"), "_9");
+        for name in ["__name__", "__", "___x", "--", "_-9", "é", "9", "a-b", ""] {
+            let sane = sanitize_label_name(name);
+            assert!(is_valid_label_name(&sane), "{name:?} became {sane:?}");
+        }
     }
 }
