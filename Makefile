@@ -37,12 +37,16 @@ build: ## Build every crate (debug)
 .PHONY: fmt
 fmt: ## Format Rust and Python sources
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all
 	ruff format .
 
 .PHONY: lint
 lint: ## cargo fmt --check, clippy -D warnings, ruff
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all --check
+	# The fuzz crate is its own workspace; sharing target/ reuses the main build's dependencies.
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir target --workspace --all-targets -- -D warnings
 	ruff check .
 	ruff format --check .
 	$(MAKE) -s header-check
@@ -56,6 +60,8 @@ test-rust: fake-nvml ## Rust unit and integration tests (against the fake NVML)
 	# The C tests link libalgalon.{so,a}, which `cargo test` alone does not produce.
 	$(CARGO) build -p algalon-ffi
 	$(CARGO) test
+	# The fuzz targets' checks over their committed seeds, on stable.
+	$(CARGO) test --manifest-path fuzz/support/Cargo.toml --target-dir target
 
 .PHONY: test-python
 test-python: fake-nvml ## Python tests: the fake NVML through nvidia-ml-py, the exposition through prometheus_client
@@ -84,7 +90,7 @@ dashboards: ## Regenerate compose/host/grafana/dashboards/algalon-*.json from th
 	python3 compose/host/grafana/build_dashboards.py
 
 .PHONY: test
-test: deps lint test-rust test-python test-python-pkg test-compose doc ## Everything CI runs (installs what is missing first)
+test: deps lint test-rust test-python test-python-pkg test-compose test-soak bench-compare-quick fuzz-smoke doc ## Everything CI runs (installs what is missing first)
 
 .PHONY: golden
 golden: fake-nvml ## Regenerate the golden .prom files after an intended output change
@@ -110,6 +116,34 @@ bench-compare: ## Algalon vs nvitop-exporter, a hand-written pynvml exporter and
 bench-compare-quick: ## Smoke run of bench-compare: every exporter starts, every path runs once, fidelity asserted
 	python3 -m pytest -q benches/compare
 	python3 benches/compare/compare.py --quick
+
+.PHONY: test-soak
+test-soak: fake-nvml ## Soak, 60 s: release exporter at 10 ms with process churn; RSS/fds/threads bounded, process series exact
+	python3 scripts/soak.py --self-test
+	python3 scripts/soak.py --ci
+
+.PHONY: soak
+soak: fake-nvml ## Soak, 20 min (~120,000 samples): summary printed and written to target/soak.json
+	python3 scripts/soak.py --progress --json target/soak.json
+
+.PHONY: fuzz-smoke
+fuzz-smoke: ## Every fuzz target for 15 s (CI); fails on any crash and prints its replay command
+	scripts/fuzz.sh smoke 15
+
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz
+fuzz: ## Every fuzz target for FUZZ_SECONDS (300) each; one target: scripts/fuzz.sh run TARGET SECONDS
+	scripts/fuzz.sh smoke $(FUZZ_SECONDS)
+
+.PHONY: fault-matrix
+fault-matrix: fake-nvml ## NVML fault matrix: every NVML call x every error, core and exporter (RELIABILITY.md)
+	$(CARGO) test -p algalon-core --test fault_matrix -- --nocapture
+	$(CARGO) test -p algalon-exporter --test fault_matrix -- --nocapture
+
+.PHONY: hostile
+hostile: fake-nvml ## Hostile clients against a release exporter: floods, slowloris, auth timing (figures for RELIABILITY.md)
+	$(CARGO) build --release -p algalon-exporter
+	python3 scripts/hostile-clients.py
 
 .PHONY: metrics-doc
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)

@@ -53,6 +53,12 @@ if ! cbindgen --version 2>/dev/null | grep -qx "cbindgen $cbindgen_version"; the
     cargo install --quiet cbindgen --version "$cbindgen_version" --locked
 fi
 
+# Fuzzing (scripts/fuzz.sh): libFuzzer through cargo-fuzz.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "install-deps: installing cargo-fuzz (cargo install, about 1 minute)"
+    cargo install --quiet cargo-fuzz --locked
+fi
+
 for tool in promtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema shellcheck gcc g++ valgrind pkg-config cbindgen; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "install-deps: $tool is still missing after installation" >&2
