@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -346,17 +347,7 @@ fn busy_connections_at_the_cap_get_503_and_are_served_again_later() {
     let web = dir.path().join("web.yml");
     let hash = bcrypt::hash("s3cret", 12).expect("bcrypt");
     std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {hash}\n")).expect("write");
-    let exporter = Exporter::start(
-        "steps.json",
-        &[
-            "-c",
-            "1000",
-            "--max-connections",
-            "4",
-            "--web-config-file",
-            web.to_str().expect("utf-8"),
-        ],
-    );
+    let exporter = with_web_config(&web, &["-c", "1000", "--max-connections", "4"]);
     let addr = exporter.addr;
     let guessers: Vec<_> = (0..4)
         .map(|i| {
@@ -552,15 +543,7 @@ fn auth_config(cost: u32) -> (tempfile::TempDir, std::path::PathBuf, String) {
 #[test]
 fn wrong_or_missing_credentials_get_401_with_a_challenge() {
     let (_dir, web, _) = auth_config(4);
-    let exporter = Exporter::start(
-        "steps.json",
-        &[
-            "-c",
-            "1000",
-            "--web-config-file",
-            web.to_str().expect("utf-8"),
-        ],
-    );
+    let exporter = with_web_config(&web, &["-c", "1000"]);
     for auth in [
         None,
         Some(basic("prometheus", "wrong")),
@@ -593,6 +576,13 @@ fn wrong_or_missing_credentials_get_401_with_a_challenge() {
     assert_eq!(ok.status, 200);
 }
 
+/// The exporter on `steps.json` with `web` as its web config, plus `args`.
+fn with_web_config(web: &Path, args: &[&str]) -> Exporter {
+    let mut all = args.to_vec();
+    all.extend(["--web-config-file", web.to_str().expect("utf-8")]);
+    Exporter::start("steps.json", &all)
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -603,15 +593,7 @@ fn unknown_users_cost_the_same_bcrypt_work_as_known_ones() {
     // A cost at which one bcrypt takes far longer than the rest of a
     // request, so that skipping it would show.
     let (_dir, web, _) = auth_config(9);
-    let exporter = Exporter::start(
-        "steps.json",
-        &[
-            "-c",
-            "1000",
-            "--web-config-file",
-            web.to_str().expect("utf-8"),
-        ],
-    );
+    let exporter = with_web_config(&web, &["-c", "1000"]);
     let mut known = Vec::new();
     let mut unknown = Vec::new();
     let mut open = Vec::new();
@@ -652,15 +634,7 @@ fn unknown_users_cost_the_same_bcrypt_work_as_known_ones() {
 #[test]
 fn a_password_guessing_flood_does_not_lock_out_a_scraper() {
     let (_dir, web, _) = auth_config(8);
-    let exporter = Exporter::start(
-        "steps.json",
-        &[
-            "-c",
-            "200",
-            "--web-config-file",
-            web.to_str().expect("utf-8"),
-        ],
-    );
+    let exporter = with_web_config(&web, &["-c", "200"]);
     let addr = exporter.addr;
     let good = basic("prometheus", "s3cret");
     // The scraper's credentials are verified once, then remembered.
@@ -830,15 +804,7 @@ fn tls_clients_without_the_right_certificate_or_version_are_refused() {
          min_version: TLS13\n",
     )
     .expect("write");
-    let exporter = Exporter::start(
-        "steps.json",
-        &[
-            "-c",
-            "1000",
-            "--web-config-file",
-            web.to_str().expect("utf-8"),
-        ],
-    );
+    let exporter = with_web_config(&web, &["-c", "1000"]);
     let addr = exporter.addr;
     let tls13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
     let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
@@ -855,17 +821,7 @@ fn tls_clients_without_the_right_certificate_or_version_are_refused() {
     assert!(old.is_err(), "TLS 1.2 below min_version TLS13: {old:?}");
     // Clients that stall in the handshake hold no slot against a real one.
     drop(exporter);
-    let exporter = Exporter::start(
-        "steps.json",
-        &[
-            "-c",
-            "1000",
-            "--max-connections",
-            "2",
-            "--web-config-file",
-            web.to_str().expect("utf-8"),
-        ],
-    );
+    let exporter = with_web_config(&web, &["-c", "1000", "--max-connections", "2"]);
     let stalled: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut tcp = TcpStream::connect(exporter.addr).expect("connect");
@@ -885,17 +841,7 @@ fn tls_clients_without_the_right_certificate_or_version_are_refused() {
 #[test]
 fn secrets_never_reach_the_log_or_a_response() {
     let (dir, web, hash) = auth_config(4);
-    let exporter = Exporter::start(
-        "steps.json",
-        &[
-            "-c",
-            "500",
-            "--log-level",
-            "trace",
-            "--web-config-file",
-            web.to_str().expect("utf-8"),
-        ],
-    );
+    let exporter = with_web_config(&web, &["-c", "500", "--log-level", "trace"]);
     let mut secrets = vec![
         "s3cret".to_owned(),
         hash.clone(),
