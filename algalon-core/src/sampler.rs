@@ -126,7 +126,6 @@ struct Slot {
     minor_number: Option<u32>,
     labels: BTreeMap<Field, String>,
     identified: bool,
-    gpm_supported: Option<bool>,
     /// Fields this GPU answered "not supported" for: not asked again.
     unsupported: HashSet<Field>,
     /// Newest process-utilization timestamp seen, for the next query.
@@ -149,7 +148,6 @@ impl Slot {
             minor_number: None,
             labels: BTreeMap::new(),
             identified: false,
-            gpm_supported: None,
             unsupported: HashSet::new(),
             last_process_ts: 0,
             identities: HashMap::new(),
@@ -425,7 +423,6 @@ impl Sampler {
                 for slot in &mut self.slots {
                     slot.identified = false;
                     slot.unsupported.clear();
-                    slot.gpm_supported = None;
                     // The new XID listener registers every GPU afresh.
                     slot.was_down = false;
                 }
@@ -492,34 +489,50 @@ fn open_nvml(explicit: Option<&OsStr>) -> Result<(Nvml, String)> {
 
 fn read_system(nvml: &Nvml, errors: &mut ErrorCounts) -> System {
     let mut retry = false;
-    let mut fact = |call: &'static str, r: Result<_, NvmlError>| match r {
-        Ok(v) => Some(v),
-        Err(e) => {
-            if !matches!(verdict(&e), Verdict::Unsupported) {
-                log::debug!("{call} failed: {e}; reading it again next sample");
-                count_error(errors, call, &e);
-                retry = true;
-            }
-            None
-        }
-    };
-    let driver_version = fact("nvmlSystemGetDriverVersion", nvml.sys_driver_version());
-    let nvml_version = fact("nvmlSystemGetNVMLVersion", nvml.sys_nvml_version());
-    let cuda_driver_version = match nvml.sys_cuda_driver_version() {
-        Ok(v) => Some(v),
-        Err(e) => {
-            if !matches!(verdict(&e), Verdict::Unsupported) {
-                count_error(errors, "nvmlSystemGetCudaDriverVersion_v2", &e);
-                retry = true;
-            }
-            None
-        }
-    };
+    let driver_version = system_fact(
+        "nvmlSystemGetDriverVersion",
+        nvml.sys_driver_version(),
+        errors,
+        &mut retry,
+    );
+    let nvml_version = system_fact(
+        "nvmlSystemGetNVMLVersion",
+        nvml.sys_nvml_version(),
+        errors,
+        &mut retry,
+    );
+    let cuda_driver_version = system_fact(
+        "nvmlSystemGetCudaDriverVersion_v2",
+        nvml.sys_cuda_driver_version(),
+        errors,
+        &mut retry,
+    );
     System {
         driver_version,
         nvml_version,
         cuda_driver_version,
         retry,
+    }
+}
+
+/// One host fact: `None` when NVML cannot give it; a failure other than
+/// "not supported" is counted and sets `retry`.
+fn system_fact<T>(
+    call: &'static str,
+    result: Result<T, NvmlError>,
+    errors: &mut ErrorCounts,
+    retry: &mut bool,
+) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            if !matches!(verdict(&e), Verdict::Unsupported) {
+                log::debug!("{call} failed: {e}; reading it again next sample");
+                count_error(errors, call, &e);
+                *retry = true;
+            }
+            None
+        }
     }
 }
 
@@ -619,7 +632,7 @@ fn slot_sample(slot: &Slot) -> GpuSample {
 }
 
 /// How one NVML error affects a reading.
-enum Verdict {
+pub(crate) enum Verdict {
     /// The GPU cannot give this reading at all: remember, log once.
     Unsupported,
     /// The GPU is gone: mark it down.
@@ -632,7 +645,7 @@ enum Verdict {
     Failed,
 }
 
-fn verdict(e: &NvmlError) -> Verdict {
+pub(crate) fn verdict(e: &NvmlError) -> Verdict {
     match e {
         NvmlError::NotSupported
         | NvmlError::FunctionNotFound
@@ -897,10 +910,6 @@ fn identify(
                 log::info!("GPU {}: label {} not available", slot.index, field.name());
             }
         }
-    }
-    if !ctx.gpm_ids.is_empty() {
-        let support = device.gpm_support();
-        slot.gpm_supported = settle("nvmlGpmQueryDeviceSupport", support, errors, &mut retry)?;
     }
     slot.identified = !retry;
     Ok(())

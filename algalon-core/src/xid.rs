@@ -37,6 +37,8 @@ use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 use parking_lot::Mutex;
 
+use crate::sampler::{Verdict, verdict};
+
 /// How long one `nvmlEventSetWait` blocks: two wake-ups a second keep an idle
 /// exporter idle, and stopping the sampler waits at most this long (NVML is
 /// shut down only once the thread has let go of it).
@@ -205,10 +207,7 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Whether an error says the GPU will never deliver XID events.
 fn for_good(e: &NvmlError) -> bool {
-    matches!(
-        e,
-        NvmlError::NotSupported | NvmlError::FunctionNotFound | NvmlError::FailedToLoadSymbol(_)
-    )
+    matches!(verdict(e), Verdict::Unsupported)
 }
 
 /// What a listener failure is about.
@@ -310,13 +309,15 @@ impl<'n> Registration<'n> {
 
     /// Registers every pending GPU that is due and supports critical-XID
     /// events. NVML releases the whole set when one registration fails, so
-    /// the set is then rebuilt with the GPUs registered so far.
+    /// the GPUs registered in it are then registered again, in a fresh set.
+    /// `set` is `None` only while `good` is empty.
     fn retry_due(&mut self, nvml: &'n Nvml, shared: &Shared) {
         let now = Instant::now();
-        let (due, mut still): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+        let (mut due, mut still): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|p| p.due <= now);
-        for p in due {
+        due.reverse(); // `pop` takes them in index order
+        while let Some(p) = due.pop() {
             let index = p.index;
             let failed = |reg: &mut Self, call: &'static str, e: &NvmlError| {
                 reg.failures.fail(shared, Subject::Gpu(index), call, e);
@@ -348,16 +349,20 @@ impl<'n> Registration<'n> {
             }
             let base = match self.set.take() {
                 Some(set) => set,
-                None => match self.rebuild(nvml, shared) {
-                    Ok(set) => set,
-                    Err(hopeless) => {
-                        if hopeless {
-                            // No event set can ever be made: no XIDs at all.
-                            log::info!("NVML event sets are not supported; XID series left out");
-                            self.pending.clear();
-                            shared.registered.lock().clear();
-                            return;
-                        }
+                None => match nvml.create_event_set() {
+                    Ok(set) => {
+                        self.failures.ok(Subject::Set);
+                        set
+                    }
+                    Err(e) if for_good(&e) => {
+                        // No event set can ever be made: no XIDs at all.
+                        log::info!("NVML event sets are not supported; XID series left out");
+                        shared.registered.lock().clear();
+                        return;
+                    }
+                    Err(e) => {
+                        self.failures
+                            .fail(shared, Subject::Set, "nvmlEventSetCreate", &e);
                         still.push(p.failed(now));
                         continue;
                     }
@@ -371,6 +376,9 @@ impl<'n> Registration<'n> {
                     shared.registered.lock().insert(index);
                 }
                 Err(e) => {
+                    // The set is gone with the failed registration: the GPUs
+                    // it held are registered again, in a fresh one.
+                    due.extend(self.good.drain(..).map(|i| Pending::new(i, now)));
                     if for_good(&e.error) {
                         log::info!(
                             "GPU {index}: XID events cannot be registered; XID series left out"
@@ -383,53 +391,6 @@ impl<'n> Registration<'n> {
                 }
             }
         }
-        // `rebuild` may have put GPUs back too.
-        self.pending.extend(still);
-    }
-
-    /// A fresh event set with the registered GPUs in it again; a GPU that
-    /// fails now goes back to pending. `Err(true)`: event sets are not
-    /// supported at all.
-    fn rebuild(
-        &mut self,
-        nvml: &'n Nvml,
-        shared: &Shared,
-    ) -> Result<nvml_wrapper::EventSet<'n>, bool> {
-        let mut set = match nvml.create_event_set() {
-            Ok(set) => {
-                self.failures.ok(Subject::Set);
-                set
-            }
-            Err(e) if for_good(&e) => return Err(true),
-            Err(e) => {
-                self.failures
-                    .fail(shared, Subject::Set, "nvmlEventSetCreate", &e);
-                return Err(false);
-            }
-        };
-        for index in std::mem::take(&mut self.good) {
-            let registered = nvml
-                .device_by_index(index)
-                .map_err(|e| ("nvmlDeviceGetHandleByIndex_v2", e))
-                .and_then(|d| {
-                    d.register_events(EventTypes::CRITICAL_XID_ERROR, set)
-                        .map_err(|e| ("nvmlDeviceRegisterEvents", e.error))
-                });
-            match registered {
-                Ok(s) => {
-                    set = s;
-                    self.good.push(index);
-                }
-                Err((call, e)) => {
-                    self.failures.fail(shared, Subject::Gpu(index), call, &e);
-                    shared.registered.lock().remove(&index);
-                    self.pending
-                        .push(Pending::new(index, Instant::now()).failed(Instant::now()));
-                    // The set is gone with the failed registration.
-                    return self.rebuild(nvml, shared);
-                }
-            }
-        }
-        Ok(set)
+        self.pending = still;
     }
 }

@@ -170,7 +170,6 @@ fn feeds(call: &str) -> Feeds {
         | "nvmlDeviceGetPciInfo_v3"
         | "nvmlDeviceGetMinorNumber"
         | "nvmlSystemGetCudaDriverVersion_v2"
-        | "nvmlGpmQueryDeviceSupport"
         | "nvmlGpmSampleFree"
         | "nvmlEventSetWait_v2"
         | "nvmlEventSetFree" => Feeds::Metadata,

@@ -188,3 +188,24 @@ fn a_gpu_that_stays_lost_is_one_error_not_a_storm() {
         assert!(line.ends_with(" 1"), "{line}");
     });
 }
+
+#[test]
+fn a_gpu_refusing_xid_registration_does_not_silence_the_others() {
+    // NVML frees the whole event set when one registration fails: GPU 0,
+    // registered before GPU 1 refused, must be registered again and keep
+    // delivering its XIDs.
+    with_scenario(&scenario("xid-register-fails"), Some(10.0), || {
+        let mut s = sampler(options());
+        let snap = sample_until(&mut s, 5.0, |s| s.gpus[0].xid_counts.contains_key(&13));
+        assert_eq!(
+            snap.gpus[0].get(Field::XidErrors),
+            Some(Value::Int(13)),
+            "GPU 0's XID 13 never arrived after GPU 1 refused registration"
+        );
+        assert_eq!(
+            snap.gpus[1].get(Field::XidErrors),
+            None,
+            "GPU 1 cannot deliver XIDs: its XID series is absent, not 0"
+        );
+    });
+}
