@@ -8,6 +8,7 @@
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::TrySendError;
 use std::time::Duration;
 
 use algalon_core::{CollectorConfig, SamplerOptions};
@@ -136,7 +137,12 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
                 _ = hup.recv() => {
                     // Never blocks: a burst of SIGHUPs becomes one reload
                     // after the one in progress.
-                    let _ = reload.try_send(());
+                    if let Err(TrySendError::Disconnected(())) = reload.try_send(()) {
+                        tracing::error!(
+                            "SIGHUP ignored: the reload thread has stopped; \
+                             restart algalon-exporter to reload"
+                        );
+                    }
                 }
                 _ = term.recv() => {
                     tracing::info!("SIGTERM: shutting down");

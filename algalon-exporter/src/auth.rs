@@ -5,7 +5,7 @@
 //!   are compared in constant time, every configured user each time.
 //! * bcrypt runs on the blocking pool, at most one per core at a time, so
 //!   a burst of bad passwords cannot starve the scrape path. At most
-//!   `QUEUE_LIMIT` checks wait for a core; beyond that a request is answered
+//!   `QUEUE_LIMIT` checks are in progress; beyond that a request is answered
 //!   503 at once instead of holding its connection while it queues.
 //! * A successful (user, password) is remembered as a salted SHA-256 digest
 //!   — never the password itself — so a scraper does not pay a full bcrypt
@@ -25,7 +25,8 @@ const CACHE_LIMIT: usize = 1024;
 /// bcrypt costs above this take seconds per request; refuse them up front.
 const MAX_COST: u32 = 16;
 
-/// Most bcrypt verifications waiting for a core at once.
+/// Most bcrypt verifications in progress at once (waiting for a core or
+/// running on one).
 const QUEUE_LIMIT: usize = 64;
 
 /// The outcome of checking an `Authorization` header.
@@ -48,7 +49,7 @@ pub struct BasicAuth {
     salt: [u8; 32],
     cache: Mutex<HashSet<[u8; 32]>>,
     bcrypt_slots: Arc<Semaphore>,
-    queue: Arc<Semaphore>,
+    queue: Semaphore,
 }
 
 impl std::fmt::Debug for BasicAuth {
@@ -104,20 +105,18 @@ impl BasicAuth {
         let dummy = bcrypt::hash("algalon-exporter dummy password", cost)
             .map_err(|e| (String::new(), format!("cannot prepare the dummy hash: {e}")))?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut auth = BasicAuth {
-            users: Vec::with_capacity(users.len()),
+        Ok(BasicAuth {
+            users: users
+                .iter()
+                .map(|(u, h)| (user_digest(&salt, u), h.clone()))
+                .collect(),
             names: users.keys().cloned().collect(),
             dummy,
             salt,
             cache: Mutex::new(HashSet::new()),
             bcrypt_slots: Arc::new(Semaphore::new(cores.max(1))),
-            queue: Arc::new(Semaphore::new(QUEUE_LIMIT)),
-        };
-        auth.users = users
-            .iter()
-            .map(|(u, h)| (auth.user_digest(u), h.clone()))
-            .collect();
-        Ok(auth)
+            queue: Semaphore::new(QUEUE_LIMIT),
+        })
     }
 
     fn digest(&self, user: &str, password: &str) -> [u8; 32] {
@@ -129,21 +128,11 @@ impl BasicAuth {
         h.finalize().into()
     }
 
-    /// A fixed-size, salted stand-in for a user name, so that names of any
-    /// length compare in the same time.
-    fn user_digest(&self, user: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.salt);
-        h.update(b"user\0");
-        h.update(user.as_bytes());
-        h.finalize().into()
-    }
-
     /// The hash to verify `user`'s password against: the user's own, or the
     /// dummy. Every configured user is compared, each in constant time, so
     /// the time taken does not depend on which (if any) matches.
     fn hash_for(&self, user: &str) -> (&str, bool) {
-        let wanted = self.user_digest(user);
+        let wanted = user_digest(&self.salt, user);
         let mut found: Option<&str> = None;
         for (digest, hash) in &self.users {
             if constant_time_eq(digest, &wanted) {
@@ -174,7 +163,7 @@ impl BasicAuth {
         let hash = hash.to_owned();
         // Known or not, a check that would queue behind too many others is
         // turned away the same way.
-        let Ok(_queued) = Arc::clone(&self.queue).try_acquire_owned() else {
+        let Ok(_queued) = self.queue.try_acquire() else {
             return Verdict::Busy;
         };
         let Ok(slot) = Arc::clone(&self.bcrypt_slots).acquire_owned().await else {
@@ -200,6 +189,16 @@ impl BasicAuth {
         cache.insert(key);
         Verdict::Allowed
     }
+}
+
+/// A fixed-size, salted stand-in for a user name, so that names of any
+/// length compare in the same time.
+fn user_digest(salt: &[u8; 32], user: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(b"user\0");
+    h.update(user.as_bytes());
+    h.finalize().into()
 }
 
 /// Equality of two digests in time independent of where they differ.

@@ -46,7 +46,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::Verdict;
@@ -274,18 +274,10 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
         let shutdown = shutdown.clone();
-        let open = Arc::clone(&open);
-        let (id, tracker) = open.add();
+        let held = open.add(slot);
         tokio::spawn(async move {
-            connection(tcp, tls, app, shutdown, Arc::clone(&tracker)).await;
-            open.remove(id);
-            if tracker.gave_way.load(Ordering::Acquire) {
-                // Its slot went to the connection that evicted it.
-                open.leaving.fetch_sub(1, Ordering::AcqRel);
-                slot.forget();
-            } else {
-                drop(slot);
-            }
+            connection(tcp, tls, app, shutdown, Arc::clone(&held.tracker)).await;
+            drop(held);
         });
     }
     drop(listener);
@@ -325,24 +317,27 @@ impl Default for Registry {
 
 impl Registry {
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        ms_since(self.epoch)
     }
 
-    fn add(self: &Arc<Self>) -> (u64, Arc<Tracker>) {
+    /// Registers a connection that holds `slot` until the returned value
+    /// drops.
+    fn add(self: &Arc<Self>, slot: OwnedSemaphorePermit) -> Held {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let tracker = Arc::new(Tracker {
-            registry: Arc::downgrade(self),
+            epoch: self.epoch,
             busy: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(self.now_ms()),
             gave_way: AtomicBool::new(false),
             evict: Notify::new(),
         });
         self.lock().insert(id, Arc::clone(&tracker));
-        (id, tracker)
-    }
-
-    fn remove(&self, id: u64) {
-        self.lock().remove(&id);
+        Held {
+            registry: Arc::clone(self),
+            id,
+            tracker,
+            slot: Some(slot),
+        }
     }
 
     fn leaving(&self) -> usize {
@@ -359,11 +354,11 @@ impl Registry {
         let open = self.lock();
         let victim = open
             .values()
-            .filter(|t| t.busy.load(Ordering::Acquire) == 0 && !t.gave_way.load(Ordering::Acquire))
+            .filter(|t| t.busy.load(Ordering::SeqCst) == 0 && !t.gave_way.load(Ordering::SeqCst))
             .min_by_key(|t| t.idle_since_ms.load(Ordering::Acquire));
         match victim {
             Some(t) => {
-                t.gave_way.store(true, Ordering::Release);
+                t.gave_way.store(true, Ordering::SeqCst);
                 self.leaving.fetch_add(1, Ordering::AcqRel);
                 t.evict.notify_one();
                 true
@@ -373,10 +368,44 @@ impl Registry {
     }
 }
 
+fn ms_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A connection's slot and registry entry. Dropped when the connection
+/// closes (or its task unwinds), it leaves the registry and gives the slot
+/// back, or, when the connection was evicted, forgets it: the evicting
+/// connection holds the permit that replaced it.
+#[derive(Debug)]
+struct Held {
+    registry: Arc<Registry>,
+    id: u64,
+    tracker: Arc<Tracker>,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+        if self.tracker.gave_way.load(Ordering::SeqCst) {
+            self.registry.leaving.fetch_sub(1, Ordering::AcqRel);
+            if let Some(slot) = self.slot.take() {
+                slot.forget();
+            }
+        }
+    }
+}
+
 /// One open connection, as the eviction sees it.
+///
+/// `busy` and `gave_way` are read and written `SeqCst`: the eviction writes
+/// `gave_way` then reads `busy` (through `evicted`), a finishing request
+/// writes `busy` then reads `gave_way`, and at least one side must see the
+/// other's write, or the evicted connection would miss its wake-up.
 #[derive(Debug)]
 struct Tracker {
-    registry: std::sync::Weak<Registry>,
+    /// The registry's time base, for `idle_since_ms`.
+    epoch: Instant,
     /// Requests being handled right now.
     busy: AtomicU32,
     /// When the connection last became idle (opened, or finished a request).
@@ -391,7 +420,7 @@ impl Tracker {
     async fn evicted(&self) {
         loop {
             self.evict.notified().await;
-            if self.busy.load(Ordering::Acquire) == 0 {
+            if self.busy.load(Ordering::SeqCst) == 0 {
                 return;
             }
             // Became busy in between: it finishes its request first (the
@@ -401,7 +430,7 @@ impl Tracker {
 
     /// Marks a request in progress until the guard drops.
     fn begin(self: &Arc<Self>) -> BusyGuard {
-        self.busy.fetch_add(1, Ordering::AcqRel);
+        self.busy.fetch_add(1, Ordering::SeqCst);
         BusyGuard(Arc::clone(self))
     }
 }
@@ -411,13 +440,11 @@ struct BusyGuard(Arc<Tracker>);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        if let Some(registry) = self.0.registry.upgrade() {
-            self.0
-                .idle_since_ms
-                .store(registry.now_ms(), Ordering::Release);
-        }
-        self.0.busy.fetch_sub(1, Ordering::AcqRel);
-        if self.0.gave_way.load(Ordering::Acquire) {
+        self.0
+            .idle_since_ms
+            .store(ms_since(self.0.epoch), Ordering::Release);
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        if self.0.gave_way.load(Ordering::SeqCst) {
             self.0.evict.notify_one();
         }
     }

@@ -262,20 +262,17 @@ impl Inner {
             if let Some(bg) = sampler.as_ref() {
                 bg.sample_now();
             }
-            let down = self
-                .windows
-                .lock()
-                .open
-                .remove(&id)
-                .map(|w| w.down)
-                .unwrap_or_default();
+            let window = self.windows.lock().open.remove(&id);
+            // Recorded before the window ends: no scrape sees it finished
+            // and not interrupted.
+            if let (Some(_), Some(e)) = (&window, &error) {
+                self.interrupted.record(id, e.clone());
+            }
+            let down = window.map(|w| w.down).unwrap_or_default();
             (self.tracker.end(id), down)
         });
         let report =
             report.ok_or_else(|| PyValueError::new_err(format!("window {} is not open", id.0)))?;
-        if let Some(e) = &error {
-            self.interrupted.record(id, e.clone());
-        }
         Ok(Report::new(report, self.extras(false, down, error)))
     }
 
@@ -805,10 +802,10 @@ impl Drop for Job {
             JobState::Running(id) => *id,
             JobState::Pending | JobState::Ended(_) => return,
         };
-        self.monitor.windows.lock().open.remove(&id);
-        if self.monitor.tracker.end(id).is_some() {
+        if self.monitor.windows.lock().open.remove(&id).is_some() {
             self.monitor.interrupted.record(id, DROPPED.to_owned());
         }
+        self.monitor.tracker.end(id);
     }
 }
 
