@@ -649,6 +649,24 @@ impl Collector for JobCollector {
                 }
             }
         }
+        {
+            let mut family = encoder.encode_descriptor(
+                "algalon_job_interrupted",
+                "Whether the job ended by an exception (1, with its type as the exception label: KeyboardInterrupt, ...) instead of finishing its with block (0).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ((report, _), id) in self.reports.iter().zip(&ids) {
+                match &report.interrupted {
+                    None => family
+                        .encode_family(&[("job_id", id.as_str())])?
+                        .encode_gauge(&0u64)?,
+                    Some(why) => family
+                        .encode_family(&[("job_id", id.as_str()), ("exception", why.as_str())])?
+                        .encode_gauge(&1u64)?,
+                }
+            }
+        }
         if self.reports.iter().any(|(r, _)| !r.counts.is_empty()) {
             let mut family = encoder.encode_descriptor(
                 "algalon_job_progress",

@@ -103,6 +103,12 @@ pub struct JobReport {
     pub energy_j: Option<f64>,
     /// Progress counts given by the job (`samples`, `tokens`, …).
     pub counts: BTreeMap<String, f64>,
+    /// What cut the job short, as its face names it — an exception's type
+    /// (`KeyboardInterrupt`), `dropped` for a job abandoned while running —
+    /// or `None` for a job that ran to its end (or still runs). Set by
+    /// [`JobTracker::mark_interrupted`] or [`JobTracker::end_interrupted`];
+    /// exported as `algalon_job_interrupted`.
+    pub interrupted: Option<String>,
 }
 
 impl JobReport {
@@ -112,17 +118,22 @@ impl JobReport {
         (n > 0.0).then_some(self.energy_j? / n)
     }
 
-    /// A readable, fixed-width table: one line per GPU and a total.
+    /// A readable, fixed-width table: one line per GPU and a total; an
+    /// interrupted job's starts with `(interrupted by <reason>)`.
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>, digits: usize| {
             v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
         };
-        let mut out = format!(
+        let mut out = self
+            .interrupted
+            .as_ref()
+            .map_or_else(String::new, |why| format!("(interrupted by {why}) "));
+        out.push_str(&format!(
             "job {:?}: {:.1} s on {} GPU(s)\n",
             self.name,
             self.duration_s,
             self.gpus.len()
-        );
+        ));
         out.push_str(
             "  GPU  energy J      source      util mean/max %  mem peak GiB  power mean/max W  temp max C  samples\n",
         );
@@ -197,6 +208,8 @@ struct Window {
     last_at: Option<f64>,
     accs: BTreeMap<String, GpuAcc>,
     counts: BTreeMap<String, f64>,
+    /// What interrupted the window, once marked.
+    interrupted: Option<String>,
 }
 
 impl Window {
@@ -302,6 +315,7 @@ impl Window {
             energy_j: (!known.is_empty()).then(|| known.iter().sum()),
             gpus,
             counts: self.counts.clone(),
+            interrupted: self.interrupted.clone(),
         }
     }
 }
@@ -437,6 +451,7 @@ impl JobTracker {
                 last_at: None,
                 accs: BTreeMap::new(),
                 counts: BTreeMap::new(),
+                interrupted: None,
             },
         );
         id
@@ -479,7 +494,36 @@ impl JobTracker {
 
     /// Closes a window and returns its report (`None` if it is not open).
     pub fn end(&self, id: WindowId) -> Option<JobReport> {
+        Self::finish(&mut self.inner.lock(), id)
+    }
+
+    /// Marks an open window interrupted: its reports from now on — running,
+    /// then finished — carry `reason` in [`JobReport::interrupted`] (an
+    /// exception's type name such as `KeyboardInterrupt`, or `dropped`).
+    /// The first mark stands: a window is interrupted once, by the first
+    /// thing that cut it short. Returns false when the window is not open.
+    pub fn mark_interrupted(&self, id: WindowId, reason: &str) -> bool {
+        match self.inner.lock().open.get_mut(&id) {
+            Some(w) => {
+                w.interrupted.get_or_insert_with(|| reason.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`mark_interrupted`](Self::mark_interrupted) and [`end`](Self::end)
+    /// at once: no [`reports`](Self::reports) call sees the window in
+    /// between. `None` if the window is not open.
+    pub fn end_interrupted(&self, id: WindowId, reason: &str) -> Option<JobReport> {
         let mut inner = self.inner.lock();
+        let window = inner.open.get_mut(&id)?;
+        window.interrupted.get_or_insert_with(|| reason.to_owned());
+        Self::finish(&mut inner, id)
+    }
+
+    /// Moves window `id` from the open ones to the finished ones kept.
+    fn finish(inner: &mut Inner, id: WindowId) -> Option<JobReport> {
         let report = inner.open.remove(&id)?.report(id);
         if inner.finished.len() == FINISHED_KEPT {
             inner.finished.remove(0);
@@ -662,6 +706,9 @@ pub fn sanitize_label_name(name: &str) -> String {
 /// * `algalon_job_gpu_utilization_ratio`, `algalon_job_gpu_memory_peak_bytes`,
 ///   `algalon_job_gpu_power_mean_watts`, `algalon_job_duration_seconds`,
 ///   `algalon_job_running`.
+/// * `algalon_job_interrupted{job_id} 0` for a job not interrupted,
+///   `algalon_job_interrupted{job_id,exception} 1` with
+///   [`JobReport::interrupted`] as `exception` for one that was.
 pub fn encode_reports(reports: &[(JobReport, bool)], format: crate::Format) -> String {
     crate::encoder::encode_jobs(reports, format)
 }

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,4 +146,134 @@ fn a_window_with_one_sample_says_energy_cannot_be_measured() {
         }
         assert_eq!(report.energy_j, None);
     });
+}
+
+/// An exception name a user could really produce (a class defined with
+/// `type()` takes any string) holding every character the formats escape.
+const HOSTILE: &str = "mod.Odd\"Name\\ with\nnewline, {braces}=\u{e9}";
+
+/// `algalon_job_interrupted` samples as (job_id, value, exception label),
+/// read back by the official `prometheus_client` parser of `format`.
+fn parsed_interruptions(text: &str, format: Format) -> Vec<(String, f64, Option<String>)> {
+    let parser = match format {
+        Format::PrometheusText => "prometheus_client.parser",
+        Format::OpenMetrics => "prometheus_client.openmetrics.parser",
+    };
+    let script = format!(
+        "import json, sys\n\
+         from {parser} import text_string_to_metric_families as parse\n\
+         fams = {{f.name: f for f in parse(sys.stdin.read())}}\n\
+         print(json.dumps([[s.labels['job_id'], s.value, s.labels.get('exception')]\n\
+             for s in fams['algalon_job_interrupted'].samples]))\n"
+    );
+    let mut child = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with prometheus_client is installed (make deps)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to python3");
+    let out = child.wait_with_output().expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "prometheus_client rejected the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
+
+#[test]
+fn interrupted_windows_are_reported_encoded_and_parsed_back() {
+    let tracker = JobTracker::new();
+    let spec = |name: &str| WindowSpec {
+        name: name.into(),
+        ..WindowSpec::default()
+    };
+    let clean = tracker.begin(spec("clean"));
+    let marked = tracker.begin(spec("marked"));
+    let hostile = tracker.begin(spec("hostile"));
+    let running = tracker.begin(spec("running"));
+
+    // Marking shows on the open window at once, and the first mark stands.
+    assert!(tracker.mark_interrupted(marked, "KeyboardInterrupt"));
+    assert!(tracker.mark_interrupted(marked, "SystemExit"));
+    let peeked = tracker.peek(marked).expect("open");
+    assert_eq!(peeked.interrupted.as_deref(), Some("KeyboardInterrupt"));
+    assert!(
+        peeked
+            .table()
+            .starts_with("(interrupted by KeyboardInterrupt) job \"marked\""),
+        "{}",
+        peeked.table()
+    );
+    assert_eq!(
+        tracker.end(marked).expect("open").interrupted.as_deref(),
+        Some("KeyboardInterrupt")
+    );
+
+    // Ending as interrupted in one step; a clean end is not interrupted.
+    let report = tracker.end_interrupted(hostile, HOSTILE).expect("open");
+    assert_eq!(report.interrupted.as_deref(), Some(HOSTILE));
+    let report = tracker.end(clean).expect("open");
+    assert_eq!(report.interrupted, None);
+    assert!(
+        report.table().starts_with("job \"clean\""),
+        "{}",
+        report.table()
+    );
+
+    // Windows that are not open cannot be marked or ended again.
+    assert!(!tracker.mark_interrupted(clean, "late"));
+    assert!(tracker.end_interrupted(clean, "late").is_none());
+    assert_eq!(
+        tracker.reports()[2].0.interrupted,
+        None,
+        "a late mark changes nothing"
+    );
+
+    let json = serde_json::to_value(&tracker.reports()[1].0).expect("serializes");
+    assert_eq!(json["interrupted"], serde_json::json!(HOSTILE));
+    let json = serde_json::to_value(&tracker.reports()[2].0).expect("serializes");
+    assert_eq!(json["interrupted"], serde_json::Value::Null);
+
+    let reports = tracker.reports();
+    let text = encode_reports(&reports, Format::PrometheusText);
+    assert!(
+        text.contains("# TYPE algalon_job_interrupted gauge\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("algalon_job_interrupted{job_id=\"1\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("algalon_job_interrupted{job_id=\"2\",exception=\"KeyboardInterrupt\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("algalon_job_interrupted{job_id=\"4\"} 0\n"),
+        "{text}"
+    );
+    let expected = vec![
+        ("2".to_owned(), 1.0, Some("KeyboardInterrupt".to_owned())),
+        ("3".to_owned(), 1.0, Some(HOSTILE.to_owned())),
+        ("1".to_owned(), 0.0, None),
+        ("4".to_owned(), 0.0, None),
+    ];
+    for format in [Format::PrometheusText, Format::OpenMetrics] {
+        let text = encode_reports(&reports, format);
+        assert_eq!(
+            parsed_interruptions(&text, format),
+            expected,
+            "{format:?}:\n{text}"
+        );
+    }
+    assert_eq!(encode_reports(&[], Format::PrometheusText), "");
+    tracker.end(running);
 }

@@ -37,9 +37,6 @@ const MAX_INTERVAL_S: f64 = 86_400.0;
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// The `error` of a job whose `Job` object was collected while it ran.
 const DROPPED: &str = "dropped";
-/// Interrupted windows remembered for `/metrics` and `reports()`: as many
-/// as the tracker keeps finished windows, so none it still serves is missed.
-const INTERRUPTED_KEPT: usize = 256;
 /// Label names the job series use themselves, or that scrapers own.
 const RESERVED_LABELS: &[&str] = &["job_id", "job_name", "job", "instance", "Hostname"];
 
@@ -85,32 +82,6 @@ struct Inner {
     servers: Mutex<Vec<Arc<ServerHandle>>>,
     /// `begin_window` names of open windows.
     named: Mutex<BTreeMap<String, Arc<JobCore>>>,
-    /// Windows whose `with` block was left by an exception, and its type.
-    interrupted: Arc<Interrupted>,
-}
-
-/// Windows ended by an exception, oldest first (bounded: see
-/// `INTERRUPTED_KEPT`). Shared with the `/metrics` servers.
-#[derive(Debug, Default)]
-pub(crate) struct Interrupted(Mutex<Vec<(WindowId, String)>>);
-
-impl Interrupted {
-    fn record(&self, id: WindowId, error: String) {
-        let mut list = self.0.lock();
-        if list.len() == INTERRUPTED_KEPT {
-            list.remove(0);
-        }
-        list.push((id, error));
-    }
-
-    /// The exception that ended window `id`, if one did.
-    pub(crate) fn error_of(&self, id: WindowId) -> Option<String> {
-        self.0
-            .lock()
-            .iter()
-            .find(|(w, _)| *w == id)
-            .map(|(_, e)| e.clone())
-    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -186,12 +157,7 @@ impl Inner {
         AlgalonError::new_err("this Monitor is closed; create a new algalon.Monitor()")
     }
 
-    fn extras(
-        &self,
-        running: bool,
-        down: BTreeMap<String, String>,
-        error: Option<String>,
-    ) -> Extras {
+    fn extras(&self, running: bool, down: BTreeMap<String, String>) -> Extras {
         Extras {
             cuda: self
                 .measured
@@ -201,7 +167,6 @@ impl Inner {
             down,
             hostname: self.hostname.clone(),
             running,
-            error,
         }
     }
 
@@ -263,17 +228,17 @@ impl Inner {
                 bg.sample_now();
             }
             let window = self.windows.lock().open.remove(&id);
-            // Recorded before the window ends: no scrape sees it finished
+            // Marked as it ends, in one step: no scrape sees it finished
             // and not interrupted.
-            if let (Some(_), Some(e)) = (&window, &error) {
-                self.interrupted.record(id, e.clone());
-            }
-            let down = window.map(|w| w.down).unwrap_or_default();
-            (self.tracker.end(id), down)
+            let report = match (&window, &error) {
+                (Some(_), Some(e)) => self.tracker.end_interrupted(id, e),
+                _ => self.tracker.end(id),
+            };
+            (report, window.map(|w| w.down).unwrap_or_default())
         });
         let report =
             report.ok_or_else(|| PyValueError::new_err(format!("window {} is not open", id.0)))?;
-        Ok(Report::new(report, self.extras(false, down, error)))
+        Ok(Report::new(report, self.extras(false, down)))
     }
 
     fn peek(&self, id: WindowId) -> Option<Report> {
@@ -285,7 +250,7 @@ impl Inner {
             .map(|w| w.down.clone())
             .unwrap_or_default();
         let report = self.tracker.peek(id)?;
-        Some(Report::new(report, self.extras(true, down, None)))
+        Some(Report::new(report, self.extras(true, down)))
     }
 
     /// Stops the sampler and the servers (idempotent).
@@ -513,7 +478,6 @@ impl Monitor {
                 sampler: RwLock::new(Some(bg)),
                 servers: Mutex::new(Vec::new()),
                 named: Mutex::new(BTreeMap::new()),
-                interrupted: Arc::new(Interrupted::default()),
             }),
         })
     }
@@ -622,9 +586,8 @@ impl Monitor {
             return Err(Inner::closed_error());
         }
         let tracker = Arc::clone(&self.inner.tracker);
-        let interrupted = Arc::clone(&self.inner.interrupted);
         let handle = py
-            .detach(|| ServerHandle::start(addr, port, tracker, interrupted))
+            .detach(|| ServerHandle::start(addr, port, tracker))
             .map_err(|e| {
                 PyOSError::new_err(format!("cannot serve /metrics on {addr}:{port}: {e}"))
             })?;
@@ -641,10 +604,7 @@ impl Monitor {
             .tracker
             .reports()
             .into_iter()
-            .map(|(r, running)| {
-                let error = self.inner.interrupted.error_of(r.id);
-                Report::new(r, self.inner.extras(running, BTreeMap::new(), error))
-            })
+            .map(|(r, running)| Report::new(r, self.inner.extras(running, BTreeMap::new())))
             .collect())
     }
 
@@ -803,9 +763,10 @@ impl Drop for Job {
             JobState::Pending | JobState::Ended(_) => return,
         };
         if self.monitor.windows.lock().open.remove(&id).is_some() {
-            self.monitor.interrupted.record(id, DROPPED.to_owned());
+            self.monitor.tracker.end_interrupted(id, DROPPED);
+        } else {
+            self.monitor.tracker.end(id);
         }
-        self.monitor.tracker.end(id);
     }
 }
 

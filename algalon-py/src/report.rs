@@ -17,9 +17,6 @@ use serde::{Deserialize, Serialize};
 const SCHEMA: u32 = 2;
 /// Schema versions `Report.from_json` reads.
 const SCHEMAS_READ: [u32; 2] = [1, 2];
-/// The series telling which jobs were interrupted (kept by this face: the
-/// core's job series do not know how a `with` block was left).
-const INTERRUPTED_METRIC: &str = "algalon_job_interrupted";
 
 /// Facts the face adds to a core report: CUDA indices, lost GPUs, host.
 #[derive(Debug, Clone, Default)]
@@ -32,9 +29,6 @@ pub struct Extras {
     pub hostname: String,
     /// Whether the window is still open.
     pub running: bool,
-    /// The exception that ended the job (`KeyboardInterrupt`, …), when its
-    /// `with` block was left by one.
-    pub error: Option<String>,
 }
 
 /// What one window saw on one GPU.
@@ -154,9 +148,10 @@ impl Report {
     /// The Prometheus text exposition of this report alone; with a time, every
     /// sample carries it (milliseconds), as pushes need.
     pub fn exposition(&self, timestamp_ms: Option<i64>) -> String {
-        let text = encode_with_interruptions(&[(self.inner.clone(), self.extras.running)], |_| {
-            self.extras.error.clone()
-        });
+        let text = encode_reports(
+            &[(self.inner.clone(), self.extras.running)],
+            Format::PrometheusText,
+        );
         match timestamp_ms {
             None => text,
             Some(ms) => with_timestamps(&text, ms),
@@ -172,8 +167,8 @@ impl Report {
             labels: r.labels.clone(),
             hostname: self.extras.hostname.clone(),
             running: self.extras.running,
-            interrupted: self.extras.error.is_some(),
-            error: self.extras.error.clone(),
+            interrupted: r.interrupted.is_some(),
+            error: r.interrupted.clone(),
             started_at: r.started_at,
             ended_at: r.ended_at,
             duration_s: r.duration_s,
@@ -232,7 +227,6 @@ impl Report {
         let mut extras = Extras {
             hostname: doc.hostname,
             running: doc.running,
-            error,
             ..Extras::default()
         };
         let mut gpus = Vec::with_capacity(doc.gpus.len());
@@ -282,47 +276,10 @@ impl Report {
             gpus,
             energy_j: doc.energy_j,
             counts: doc.counts,
+            interrupted: error,
         };
         Ok(Report { inner, extras })
     }
-}
-
-/// The job series of `reports` (the core's) followed by
-/// `algalon_job_interrupted{job_id}`: 1 with an `exception` label for a job
-/// whose `with` block was left by an exception, else 0. `error_of` gives a
-/// report's exception type name.
-pub fn encode_with_interruptions(
-    reports: &[(JobReport, bool)],
-    error_of: impl Fn(WindowId) -> Option<String>,
-) -> String {
-    let mut text = encode_reports(reports, Format::PrometheusText);
-    if reports.is_empty() {
-        return text;
-    }
-    text.push_str(&format!(
-        "# HELP {INTERRUPTED_METRIC} Whether the job ended by an exception (1, with its type as the exception label: KeyboardInterrupt, ...) instead of finishing its with block (0).\n# TYPE {INTERRUPTED_METRIC} gauge\n"
-    ));
-    for (report, _) in reports {
-        match error_of(report.id) {
-            None => text.push_str(&format!(
-                "{INTERRUPTED_METRIC}{{job_id=\"{}\"}} 0\n",
-                report.id.0
-            )),
-            Some(e) => text.push_str(&format!(
-                "{INTERRUPTED_METRIC}{{job_id=\"{}\",exception=\"{}\"}} 1\n",
-                report.id.0,
-                escape_label_value(&e)
-            )),
-        }
-    }
-    text
-}
-
-/// A label value escaped for the text format (backslash, quote, newline).
-fn escape_label_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Appends ` <ms>` to every sample line of a text exposition.
@@ -422,7 +379,7 @@ impl Report {
     /// covers the job up to that moment.
     #[getter]
     fn interrupted(&self) -> bool {
-        self.extras.error.is_some()
+        self.inner.interrupted.is_some()
     }
 
     /// The type name of the exception that interrupted the job
@@ -431,7 +388,7 @@ impl Report {
     /// when it was not interrupted.
     #[getter]
     fn error(&self) -> Option<String> {
-        self.extras.error.clone()
+        self.inner.interrupted.clone()
     }
 
     /// Unix time of the first sample, s.
@@ -561,10 +518,8 @@ impl Report {
     }
 
     fn __str__(&self) -> String {
+        // The core's table starts with `(interrupted by …)` when it was.
         let mut out = self.inner.table();
-        if let Some(e) = &self.extras.error {
-            out.insert_str(0, &format!("(interrupted by {e}) "));
-        }
         if self.extras.running {
             out.insert_str(0, "(running) ");
         }
@@ -600,39 +555,6 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn interrupted_series_escape_the_exception_name() {
-        let report = |id| JobReport {
-            id: WindowId(id),
-            name: "j".into(),
-            labels: BTreeMap::new(),
-            started_at: 0.0,
-            ended_at: 1.0,
-            duration_s: 1.0,
-            gpus: Vec::new(),
-            energy_j: None,
-            counts: BTreeMap::new(),
-        };
-        let text = encode_with_interruptions(&[(report(1), false), (report(2), false)], |id| {
-            (id.0 == 2).then(|| "odd\"name\\\n".to_owned())
-        });
-        assert!(
-            text.contains("# TYPE algalon_job_interrupted gauge\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("algalon_job_interrupted{job_id=\"1\"} 0\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "algalon_job_interrupted{job_id=\"2\",exception=\"odd\\\"name\\\\\\n\"} 1\n"
-            ),
-            "{text}"
-        );
-        assert_eq!(encode_with_interruptions(&[], |_| None), "");
-    }
 
     #[test]
     fn timestamps_go_on_sample_lines_only() {

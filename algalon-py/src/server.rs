@@ -3,8 +3,7 @@
 //! A training process serves a handful of job series, so one thread that
 //! answers one request at a time is enough, and std::net keeps the wheel
 //! free of an async runtime. Nothing here touches NVML or the GIL: a scrape
-//! encodes the tracker's reports, which the sampler thread keeps current,
-//! with `algalon_job_interrupted` for the jobs an exception ended.
+//! encodes the tracker's reports, which the sampler thread keeps current.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -13,11 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use algalon_core::jobs::JobTracker;
+use algalon_core::Format;
+use algalon_core::jobs::{JobTracker, encode_reports};
 use parking_lot::Mutex;
-
-use crate::monitor::Interrupted;
-use crate::report::encode_with_interruptions;
 
 /// How long a client may take to send its request or read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -38,7 +35,6 @@ impl ServerHandle {
         addr: &str,
         port: u16,
         tracker: Arc<JobTracker>,
-        interrupted: Arc<Interrupted>,
     ) -> std::io::Result<Arc<ServerHandle>> {
         let ip: IpAddr = addr.parse().map_err(|_| {
             std::io::Error::new(
@@ -62,7 +58,7 @@ impl ServerHandle {
                     }
                     if let Ok(stream) = stream {
                         // A client that misbehaves only loses its own answer.
-                        let _ = answer(stream, &tracker, &interrupted);
+                        let _ = answer(stream, &tracker);
                     }
                 }
             })?;
@@ -110,11 +106,7 @@ impl ServerHandle {
     }
 }
 
-fn answer(
-    mut stream: TcpStream,
-    tracker: &JobTracker,
-    interrupted: &Interrupted,
-) -> std::io::Result<()> {
+fn answer(mut stream: TcpStream, tracker: &JobTracker) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut head = Vec::with_capacity(512);
@@ -154,9 +146,7 @@ fn answer(
     }
     match path {
         "/metrics" => {
-            let body = encode_with_interruptions(&tracker.reports(), |id| {
-                interrupted.error_of(id)
-            });
+            let body = encode_reports(&tracker.reports(), Format::PrometheusText);
             respond(
                 &mut stream,
                 "200 OK",

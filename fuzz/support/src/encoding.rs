@@ -207,6 +207,7 @@ impl Input {
             energy_j: (!gpus.is_empty()).then_some(1.5 * gpus.len() as f64),
             gpus,
             counts: BTreeMap::from([(self.unit.clone(), 3.0)]),
+            interrupted: None,
         };
         vec![(report, true)]
     }
