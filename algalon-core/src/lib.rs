@@ -54,7 +54,8 @@ pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};
 pub use encoder::{Encoder, Format};
 pub use error::{Error, Result};
 pub use sampler::{
-    BackgroundSampler, CORE_FIELDS, NVML_LIB_ENV, Sampler, SamplerOptions, error_name,
+    BackgroundSampler, CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions,
+    error_name,
 };
 pub use snapshot::{
     CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value, unix_seconds,

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -191,6 +192,37 @@ pub struct Sampler {
     errors: ErrorCounts,
     /// Set when the driver went away; the next sample re-initialises NVML.
     reopen: bool,
+    /// The GPU whose NVML calls are in flight, for [`Sampler::progress`].
+    progress: Arc<SampleProgress>,
+}
+
+/// Which GPU a [`Sampler`] is reading at this moment: when a sample takes
+/// far longer than it should, this names the GPU whose NVML call hangs
+/// (`/health` says so). One relaxed store per GPU per sample.
+#[derive(Debug)]
+pub struct SampleProgress {
+    gpu: AtomicU32,
+}
+
+impl SampleProgress {
+    const NONE: u32 = u32::MAX;
+
+    fn new() -> Self {
+        SampleProgress {
+            gpu: AtomicU32::new(Self::NONE),
+        }
+    }
+
+    /// The NVML index of the GPU being read, `None` between samples and
+    /// during host-level calls.
+    pub fn current_gpu(&self) -> Option<u32> {
+        let gpu = self.gpu.load(Ordering::Relaxed);
+        (gpu != Self::NONE).then_some(gpu)
+    }
+
+    fn set(&self, gpu: Option<u32>) {
+        self.gpu.store(gpu.unwrap_or(Self::NONE), Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Sampler {
@@ -255,6 +287,7 @@ impl Sampler {
             seq: 0,
             errors: BTreeMap::new(),
             reopen: false,
+            progress: Arc::new(SampleProgress::new()),
         };
         sampler.system = read_system(&nvml, &mut sampler.errors);
         sampler.start_xid(nvml)?;
@@ -270,6 +303,12 @@ impl Sampler {
             None
         };
         Ok(())
+    }
+
+    /// Which GPU this sampler is reading right now; shared, so another
+    /// thread can tell where a sample that takes too long is stuck.
+    pub fn progress(&self) -> Arc<SampleProgress> {
+        Arc::clone(&self.progress)
     }
 
     /// The NVML library that was loaded (path or soname).
@@ -323,6 +362,7 @@ impl Sampler {
             xid,
             reopen,
             errors,
+            progress,
             ..
         } = self;
         let gpus = if *reopen {
@@ -355,6 +395,7 @@ impl Sampler {
                     .iter_mut()
                     .zip(gpm.prev.iter_mut())
                     .map(|(slot, gpm_prev)| {
+                        progress.set(Some(slot.index));
                         let (mut gpu, gone) =
                             sample_gpu(&ctx, slot, gpm_prev, errors, &mut newly_unsupported);
                         driver_gone |= gone;
@@ -369,6 +410,7 @@ impl Sampler {
                     .collect()
             })
         };
+        progress.set(None);
         // One line per field, not per GPU and field: an 8-GPU node lacking a
         // field says so once.
         for (field, gpus) in newly_unsupported {

@@ -367,3 +367,35 @@ fn a_gpu_that_falls_off_the_bus_keeps_its_xid_79() {
         assert!(text.contains("algalon_gpu_up{gpu=\"0\","));
     });
 }
+
+#[test]
+fn progress_names_the_gpu_a_slow_sample_is_waiting_on() {
+    // faulty.json: GPU 2 answers utilization 300 ms late, every sample.
+    with_scenario(&scenario("faulty"), Some(5.0), || {
+        let mut s = sampler(options());
+        let progress = s.progress();
+        assert_eq!(progress.current_gpu(), None, "no sample yet");
+        let watcher = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut seen = Vec::new();
+            while start.elapsed() < Duration::from_secs(3) {
+                if let Some(gpu) = progress.current_gpu()
+                    && seen.last() != Some(&gpu)
+                {
+                    seen.push(gpu);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen
+        });
+        let progress = s.progress();
+        let snap = s.sample();
+        assert_eq!(progress.current_gpu(), None, "between samples: no GPU");
+        assert!(snap.duration >= Duration::from_millis(300));
+        let seen = watcher.join().expect("watcher");
+        assert!(
+            seen.contains(&2),
+            "the 300 ms spent on GPU 2 must show as GPU 2: saw {seen:?}"
+        );
+    });
+}

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use algalon_core::{
-    BackgroundSampler, CORE_FIELDS, CollectorConfig, Encoder, Field, Sampler, SamplerOptions,
-    Snapshot,
+    BackgroundSampler, CORE_FIELDS, CollectorConfig, Encoder, Field, SampleProgress, Sampler,
+    SamplerOptions, Snapshot,
 };
 use arc_swap::ArcSwap;
 
@@ -40,6 +40,7 @@ pub struct Sampling {
 struct Running {
     bg: BackgroundSampler,
     fields: HashSet<Field>,
+    progress: Arc<SampleProgress>,
 }
 
 /// Read besides the collectors' fields so the `/` page can draw power
@@ -97,10 +98,13 @@ impl Sampling {
             current: Mutex::new(None),
             nvml_library,
         };
-        let bg = BackgroundSampler::spawn(sampler, interval, sampling.on_sample(1))?;
+        let progress = sampler.progress();
+        let on_sample = sampling.on_sample(1, Arc::clone(&progress));
+        let bg = BackgroundSampler::spawn(sampler, interval, on_sample)?;
         *lock(&sampling.current) = Some(Running {
             bg,
             fields: fields_of(&config),
+            progress,
         });
         Ok(sampling)
     }
@@ -116,7 +120,11 @@ impl Sampling {
     }
 
     /// The closure the sampler thread calls after each sample.
-    fn on_sample(&self, generation: u64) -> impl FnMut(&Arc<Snapshot>) + Send + 'static {
+    fn on_sample(
+        &self,
+        generation: u64,
+        progress: Arc<SampleProgress>,
+    ) -> impl FnMut(&Arc<Snapshot>) + Send + 'static {
         let current = Arc::clone(&self.generation);
         let lock_ = Arc::clone(&self.publish_lock);
         let encoder = Arc::clone(&self.encoder);
@@ -128,7 +136,7 @@ impl Sampling {
                 return;
             }
             let started = std::time::Instant::now();
-            let rendered = Published::render(snapshot, &encoder.load());
+            let rendered = Published::render(snapshot, &encoder.load(), &progress);
             let render_time = started.elapsed();
             if rendered.down.len() != last_down {
                 if rendered.down.is_empty() {
@@ -161,21 +169,32 @@ impl Sampling {
             // now, so the next scrape already sees the new config.
             let _guard = lock(&self.publish_lock);
             self.encoder.store(new_encoder);
-            let rendered = Published::render(&running.bg.latest(), &self.encoder.load());
+            let rendered = Published::render(
+                &running.bg.latest(),
+                &self.encoder.load(),
+                &running.progress,
+            );
             self.published.store(Arc::new(rendered));
             return Ok(());
         }
         // New fields: a new sampler, started before the old one is retired.
         let sampler = Sampler::new(options_for(&self.base, &config))?;
+        let progress = sampler.progress();
         let (old_generation, old_encoder) = {
             let _guard = lock(&self.publish_lock);
             let old = self.generation.fetch_add(1, Ordering::SeqCst);
             (old, self.encoder.swap(new_encoder))
         };
         let generation = old_generation + 1;
-        match BackgroundSampler::spawn(sampler, self.interval, self.on_sample(generation)) {
+        let on_sample = self.on_sample(generation, Arc::clone(&progress));
+        match BackgroundSampler::spawn(sampler, self.interval, on_sample) {
             Ok(bg) => {
-                if let Some(old) = current.replace(Running { bg, fields: needed }) {
+                let running = Running {
+                    bg,
+                    fields: needed,
+                    progress,
+                };
+                if let Some(old) = current.replace(running) {
                     retire(old.bg);
                 }
                 Ok(())

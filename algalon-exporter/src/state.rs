@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use algalon_core::{Encoder, Format, Snapshot};
+use algalon_core::{Encoder, Format, SampleProgress, Snapshot};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use flate2::Compression;
@@ -51,6 +51,9 @@ pub struct Published {
     pub openmetrics: Body,
     /// The snapshot as JSON (`/api/v1/gpus`).
     pub json: Bytes,
+    /// Where the sampler that took this snapshot is now, so a stale
+    /// `/health` can name the GPU whose NVML call hangs.
+    pub progress: Option<Arc<SampleProgress>>,
 }
 
 impl Published {
@@ -64,11 +67,17 @@ impl Published {
             text: Body::default(),
             openmetrics: Body::default(),
             json: Bytes::from_static(b"{}"),
+            progress: None,
         }
     }
 
-    /// Encodes `snapshot` in every form the handlers serve.
-    pub fn render(snapshot: &Arc<Snapshot>, encoder: &Encoder) -> Published {
+    /// Encodes `snapshot` in every form the handlers serve; `progress` is
+    /// the sampler's that took it.
+    pub fn render(
+        snapshot: &Arc<Snapshot>,
+        encoder: &Encoder,
+        progress: &Arc<SampleProgress>,
+    ) -> Published {
         let text = Body::new(encoder.encode(snapshot, Format::PrometheusText));
         let openmetrics = Body::new(encoder.encode(snapshot, Format::OpenMetrics));
         let json = match serde_json::to_vec(&**snapshot) {
@@ -95,6 +104,7 @@ impl Published {
             text,
             openmetrics,
             json,
+            progress: Some(Arc::clone(progress)),
         }
     }
 
@@ -114,8 +124,12 @@ impl Published {
         }
         let age = now.saturating_duration_since(self.completed);
         if age > stale_after {
+            let at = match self.progress.as_ref().and_then(|p| p.current_gpu()) {
+                Some(gpu) => format!(" in a call on GPU {gpu}"),
+                None => String::new(),
+            };
             return Err(format!(
-                "stale: the last sample finished {:.1} s ago (limit {:.1} s); NVML may be hung",
+                "stale: the last sample finished {:.1} s ago (limit {:.1} s); NVML may be hung{at}",
                 age.as_secs_f64(),
                 stale_after.as_secs_f64()
             ));

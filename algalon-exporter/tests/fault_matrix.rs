@@ -150,8 +150,8 @@ fn a_hung_call_keeps_scrapes_served_and_health_says_why() {
     fx.set_time(50.0);
     let reason = fx.health_until(503, "/health to notice the hang");
     assert!(
-        reason.starts_with("stale:") && reason.contains("NVML may be hung"),
-        "{reason}"
+        reason.starts_with("stale:") && reason.contains("NVML may be hung in a call on GPU 0"),
+        "the hung call is GPU 0's power reading: {reason}"
     );
     // While the sampler is stuck in NVML (health stale before and after),
     // scrapes are answered from the last sample, which holds every reading.
