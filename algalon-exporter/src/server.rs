@@ -559,6 +559,11 @@ async fn drive<I>(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS)
+        // A client may shut down its write side once its request is sent
+        // (`nc -N`, some health checkers): answer it. Without this hyper
+        // drops the response when it sees the EOF before the handler
+        // finishes, which made such scrapes fail at random.
+        .half_close(true)
         .keep_alive(true);
     let service = TowerToHyperService::new(app);
     // Marks the connection busy from the moment a request head is read until
