@@ -75,23 +75,9 @@ FD_SLACK = 3
 # that is a thread leak.
 THREAD_SLACK = 8
 
-EXPORTER_ENV = (
-    "ALGALON_COLLECTORS",
-    "ALGALON_ADDRESS",
-    "ALGALON_COLLECT_INTERVAL",
-    "ALGALON_DEVICES",
-    "ALGALON_NO_HOSTNAME",
-    "ALGALON_NVML_LIB",
-    "ALGALON_PROC_ROOT",
-    "ALGALON_PROCESSES",
-    "ALGALON_WEB_CONFIG_FILE",
-    "ALGALON_LOG_FORMAT",
-    "ALGALON_LOG_LEVEL",
-    "ALGALON_HEALTH_STALE_AFTER",
-    "ALGALON_MAX_CONNECTIONS",
-    "ALGALON_FAKE_NVML_FROZEN_TIME",
-    "ALGALON_FAKE_NVML_LATENCY_MS",
-)
+# The exporter and the fake NVML read only ALGALON_* variables: none of the
+# caller's reaches the exporter, so its environment cannot change the run.
+ENV_PREFIX = "ALGALON_"
 
 
 class SoakError(Exception):
@@ -546,7 +532,7 @@ class Exporter:
     """The exporter child process; its stderr is kept in memory."""
 
     def __init__(self, exe: Path, nvml: Path, scenario: Path, proc_root: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in EXPORTER_ENV}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         env["ALGALON_FAKE_NVML_SCENARIO"] = str(scenario)
         self.log: list[str] = []
         # Scenario time 0 is NVML init, which happens after spawn and before
