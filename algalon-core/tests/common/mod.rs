@@ -55,6 +55,9 @@ pub fn options() -> SamplerOptions {
     SamplerOptions {
         nvml_lib: Some(fake_nvml()),
         hostname: Some("test-host".into()),
+        // The scenarios' PIDs are made up: they must not pick up the name
+        // or cgroup of whatever process has that PID on the test machine.
+        proc_root: "/dev/null/no-proc".into(),
         ..SamplerOptions::default()
     }
 }
