@@ -35,7 +35,7 @@ if ((${#missing[@]})); then
     exit 1
 fi
 
-tests=(tests/e2e/test_static.py tests/e2e/test_alertmanager.py tests/e2e/test_setup_sh.py)
+tests=(tests/e2e/test_static.py tests/e2e/test_alertmanager.py tests/e2e/test_rules_vm.py tests/e2e/test_setup_sh.py)
 if ((!static_only)); then
     if ! python3 -c 'import algalon' 2>/dev/null; then
         echo "e2e-pipeline: the algalon Python package is not installed (the jobs dashboard's data comes from it):" \

@@ -290,6 +290,37 @@ def test_rules_are_labelled_and_annotated():
         )
 
 
+def test_xid_alerts_share_one_expression_and_split_the_xids():
+    """The three XID alerts differ only in the XIDs they take: critical and
+    application ones by name, warning for every other XID."""
+    xid_filter = re.compile(
+        r'(?P<head>.*)\band algalon_xid_errors_total\{xid(?P<op>=~|!~)"(?P<xids>[^"]*)"\}\s*',
+        re.DOTALL,
+    )
+    parts = {}
+    for _, rule in alert_rules():
+        if rule["alert"].startswith("AlgalonGpuXid"):
+            m = xid_filter.fullmatch(rule["expr"])
+            assert m, rule["alert"]
+            parts[rule["alert"]] = (" ".join(m["head"].split()), m["op"], m["xids"])
+    assert set(parts) == {
+        "AlgalonGpuXidCritical",
+        "AlgalonGpuXidError",
+        "AlgalonGpuXidApplication",
+    }
+    assert len({head for head, _, _ in parts.values()}) == 1
+    critical = parts["AlgalonGpuXidCritical"]
+    application = parts["AlgalonGpuXidApplication"]
+    warning = parts["AlgalonGpuXidError"]
+    assert critical[1] == application[1] == "=~" and warning[1] == "!~"
+    assert set(application[2].split("|")) == {"13", "31", "43", "45"}
+    assert "79" in critical[2].split("|")
+    assert not set(critical[2].split("|")) & set(application[2].split("|"))
+    assert set(warning[2].split("|")) == set(critical[2].split("|")) | set(
+        application[2].split("|")
+    )
+
+
 def test_every_alert_links_its_runbook_section():
     assert (
         tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"][
