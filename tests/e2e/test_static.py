@@ -321,6 +321,17 @@ def test_xid_alerts_share_one_expression_and_split_the_xids():
     )
 
 
+def test_compose_readme_lists_every_alert_with_its_severity():
+    table = re.findall(
+        r"^\| `(Algalon\w+)` \| (\w+) \|",
+        (COMPOSE / "README.md").read_text(),
+        re.MULTILINE,
+    )
+    assert table == [
+        (rule["alert"], rule["labels"]["severity"]) for _, rule in alert_rules()
+    ]
+
+
 def test_every_alert_links_its_runbook_section():
     assert (
         tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"][
