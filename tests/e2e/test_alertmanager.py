@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 import yaml
-from e2e_stack import COMPOSE, Processes, free_ports, http_get, wait_until
+from e2e_stack import COMPOSE, http_get, serving, wait_until
 
 AM_CONFIG = COMPOSE / "host/alertmanager/alertmanager.yml"
 RULES = COMPOSE / "host/vmalert/rules.yml"
@@ -81,26 +81,8 @@ def test_xid_79_pages_after_waiting_for_gpu_down():
     assert minutes(xid79["group_wait"]) > minutes(down["for"])
 
 
-# Labels as vmalert sets them: the exporter's GPU labels, the scrape's
-# job/instance/cluster, the rule's severity.
-def gpu_alert(name: str, severity: str, instance: str, gpu: str, **extra) -> dict:
-    labels = {
-        "alertname": name,
-        "severity": severity,
-        "job": "algalon",
-        "cluster": "train",
-        "instance": instance,
-        "Hostname": instance.split(":")[0],
-        "gpu": gpu,
-        "UUID": f"GPU-{instance.split(':')[0]}-{gpu}",
-        "pci_bus_id": f"00000000:{18 + int(gpu):02X}:00.0",
-        "device": f"nvidia{gpu}",
-        "modelName": "NVIDIA H100 80GB HBM3",
-        **extra,
-    }
-    return {"labels": labels, "annotations": {"summary": name}}
-
-
+# Labels as vmalert sets them: the scrape's job/instance/cluster, the rule's
+# severity and, for a GPU, the exporter's GPU labels.
 def node_alert(name: str, severity: str, instance: str, **extra) -> dict:
     labels = {
         "alertname": name,
@@ -111,6 +93,22 @@ def node_alert(name: str, severity: str, instance: str, **extra) -> dict:
         **extra,
     }
     return {"labels": labels, "annotations": {"summary": name}}
+
+
+def gpu_alert(name: str, severity: str, instance: str, gpu: str, **extra) -> dict:
+    host = instance.split(":")[0]
+    return node_alert(
+        name,
+        severity,
+        instance,
+        Hostname=host,
+        gpu=gpu,
+        UUID=f"GPU-{host}-{gpu}",
+        pci_bus_id=f"00000000:{18 + int(gpu):02X}:00.0",
+        device=f"nvidia{gpu}",
+        modelName="NVIDIA H100 80GB HBM3",
+        **extra,
+    )
 
 
 # (alert, inhibited?) — what the on-call should see and what not.
@@ -147,30 +145,21 @@ MATRIX = [
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory):
     work = tmp_path_factory.mktemp("alertmanager")
-    procs = Processes(work)
-    (port,) = free_ports(1)
-    url = f"http://127.0.0.1:{port}"
-    procs.start(
+    binary = tool("alertmanager", "prometheus-alertmanager")
+    with serving(
+        work,
         "alertmanager",
-        [
-            tool("alertmanager", "prometheus-alertmanager"),
+        lambda port: [
+            binary,
             f"--config.file={AM_CONFIG}",
             f"--storage.path={work / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             # No gossip: a single instance, and no fixed port 9094 taken.
             "--cluster.listen-address=",
         ],
-    )
-    try:
-        wait_until(
-            "alertmanager ready",
-            lambda: http_get(f"{url}/-/ready")[0] == 200,
-            30,
-            on_wait=procs.check_alive,
-        )
+        "/-/ready",
+    ) as url:
         yield url
-    finally:
-        procs.stop_all()
 
 
 def test_inhibitions_match_on_the_right_labels(alertmanager):

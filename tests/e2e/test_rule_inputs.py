@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +25,9 @@ import pytest
 from e2e_stack import (
     COMPOSE,
     ROOT,
+    Processes,
     free_ports,
+    fresh_dir,
     http_get,
     interpolate,
     load_compose,
@@ -89,58 +90,51 @@ DEPLOYMENTS = {"compose worker": compose_worker, "systemd unit": systemd_unit}
 
 
 def scrape_names(
-    exporter: str, nvml: str, env: dict[str, str], args: list[str], scenario: Path
+    logs: Path,
+    exporter: str,
+    nvml: str,
+    env: dict[str, str],
+    args: list[str],
+    scenario: Path,
 ) -> set[str]:
     """Runs the exporter until it has taken two samples; the sample names it serves."""
     (port,) = free_ports(1)
+    procs = Processes(logs)
     # Only the deployment's own ALGALON_* settings, none from this shell.
     base = {k: v for k, v in os.environ.items() if not k.startswith("ALGALON_")}
-    proc_env = {
-        **base,
-        **env,
-        "ALGALON_ADDRESS": f"127.0.0.1:{port}",
-        "ALGALON_NVML_LIB": nvml,
-        "ALGALON_FAKE_NVML_SCENARIO": str(scenario),
-    }
-    proc = subprocess.Popen(
+    procs.start(
+        "exporter",
         [exporter, *args],
-        env=proc_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
+        env={
+            **env,
+            "ALGALON_ADDRESS": f"127.0.0.1:{port}",
+            "ALGALON_NVML_LIB": nvml,
+            "ALGALON_FAKE_NVML_SCENARIO": str(scenario),
+        },
+        base_env=base,
     )
     try:
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace")
-                raise AssertionError(
-                    f"exporter exited with {proc.returncode}: {err[-2000:]}"
-                )
+            procs.check_alive()
             try:
                 status, body = http_get(f"http://127.0.0.1:{port}/metrics")
             except OSError:
                 status = 0
             if status == 200:
-                names = {
-                    s.name
-                    for f in text_string_to_metric_families(body.decode())
-                    for s in f.samples
-                }
                 samples = re.search(
                     rb"^algalon_samples_total (\d+)", body, re.MULTILINE
                 )
                 if samples and int(samples[1]) >= 2:
-                    return names
+                    return {
+                        s.name
+                        for f in text_string_to_metric_families(body.decode())
+                        for s in f.samples
+                    }
             time.sleep(0.5)
         raise AssertionError("the exporter took no two samples in 40 s")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.stop_all()
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +154,13 @@ def scraped() -> dict[str, set[str]]:
         for deployment in DEPLOYMENTS
         for scenario in SCENARIOS.values()
     ]
+    logs = fresh_dir(ROOT / "target/e2e/rule-inputs")
     with ThreadPoolExecutor(len(runs)) as pool:
         results = pool.map(
-            lambda run: scrape_names(exporter, nvml, *DEPLOYMENTS[run[0]](), run[1]),
+            lambda n, run: scrape_names(
+                fresh_dir(logs / str(n)), exporter, nvml, *DEPLOYMENTS[run[0]](), run[1]
+            ),
+            range(len(runs)),
             runs,
         )
         out: dict[str, set[str]] = {d: set() for d in DEPLOYMENTS}

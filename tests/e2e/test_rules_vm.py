@@ -25,7 +25,7 @@ from collections import defaultdict
 
 import pytest
 import yaml
-from e2e_stack import Processes, free_ports, http_get, wait_until
+from e2e_stack import http_get, serving
 from rule_tests import (
     RULE_TESTS,
     expand,
@@ -92,32 +92,21 @@ class VictoriaMetrics:
 @pytest.fixture(scope="module")
 def vm(tmp_path_factory):
     work = tmp_path_factory.mktemp("vm-rules")
-    procs = Processes(work)
-    (port,) = free_ports(1)
-    url = f"http://127.0.0.1:{port}"
-    procs.start(
+    # Every case is replayed in the past: nothing is too fresh to query, and
+    # nothing cached from one case answers another.
+    flags = ["-retentionPeriod=1y", "-search.latencyOffset=0s", "-search.disableCache"]
+    with serving(
+        work,
         "victoria-metrics",
-        [
+        lambda port: [
             "victoria-metrics",
             f"-storageDataPath={work / 'data'}",
             f"-httpListenAddr=127.0.0.1:{port}",
-            "-retentionPeriod=1y",
-            # Every case is replayed in the past: nothing is too fresh to
-            # query, and nothing cached from one case answers another.
-            "-search.latencyOffset=0s",
-            "-search.disableCache",
+            *flags,
         ],
-    )
-    try:
-        wait_until(
-            "victoria-metrics ready",
-            lambda: http_get(f"{url}/health")[0] == 200,
-            30,
-            on_wait=procs.check_alive,
-        )
+        "/health",
+    ) as url:
         yield VictoriaMetrics(url)
-    finally:
-        procs.stop_all()
 
 
 def without_name(labels: dict) -> tuple:
