@@ -7,12 +7,13 @@ import json
 import math
 import re
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
-from e2e_stack import COMPOSE, ROOT, http_get, wait_until
+from e2e_stack import COMPOSE, ROOT, http_get, read_env_file, wait_until
 
 DASHBOARDS = sorted((COMPOSE / "host/grafana/dashboards").glob("*.json"))
 RULES = COMPOSE / "host/vmalert/rules.yml"
@@ -285,6 +286,27 @@ def test_fault_scenario_raises_each_alert_and_healthy_workers_none(stack):
         1,
     )
     assert all(a["labels"].get("cluster") == "gpu-b" for a in stack.notified())
+
+
+def test_vmalert_renders_runbook_and_dashboard_links(stack):
+    """vmalert's own templating: the runbook section of each alert, and the
+    fleet dashboard under Grafana's root URL (vmalert's -external.url) at the
+    alert's cluster, worker and GPU."""
+    grafana = read_env_file(COMPOSE / "host/.env.example")["GRAFANA_ROOT_URL"]
+    alerts = stack.alerts()
+    assert {a["name"] for a in alerts} >= set(EXPECTED_ALERTS)
+    for a in alerts:
+        labels, links = a["labels"], a["annotations"]
+        assert links["runbook_url"].endswith(
+            f"/compose/RUNBOOKS.md#{a['name'].lower()}"
+        )
+        want = {"var-cluster": labels["cluster"], "var-instance": labels["instance"]}
+        if "gpu" in labels:
+            want["var-gpu"] = labels["gpu"]
+        query = urllib.parse.urlencode(want, quote_via=urllib.parse.quote)
+        assert (
+            links["dashboard"] == f"{grafana}/d/algalon-fleet/algalon-gpu-fleet?{query}"
+        )
 
 
 def test_alertmanager_holds_back_xid_79_of_a_gpu_that_is_down(stack):
