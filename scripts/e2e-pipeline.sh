@@ -24,16 +24,18 @@ case ${1:-} in
 esac
 
 missing=()
-for t in victoria-metrics vmagent vmalert promtool shellcheck check-jsonschema python3 cargo; do
+for t in victoria-metrics vmagent vmalert promtool amtool shellcheck check-jsonschema python3 cargo; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
-python3 -c 'import pytest, yaml' 2>/dev/null || missing+=("python3 modules pytest, PyYAML")
+command -v alertmanager >/dev/null 2>&1 || command -v prometheus-alertmanager >/dev/null 2>&1 ||
+    missing+=(alertmanager)
+python3 -c 'import pytest, yaml, promql_parser' 2>/dev/null || missing+=("python3 modules pytest, PyYAML, promql-parser")
 if ((${#missing[@]})); then
     echo "e2e-pipeline: missing ${missing[*]}: run scripts/install-deps.sh" >&2
     exit 1
 fi
 
-tests=(tests/e2e/test_static.py tests/e2e/test_setup_sh.py)
+tests=(tests/e2e/test_static.py tests/e2e/test_alertmanager.py tests/e2e/test_rules_vm.py tests/e2e/test_setup_sh.py)
 if ((!static_only)); then
     if ! python3 -c 'import algalon' 2>/dev/null; then
         echo "e2e-pipeline: the algalon Python package is not installed (the jobs dashboard's data comes from it):" \
@@ -43,7 +45,7 @@ if ((!static_only)); then
     echo "e2e-pipeline: building algalon-exporter and the fake NVML…"
     cargo build -q -p algalon-exporter
     make -s fake-nvml >/dev/null
-    tests+=(tests/e2e/test_pipeline.py)
+    tests+=(tests/e2e/test_rule_inputs.py tests/e2e/test_pipeline.py)
 fi
 mkdir -p target/e2e
 rm -f target/e2e/figures.json

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what Algalon's tests and demo need on a fresh Debian machine:
-# promtool (Debian "prometheus"), VictoriaMetrics + vmagent + vmalert
+# promtool (Debian "prometheus"), amtool + Alertmanager (Debian
+# "prometheus-alertmanager"), VictoriaMetrics + vmagent + vmalert
 # (Debian "victoria-metrics"), wrk, and the Python packages of the test suite.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# amtool and Alertmanager itself, for compose/host/alertmanager's tests.
+command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
@@ -35,10 +38,10 @@ if ((${#need_apt[@]})); then
     $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop nvitop-exporter gpustat maturin mypy check-jsonschema pyyaml)
+python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop nvitop-exporter gpustat maturin mypy check-jsonschema pyyaml promql-parser)
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.util, shutil, sys
-mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "nvitop_exporter", "gpustat", "mypy", "yaml"]
+mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "nvitop_exporter", "gpustat", "mypy", "yaml", "promql_parser"]
 sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and shutil.which("ruff") and shutil.which("maturin") and shutil.which("check-jsonschema") else 1)
 PY
 then
@@ -59,7 +62,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --quiet cargo-fuzz --locked
 fi
 
-for tool in promtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema shellcheck gcc g++ valgrind pkg-config cbindgen; do
+for tool in promtool amtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema shellcheck gcc g++ valgrind pkg-config cbindgen; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "install-deps: $tool is still missing after installation" >&2
         exit 1

@@ -2,11 +2,12 @@
 
     workers (algalon-exporter on the fake NVML, compose/worker/collectors.csv)
       gpu-a: a1, a2 healthy H100 nodes + a training process serving job series
-      gpu-b: b1 one fault per GPU, b2 NVML hangs after 3 s, one dead target
+      gpu-b: b1 the faults of tests/e2e/scenarios/faults.json, b2 NVML hangs
+             after 3 s, b3 reboots with one GPU fewer, one dead target
       gpu-c: a3, added by a new target file while everything runs
     -> vmagent   (compose/host: scrape.yml, targets written by setup.sh --add-worker)
     -> victoria-metrics (compose/host flags)  <- vmalert (compose/host/vmalert/rules.yml)
-                                                  -> a local Alertmanager stand-in
+                                                  -> Alertmanager (compose/host/alertmanager)
     -> vmagent-0 / vmagent-1 (compose/cluster shards) -> a second victoria-metrics
 
 Everything listens on 127.0.0.1, on ports picked free at start; logs stay in
@@ -17,11 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -53,9 +53,12 @@ FAULTS = Path(__file__).parent / "scenarios/faults.json"
 #     a `for:` are checked as pending, those without as firing.
 #   vmagent-0/1 -remoteWrite.label=vmagent_shard=N: tells which shard wrote a
 #     sample, to prove each target is scraped by exactly one.
+#   alertmanager --cluster.listen-address=: one instance, so no gossip (and no
+#     fixed port 9094 shared with other runs).
 TEST_ONLY_FLAGS = {
     "victoriametrics": ["-search.latencyOffset=1s"],
     "vmalert": ["-evaluationInterval=2s"],
+    "alertmanager": ["--cluster.listen-address="],
 }
 
 
@@ -66,33 +69,6 @@ def _binary(env: str, default: Path) -> str:
             f"{path} does not exist: run scripts/e2e-pipeline.sh (it builds it), or set {env}"
         )
     return str(path)
-
-
-class AlertSink:
-    """Answers vmalert's notifications like Alertmanager and keeps them."""
-
-    def __init__(self, port: int) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    received.extend(json.loads(body))
-                except ValueError:
-                    pass
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @dataclass
@@ -120,7 +96,7 @@ class Stack:
     targets: Path
     exporter_bin: str
     nvml_lib: str
-    sink: AlertSink
+    alertmanager_url: str
     exporters: dict[str, Exporter] = field(default_factory=dict)
     dead: str = ""
     job_instance: str = ""
@@ -170,6 +146,41 @@ class Stack:
         assert status == 200, body[:300]
         return json.loads(body)["data"]["alerts"]
 
+    def notified(self) -> list[dict]:
+        """The alerts Alertmanager holds, with their status (inhibitedBy)."""
+        status, body = http_get(f"{self.alertmanager_url}/api/v2/alerts")
+        assert status == 200, body[:300]
+        return json.loads(body)
+
+
+def alertmanager_binary() -> str:
+    """Upstream calls it alertmanager, Debian prometheus-alertmanager."""
+    for name in ("alertmanager", "prometheus-alertmanager"):
+        if path := shutil.which(name):
+            return path
+    pytest.fail("alertmanager is not installed: run scripts/install-deps.sh")
+
+
+def reboot_with_a_gpu_lost(st: Stack, work: Path) -> None:
+    """b3 comes back from a reboot with 3 of its 4 GPUs: once vmalert has
+    recorded 4, restart its exporter on a 3-GPU node (AlgalonGpuCountDropped)."""
+    b3 = st.exporters["b3"]
+    wait_until(
+        "vmalert to record b3's 4 GPUs",
+        lambda: st.vm.scalar(f'algalon:gpus:count{{instance="{b3.instance}"}}') == 4,
+        45,
+        1,
+        st.procs.check_alive,
+    )
+    st.procs.stop("b3")
+    three = healthy_scenario(work / "three.json", 3)
+    st.start_exporter("b3", b3.port, b3.cluster, three, 3)
+
+
+def b3_serves_3_gpus(st: Stack) -> bool:
+    b3 = st.exporters["b3"]
+    return st.vm.scalar(f'count(algalon_gpu_up{{instance="{b3.instance}"}})') == 3
+
 
 def _interrupt(_signum, _frame):
     # SIGTERM (scripts/e2e-pipeline.sh's time limit) ends the run like
@@ -196,11 +207,10 @@ def stack():
         shard0_port,
         shard1_port,
         alert_port,
-        sink_port,
+        am_port,
         job_port,
         *exp_ports,
-    ) = free_ports(14)
-    sink = AlertSink(sink_port)
+    ) = free_ports(15)
     st = Stack(
         work=work,
         procs=procs,
@@ -216,7 +226,7 @@ def stack():
         targets=targets,
         exporter_bin=exporter_bin,
         nvml_lib=nvml_lib,
-        sink=sink,
+        alertmanager_url=f"http://127.0.0.1:{am_port}",
     )
     try:
         # Workers first: the stuck-NVML one must be stale for a minute before
@@ -226,7 +236,8 @@ def stack():
         st.start_exporter("b2", exp_ports[3], "gpu-b", stuck, 4)
         st.start_exporter("a1", exp_ports[0], "gpu-a", healthy, 4)
         st.start_exporter("a2", exp_ports[1], "gpu-a", healthy, 4)
-        st.start_exporter("b1", exp_ports[2], "gpu-b", FAULTS, 6)
+        st.start_exporter("b1", exp_ports[2], "gpu-b", FAULTS, 8)
+        st.start_exporter("b3", exp_ports[6], "gpu-b", healthy, 4)
         st.dead = f"127.0.0.1:{exp_ports[4]}"  # nothing listens there
         st.spare_port = exp_ports[5]  # a3, added later
 
@@ -268,8 +279,22 @@ def stack():
 
         hosts = {
             "victoriametrics:8428": f"127.0.0.1:{vm_port}",
-            "alertmanager:9093": f"127.0.0.1:{sink_port}",
+            "alertmanager:9093": f"127.0.0.1:{am_port}",
         }
+        am_flags = service_flags(
+            HOST_COMPOSE,
+            "alertmanager",
+            Rewrite({}, f"127.0.0.1:{am_port}", work),
+        )
+        procs.start(
+            "alertmanager",
+            [
+                alertmanager_binary(),
+                *am_flags,
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                *TEST_ONLY_FLAGS["alertmanager"],
+            ],
+        )
         files = {"/etc/vmagent/scrape.yml": scrape}
         agent_flags = service_flags(
             HOST_COMPOSE,
@@ -296,6 +321,12 @@ def stack():
         )
         procs.start("vmalert", ["vmalert", *alert_flags, *TEST_ONLY_FLAGS["vmalert"]])
 
+        wait_until(
+            "alertmanager ready",
+            lambda: http_get(f"{st.alertmanager_url}/-/ready")[0] == 200,
+            30,
+            on_wait=procs.check_alive,
+        )
         for url in (st.vmagent_url, *st.shard_urls, st.vmalert_url):
             wait_until(
                 f"{url}/health",
@@ -342,6 +373,9 @@ def stack():
             f"- labels:\n    cluster: gpu-a\n  targets:\n    - {st.job_instance}\n"
         )
 
+        # While every target is scraped a few times, b3 reboots.
+        reboot_with_a_gpu_lost(st, work)
+
         # Three scrapes of every target: rate() needs two samples inside a
         # range query's last step (aligned down to 15 s).
         live = [e.instance for e in st.exporters.values()] + [st.job_instance]
@@ -361,7 +395,8 @@ def stack():
             1,
             procs.check_alive,
         )
+        # b3's fourth GPU has left VictoriaMetrics: the node rebooted.
+        wait_until("b3 back with 3 GPUs", lambda: b3_serves_3_gpus(st), 45, 1)
         yield st
     finally:
         procs.stop_all()
-        sink.close()

@@ -22,7 +22,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,15 +145,20 @@ class Processes:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(
-        self, name: str, argv: list[str], env: dict[str, str] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        base_env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
+        """Starts argv with env over base_env (default: this process's)."""
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={**(os.environ if base_env is None else base_env), **(env or {})},
             cwd=ROOT,
         )
         log.close()
@@ -190,6 +196,29 @@ class Processes:
         write to, so nothing logs a failed write on the way out."""
         for name in reversed(list(self.procs)):
             self.stop(name)
+
+
+@contextmanager
+def serving(
+    logs: Path, name: str, argv: Callable[[int], list[str]], ready_path: str
+) -> Iterator[str]:
+    """One server for the block, on a free loopback port (argv(port) starts
+    it): yields its base URL once ready_path answers 200, stops it on the way
+    out (its log stays in logs/)."""
+    (port,) = free_ports(1)
+    url = f"http://127.0.0.1:{port}"
+    procs = Processes(logs)
+    procs.start(name, argv(port))
+    try:
+        wait_until(
+            f"{name} ready",
+            lambda: http_get(url + ready_path)[0] == 200,
+            30,
+            on_wait=procs.check_alive,
+        )
+        yield url
+    finally:
+        procs.stop_all()
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

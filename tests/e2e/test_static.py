@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -231,16 +232,137 @@ def test_promtool_checks_the_rules():
     assert "SUCCESS" in r.stdout
 
 
-def test_rules_are_labelled_and_annotated():
+RULE_TESTS = sorted((Path(__file__).parent / "rules").glob("*.yml"))
+
+
+def test_promtool_unit_tests_of_the_rules():
+    """tests/e2e/rules/*.yml: every rule fires on its fault and stays silent
+    on healthy input, evaluated by Prometheus' own engine."""
+    assert RULE_TESTS
+    r = run(tool("promtool"), "test", "rules", *map(str, RULE_TESTS))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("SUCCESS") == len(RULE_TESTS), r.stdout
+
+
+def test_every_alert_has_a_promtool_test_that_raises_it():
+    tested = set()
+    for path in RULE_TESTS:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for t in case.get("alert_rule_test", []):
+                if t.get("exp_alerts"):
+                    tested.add(t["alertname"])
     doc = yaml.safe_load(RULES.read_text())
-    for group in doc["groups"]:
-        for rule in group["rules"]:
-            assert rule["labels"]["severity"] in ("critical", "warning", "info"), rule[
-                "alert"
-            ]
-            assert (
-                rule["annotations"]["summary"] and rule["annotations"]["description"]
-            ), rule["alert"]
+    alerts = {r["alert"] for g in doc["groups"] for r in g["rules"] if "alert" in r}
+    assert alerts - tested == set(), (
+        f"alerts no promtool test raises: {alerts - tested}"
+    )
+
+
+RUNBOOKS = COMPOSE / "RUNBOOKS.md"
+RUNBOOK_URL = "https://github.com/algalon-gpu/algalon/blob/main/compose/RUNBOOKS.md"
+DASHBOARD_LINK = re.compile(
+    r"\{\{ \$externalURL \}\}/d/(?P<uid>[\w-]+)/[\w-]+\?(?P<query>.*)"
+)
+
+
+def alert_rules() -> list[tuple[str, dict]]:
+    doc = yaml.safe_load(RULES.read_text())
+    return [
+        (group["name"], rule)
+        for group in doc["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_rules_are_labelled_and_annotated():
+    for _, rule in alert_rules():
+        assert rule["labels"]["severity"] in ("critical", "warning", "info"), rule[
+            "alert"
+        ]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], (
+            rule["alert"]
+        )
+
+
+def test_xid_alerts_share_one_expression_and_split_the_xids():
+    """The three XID alerts differ only in the XIDs they take: critical and
+    application ones by name, warning for every other XID."""
+    xid_filter = re.compile(
+        r'(?P<head>.*)\band algalon_xid_errors_total\{xid(?P<op>=~|!~)"(?P<xids>[^"]*)"\}\s*',
+        re.DOTALL,
+    )
+    parts = {}
+    for _, rule in alert_rules():
+        if rule["alert"].startswith("AlgalonGpuXid"):
+            m = xid_filter.fullmatch(rule["expr"])
+            assert m, rule["alert"]
+            parts[rule["alert"]] = (" ".join(m["head"].split()), m["op"], m["xids"])
+    assert set(parts) == {
+        "AlgalonGpuXidCritical",
+        "AlgalonGpuXidError",
+        "AlgalonGpuXidApplication",
+    }
+    assert len({head for head, _, _ in parts.values()}) == 1
+    critical = parts["AlgalonGpuXidCritical"]
+    application = parts["AlgalonGpuXidApplication"]
+    warning = parts["AlgalonGpuXidError"]
+    assert critical[1] == application[1] == "=~" and warning[1] == "!~"
+    assert set(application[2].split("|")) == {"13", "31", "43", "45"}
+    assert "79" in critical[2].split("|")
+    assert not set(critical[2].split("|")) & set(application[2].split("|"))
+    assert set(warning[2].split("|")) == set(critical[2].split("|")) | set(
+        application[2].split("|")
+    )
+
+
+def test_compose_readme_lists_every_alert_with_its_severity():
+    table = re.findall(
+        r"^\| `(Algalon\w+)` \| (\w+) \|",
+        (COMPOSE / "README.md").read_text(),
+        re.MULTILINE,
+    )
+    assert table == [
+        (rule["alert"], rule["labels"]["severity"]) for _, rule in alert_rules()
+    ]
+
+
+def test_every_alert_links_its_runbook_section():
+    assert (
+        tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"][
+            "repository"
+        ]
+        == RUNBOOK_URL.split("/blob/")[0]
+    )
+    text = RUNBOOKS.read_text()
+    anchors = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+    for _, rule in alert_rules():
+        name = rule["alert"]
+        assert f"\n## {name}\n" in text, f"{RUNBOOKS.name} has no section {name}"
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"{RUNBOOK_URL}#{github_anchor(name)}", (name, url)
+        assert url.split("#")[1] in anchors
+
+
+def test_every_alert_links_the_fleet_dashboard_at_its_gpu():
+    fleet = json.loads((DASHBOARD_DIR / "algalon-fleet.json").read_text())
+    variables = {v["name"] for v in fleet["templating"]["list"]}
+    for group, rule in alert_rules():
+        link = rule["annotations"]["dashboard"]
+        m = DASHBOARD_LINK.fullmatch(link)
+        assert m, f"{rule['alert']}: {link!r} is not a Grafana dashboard link"
+        assert m["uid"] == fleet["uid"]
+        params = dict(p.split("=", 1) for p in m["query"].split("&"))
+        want = ["cluster", "instance"] + (["gpu"] if group == "algalon-gpu" else [])
+        assert list(params) == [f"var-{v}" for v in want], (rule["alert"], params)
+        for var in want:
+            assert var in variables
+            assert params[f"var-{var}"] == f"{{{{ $labels.{var} | urlquery }}}}"
 
 
 def test_shellcheck():
@@ -338,8 +460,12 @@ def test_alertmanager_config_routes_to_a_receiver():
     receivers = {r["name"] for r in doc["receivers"]}
     assert doc["route"]["receiver"] in receivers
     assert all(r["receiver"] in receivers for r in doc["route"].get("routes", []))
-    rules = yaml.safe_load(RULES.read_text())
-    names = {r["alert"] for g in rules["groups"] for r in g["rules"]}
+    names = {rule["alert"] for _, rule in alert_rules()}
     for inhibit in doc.get("inhibit_rules", []):
-        for matcher in inhibit["source_matchers"]:
-            assert matcher.split("=")[1].strip('"') in names
+        for matcher in inhibit["source_matchers"] + inhibit["target_matchers"]:
+            m = re.fullmatch(r'alertname(=~?)"(.*)"', matcher)
+            if not m:
+                continue
+            # Every name or alternative of a regex names at least one alert.
+            for alt in m[2].split("|") if m[1] == "=~" else [re.escape(m[2])]:
+                assert any(re.fullmatch(alt, n) for n in names), matcher
