@@ -4,6 +4,8 @@
 CARGO ?= cargo
 CBINDGEN_VERSION := 0.29.4
 PREFIX ?= /usr/local
+# cbindgen expands algalon-ffi's macros first (see cbindgen.toml [parse.expand]).
+CBINDGEN := RUSTC_BOOTSTRAP=algalon CARGO_EXPAND_TARGET_DIR=$(CURDIR)/target/cbindgen-expand cbindgen
 CBINDGEN_ARGS := -q --config algalon-ffi/cbindgen.toml --crate algalon-ffi \
 	--output algalon-ffi/include/algalon.h algalon-ffi
 CBINDGEN_PINNED = cbindgen --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)' || { \
@@ -12,12 +14,12 @@ CBINDGEN_PINNED = cbindgen --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN
 .PHONY: header
 header: ## Regenerate algalon-ffi/include/algalon.h with the pinned cbindgen
 	@$(CBINDGEN_PINNED)
-	cbindgen $(CBINDGEN_ARGS)
+	$(CBINDGEN) $(CBINDGEN_ARGS)
 
 .PHONY: header-check
 header-check: ## Fail if the committed algalon.h is not what cbindgen generates
 	@$(CBINDGEN_PINNED)
-	@cbindgen --verify $(CBINDGEN_ARGS) || { \
+	@$(CBINDGEN) --verify $(CBINDGEN_ARGS) || { \
 		echo "algalon-ffi/include/algalon.h is stale: run 'make header' and commit it" >&2; exit 1; }
 
 .PHONY: test-c
