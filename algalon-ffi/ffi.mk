@@ -2,7 +2,9 @@
 # Included by the root Makefile (`include algalon-ffi/ffi.mk`), which
 # provides CARGO and the fake-nvml target.
 CARGO ?= cargo
-CBINDGEN_VERSION := 0.29.4
+# The one pin of cbindgen's version, read by scripts/install-deps.sh and the
+# header test too.
+CBINDGEN_VERSION := $(strip $(file < $(CURDIR)/algalon-ffi/cbindgen-version))
 PREFIX ?= /usr/local
 # cbindgen expands algalon-ffi's macros first (see cbindgen.toml [parse.expand]).
 CBINDGEN := RUSTC_BOOTSTRAP=algalon CARGO_EXPAND_TARGET_DIR=$(CURDIR)/target/cbindgen-expand cbindgen
