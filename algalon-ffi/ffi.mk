@@ -41,8 +41,7 @@ install: ## Install libalgalon (.so, .a), algalon.h and algalon.pc under PREFIX 
 	install -m 755 target/release/libalgalon.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 target/release/libalgalon.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 algalon-ffi/include/algalon.h $(DESTDIR)$(PREFIX)/include/
-	version=$$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml); \
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$version|" algalon-ffi/algalon.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(call workspace_field,version)|' algalon-ffi/algalon.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/algalon.pc
 
 # The sanitizer run is part of `cargo test -p algalon-ffi` (and so of test-c
