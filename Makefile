@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+# A field of Cargo.toml's [workspace.package], e.g. $(call workspace_field,version).
+workspace_field = $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^$(1) = "\(.*\)"/\1/p' $(CURDIR)/Cargo.toml)
 FAKE_NVML_DIR := $(CURDIR)/target/fake-nvml
 FAKE_NVML := $(FAKE_NVML_DIR)/libnvidia-ml.so.1
 export ALGALON_TEST_NVML_LIB ?= $(FAKE_NVML)
@@ -41,12 +43,15 @@ fmt: ## Format Rust and Python sources
 	ruff format .
 
 .PHONY: lint
-lint: ## cargo fmt --check, clippy -D warnings, ruff
+lint: ## cargo fmt --check, clippy -D warnings (with the rust-version check), ruff, header-check
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all --check
 	# The fuzz crate is its own workspace; sharing target/ reuses the main build's dependencies.
-	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir target --workspace --all-targets -- -D warnings
+	# It cannot inherit rust-version, so clippy's incompatible_msrv gets it from a clippy.toml.
+	mkdir -p target/clippy-fuzz
+	echo 'msrv = "$(call workspace_field,rust-version)"' > target/clippy-fuzz/clippy.toml
+	CLIPPY_CONF_DIR=$(CURDIR)/target/clippy-fuzz $(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir target --workspace --all-targets -- -D warnings
 	ruff check .
 	ruff format --check .
 	$(MAKE) -s header-check

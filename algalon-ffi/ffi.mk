@@ -2,8 +2,12 @@
 # Included by the root Makefile (`include algalon-ffi/ffi.mk`), which
 # provides CARGO and the fake-nvml target.
 CARGO ?= cargo
-CBINDGEN_VERSION := 0.29.4
+# The one pin of cbindgen's version, read by scripts/install-deps.sh and the
+# header test too.
+CBINDGEN_VERSION := $(strip $(file < $(CURDIR)/algalon-ffi/cbindgen-version))
 PREFIX ?= /usr/local
+# cbindgen expands algalon-ffi's macros first (see cbindgen.toml [parse.expand]).
+CBINDGEN := RUSTC_BOOTSTRAP=algalon CARGO_EXPAND_TARGET_DIR=$(CURDIR)/target/cbindgen-expand cbindgen
 CBINDGEN_ARGS := -q --config algalon-ffi/cbindgen.toml --crate algalon-ffi \
 	--output algalon-ffi/include/algalon.h algalon-ffi
 CBINDGEN_PINNED = cbindgen --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)' || { \
@@ -12,12 +16,12 @@ CBINDGEN_PINNED = cbindgen --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN
 .PHONY: header
 header: ## Regenerate algalon-ffi/include/algalon.h with the pinned cbindgen
 	@$(CBINDGEN_PINNED)
-	cbindgen $(CBINDGEN_ARGS)
+	$(CBINDGEN) $(CBINDGEN_ARGS)
 
 .PHONY: header-check
 header-check: ## Fail if the committed algalon.h is not what cbindgen generates
 	@$(CBINDGEN_PINNED)
-	@cbindgen --verify $(CBINDGEN_ARGS) || { \
+	@$(CBINDGEN) --verify $(CBINDGEN_ARGS) || { \
 		echo "algalon-ffi/include/algalon.h is stale: run 'make header' and commit it" >&2; exit 1; }
 
 .PHONY: test-c
@@ -37,8 +41,7 @@ install: ## Install libalgalon (.so, .a), algalon.h and algalon.pc under PREFIX 
 	install -m 755 target/release/libalgalon.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 target/release/libalgalon.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 algalon-ffi/include/algalon.h $(DESTDIR)$(PREFIX)/include/
-	version=$$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml); \
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$version|" algalon-ffi/algalon.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(call workspace_field,version)|' algalon-ffi/algalon.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/algalon.pc
 
 # The sanitizer run is part of `cargo test -p algalon-ffi` (and so of test-c

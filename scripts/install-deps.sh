@@ -49,8 +49,9 @@ then
     python3 -m pip install --quiet --disable-pip-version-check "${python_reqs[@]}"
 fi
 
-# The C header is generated and verified with one pinned cbindgen.
-cbindgen_version=0.29.4
+# The C header is generated and verified with one pinned cbindgen; its
+# version is algalon-ffi/cbindgen-version, which make and the tests read too.
+cbindgen_version=$(<"$(dirname "$0")/../algalon-ffi/cbindgen-version")
 if ! cbindgen --version 2>/dev/null | grep -qx "cbindgen $cbindgen_version"; then
     echo "install-deps: installing cbindgen $cbindgen_version (cargo install, about 2 minutes)"
     cargo install --quiet cbindgen --version "$cbindgen_version" --locked

@@ -657,10 +657,11 @@ pub fn identity_from_env(get: impl Fn(&str) -> Option<String>) -> BTreeMap<Strin
         })
         .collect();
     // Inside a Kubernetes pod without the Downward API, the pod name is the hostname.
-    if !labels.contains_key("k8s_pod") && get("KUBERNETES_SERVICE_HOST").is_some() {
-        if let Some(host) = get("HOSTNAME").filter(|h| !h.is_empty()) {
-            labels.insert("k8s_pod".to_owned(), host);
-        }
+    if !labels.contains_key("k8s_pod")
+        && get("KUBERNETES_SERVICE_HOST").is_some()
+        && let Some(host) = get("HOSTNAME").filter(|h| !h.is_empty())
+    {
+        labels.insert("k8s_pod".to_owned(), host);
     }
     labels
 }

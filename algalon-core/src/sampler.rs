@@ -399,10 +399,11 @@ impl Sampler {
                         let (mut gpu, gone) =
                             sample_gpu(&ctx, slot, gpm_prev, errors, &mut newly_unsupported);
                         driver_gone |= gone;
-                        if gpu.up && std::mem::take(&mut slot.was_down) {
-                            if let Some(xid) = ctx.xid {
-                                xid.renew(slot.index);
-                            }
+                        if gpu.up
+                            && std::mem::take(&mut slot.was_down)
+                            && let Some(xid) = ctx.xid
+                        {
+                            xid.renew(slot.index);
                         }
                         attach_xids(&mut gpu, ctx.xid, ctx.fields);
                         gpu

@@ -174,7 +174,7 @@ fn a_sighup_storm_while_files_are_rewritten_serves_whole_states_and_ends_on_the_
         std::thread::spawn(move || {
             let mut round = 0usize;
             while writing.load(Ordering::Relaxed) {
-                let state = if round % 2 == 0 { 'B' } else { 'A' };
+                let state = if round.is_multiple_of(2) { 'B' } else { 'A' };
                 if round % 4 < 2 {
                     write_slowly(&csv, &csv_for(state), 3, Duration::from_millis(15));
                     write_slowly(&web, &web_for(state), 3, Duration::from_millis(15));

@@ -148,7 +148,7 @@ fn flood(
         let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
         tcp.set_nonblocking(true).ok()?;
         // Even connections trickle bytes, odd ones stay silent.
-        Some((tcp, if i % 2 == 0 { 0 } else { usize::MAX }))
+        Some((tcp, if i.is_multiple_of(2) { 0 } else { usize::MAX }))
     };
     let mut conns: Vec<Option<(TcpStream, usize)>> = (0..count).map(open).collect();
     let mut buf = [0u8; 512];

@@ -4,119 +4,135 @@ use std::cell::RefCell;
 use std::ffi::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use algalon_core::Error as CoreError;
+
 use crate::util::write_str;
 
-/// What a call did. Codes are explicit and never reused: a code that is
-/// retired stays unassigned. Codes 1–99 are about the call itself, 100–199
-/// mirror the core's errors (`algalon_last_error` gives the details).
+/// Builds a `#[repr(u32)]` result enum and everything derived from it from
+/// one table, as rustls-ffi's `u32_enum_builder!` did. Each row is
 ///
-/// In C this is a `uint32_t`; compare against the `ALGALON_RESULT_*` names.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum algalon_result {
-    /// Success.
-    Ok = 0,
-    /// A required pointer argument was NULL.
-    NullParameter = 1,
-    /// A string did not fit the buffer; `*out_n` holds the size needed
-    /// (including the NUL). Nothing was written to the buffer.
-    InsufficientSize = 2,
-    /// Algalon panicked (a bug: please report it with `algalon_last_error`).
-    /// The handle involved is still safe to free.
-    Panic = 3,
-    /// An argument was out of its domain (not UTF-8, empty, …).
-    InvalidArgument = 4,
-    /// An index was not below the count (`algalon_snapshot_gpu_count`, …).
-    OutOfRange = 5,
-    /// The reading or value asked for is absent: NVML cannot give it on this
-    /// GPU, the GPU is down, or the sampler does not read it. Never a 0.
-    NotAvailable = 6,
-    /// `algalon_job_end` was called on a job that had already ended.
-    AlreadyEnded = 7,
-    /// A field name is not in Algalon's catalog.
-    UnknownField = 8,
-    /// The NVML library could not be loaded (no NVIDIA driver installed, or
-    /// a wrong `ALGALON_NVML_LIB` / `algalon_options_set_nvml_lib` path).
-    NvmlNotFound = 100,
-    /// NVML loaded but failed to initialise (driver not loaded, no
-    /// permission, library/driver version mismatch).
-    NvmlInit = 101,
-    /// An NVML call the sampler cannot do without failed.
-    NvmlCall = 102,
-    /// A collectors CSV file could not be read.
-    CollectorsIo = 103,
-    /// A collectors CSV row is malformed or names an unknown field.
-    CollectorsParse = 104,
-    /// A device selector (index or UUID) matched no GPU.
-    NoSuchDevice = 105,
-    /// The background sampling thread could not be started.
-    Thread = 106,
-    /// An unusable sampling interval was given.
-    InvalidInterval = 107,
-    /// A core error this version of the C library has no code for yet.
-    CoreError = 199,
+/// ```text
+/// /// doc comment (goes into the C header)
+/// Variant = code => "one-line description" [from core::Error pattern],
+/// ```
+///
+/// and gives the variant with its explicit code, its arm in
+/// [`algalon_result::description`], its place in [`algalon_result::all`]
+/// and [`algalon_result::from_u32`], and — with `from` — the core errors
+/// it stands for in [`algalon_result::from_core`]. A repeated code is a
+/// compile error (E0081); so is a `from` row after the catch-all `_`
+/// (unreachable pattern, under `-D warnings`).
+///
+/// cbindgen reads the enum after macro expansion (`[parse.expand]` in
+/// `cbindgen.toml`), so the header shows a plain C enum.
+macro_rules! result_table {
+    (
+        $(#[$enum_meta:meta])*
+        pub enum $name:ident {
+            $(
+                $(#[$meta:meta])*
+                $variant:ident = $code:literal => $description:literal $(from $core:pat)?,
+            )*
+        }
+    ) => {
+        $(#[$enum_meta])*
+        #[repr(u32)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $(
+                $(#[$meta])*
+                $variant = $code,
+            )*
+        }
+
+        impl $name {
+            /// Every code, in order.
+            pub fn all() -> &'static [$name] {
+                &[$($name::$variant),*]
+            }
+
+            /// The code for a raw value from C, if it is one.
+            pub fn from_u32(code: u32) -> Option<$name> {
+                match code {
+                    $($code => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// A fixed one-line description of the code.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $($name::$variant => $description,)*
+                }
+            }
+
+            /// The code a core error is reported with.
+            pub fn from_core(error: &algalon_core::Error) -> $name {
+                match error {
+                    $($($core => $name::$variant,)?)*
+                }
+            }
+        }
+    };
 }
 
-/// Every code, in order.
-static ALL_RESULTS: &[algalon_result] = &[
-    algalon_result::Ok,
-    algalon_result::NullParameter,
-    algalon_result::InsufficientSize,
-    algalon_result::Panic,
-    algalon_result::InvalidArgument,
-    algalon_result::OutOfRange,
-    algalon_result::NotAvailable,
-    algalon_result::AlreadyEnded,
-    algalon_result::UnknownField,
-    algalon_result::NvmlNotFound,
-    algalon_result::NvmlInit,
-    algalon_result::NvmlCall,
-    algalon_result::CollectorsIo,
-    algalon_result::CollectorsParse,
-    algalon_result::NoSuchDevice,
-    algalon_result::Thread,
-    algalon_result::InvalidInterval,
-    algalon_result::CoreError,
-];
-
-impl algalon_result {
-    /// Every code, for tests and `algalon_result_message`.
-    pub fn all() -> &'static [algalon_result] {
-        ALL_RESULTS
-    }
-
-    /// The code for a raw value from C, if it is one.
-    pub fn from_u32(code: u32) -> Option<algalon_result> {
-        ALL_RESULTS.iter().copied().find(|r| *r as u32 == code)
-    }
-
-    /// A fixed one-line description of the code.
-    pub fn description(self) -> &'static str {
-        use algalon_result as R;
-        match self {
-            R::Ok => "success",
-            R::NullParameter => "a required pointer argument was NULL",
-            R::InsufficientSize => {
-                "the buffer is too small: *out_n holds the size needed, including the NUL"
-            }
-            R::Panic => "Algalon panicked (a bug): see algalon_last_error and please report it",
-            R::InvalidArgument => "an argument is invalid",
-            R::OutOfRange => "an index is out of range",
-            R::NotAvailable => "the reading is not available (never reported as 0)",
-            R::AlreadyEnded => "the job has already ended",
-            R::UnknownField => "no such field in Algalon's catalog",
-            R::NvmlNotFound => {
-                "the NVIDIA Management Library (libnvidia-ml.so.1) could not be loaded"
-            }
-            R::NvmlInit => "NVML failed to initialise",
-            R::NvmlCall => "an NVML call failed",
-            R::CollectorsIo => "the collectors file could not be read",
-            R::CollectorsParse => "the collectors file is invalid",
-            R::NoSuchDevice => "no GPU matches the device selector",
-            R::Thread => "the sampling thread could not be started",
-            R::InvalidInterval => "the sampling interval is invalid",
-            R::CoreError => "an Algalon error without a specific code: see algalon_last_error",
-        }
+result_table! {
+    /// What a call did. Codes are explicit and never reused: a code that is
+    /// retired stays unassigned. Codes 1–99 are about the call itself, 100–199
+    /// mirror the core's errors (`algalon_last_error` gives the details).
+    ///
+    /// In C this is a `uint32_t`; compare against the `ALGALON_RESULT_*` names.
+    pub enum algalon_result {
+        /// Success.
+        Ok = 0 => "success",
+        /// A required pointer argument was NULL.
+        NullParameter = 1 => "a required pointer argument was NULL",
+        /// A string did not fit the buffer; `*out_n` holds the size needed
+        /// (including the NUL). Nothing was written to the buffer.
+        InsufficientSize = 2
+            => "the buffer is too small: *out_n holds the size needed, including the NUL",
+        /// Algalon panicked (a bug: please report it with `algalon_last_error`).
+        /// The handle involved is still safe to free.
+        Panic = 3
+            => "Algalon panicked (a bug): see algalon_last_error and please report it",
+        /// An argument was out of its domain (not UTF-8, empty, …).
+        InvalidArgument = 4 => "an argument is invalid",
+        /// An index was not below the count (`algalon_snapshot_gpu_count`, …).
+        OutOfRange = 5 => "an index is out of range",
+        /// The reading or value asked for is absent: NVML cannot give it on this
+        /// GPU, the GPU is down, or the sampler does not read it. Never a 0.
+        NotAvailable = 6 => "the reading is not available (never reported as 0)",
+        /// `algalon_job_end` was called on a job that had already ended.
+        AlreadyEnded = 7 => "the job has already ended",
+        /// A field name is not in Algalon's catalog.
+        UnknownField = 8 => "no such field in Algalon's catalog",
+        /// The NVML library could not be loaded (no NVIDIA driver installed, or
+        /// a wrong `ALGALON_NVML_LIB` / `algalon_options_set_nvml_lib` path).
+        NvmlNotFound = 100
+            => "the NVIDIA Management Library (libnvidia-ml.so.1) could not be loaded"
+            from CoreError::NvmlNotFound { .. },
+        /// NVML loaded but failed to initialise (driver not loaded, no
+        /// permission, library/driver version mismatch).
+        NvmlInit = 101 => "NVML failed to initialise" from CoreError::NvmlInit { .. },
+        /// An NVML call the sampler cannot do without failed.
+        NvmlCall = 102 => "an NVML call failed" from CoreError::Nvml { .. },
+        /// A collectors CSV file could not be read.
+        CollectorsIo = 103
+            => "the collectors file could not be read" from CoreError::CollectorsIo { .. },
+        /// A collectors CSV row is malformed or names an unknown field.
+        CollectorsParse = 104
+            => "the collectors file is invalid" from CoreError::CollectorsParse { .. },
+        /// A device selector (index or UUID) matched no GPU.
+        NoSuchDevice = 105
+            => "no GPU matches the device selector" from CoreError::NoSuchDevice { .. },
+        /// The background sampling thread could not be started.
+        Thread = 106 => "the sampling thread could not be started" from CoreError::Thread(_),
+        /// An unusable sampling interval was given.
+        InvalidInterval = 107
+            => "the sampling interval is invalid" from CoreError::InvalidInterval(_),
+        /// A core error this version of the C library has no code for yet.
+        CoreError = 199
+            => "an Algalon error without a specific code: see algalon_last_error" from _,
     }
 }
 
@@ -145,19 +161,7 @@ impl Fail {
 
 impl From<algalon_core::Error> for Fail {
     fn from(e: algalon_core::Error) -> Fail {
-        use algalon_core::Error as E;
-        use algalon_result as R;
-        let code = match &e {
-            E::NvmlNotFound { .. } => R::NvmlNotFound,
-            E::NvmlInit { .. } => R::NvmlInit,
-            E::Nvml { .. } => R::NvmlCall,
-            E::CollectorsIo { .. } => R::CollectorsIo,
-            E::CollectorsParse { .. } => R::CollectorsParse,
-            E::NoSuchDevice { .. } => R::NoSuchDevice,
-            E::Thread(_) => R::Thread,
-            E::InvalidInterval(_) => R::InvalidInterval,
-            _ => R::CoreError,
-        };
+        let code = algalon_result::from_core(&e);
         // The core's Display is one line already; keep it one line even if a
         // wrapped OS or NVML message carries a newline.
         let message = e.to_string().replace(['\n', '\r'], " ");

@@ -1,4 +1,10 @@
-"""Type stubs of the native module ``algalon._algalon`` (checked by ``mypy.stubtest``)."""
+"""Type stubs of the native module ``algalon._algalon`` (checked by ``mypy.stubtest``).
+
+Indices are CUDA's unless they say otherwise: ``cuda_index`` counts the
+devices ``CUDA_VISIBLE_DEVICES`` leaves this process, ``nvml_index`` is the
+host's numbering (``nvidia-smi``, the dashboards' ``gpu`` label). A reading
+NVML cannot give is ``None``, never ``0``.
+"""
 
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -35,238 +41,704 @@ __all__ = [
 ]
 
 __version__: str
+"""The version of the ``algalon`` package (Cargo's version of the crate)."""
 
 def gpus(nvml_lib: str | os.PathLike[str] | None = None) -> list[Gpu]:
-    """The GPUs this process may use (``CUDA_VISIBLE_DEVICES`` applied), in CUDA order."""
+    """
+    The GPUs this process may use, as read now, in CUDA order.
+
+    Opens NVML for the call, samples every GPU once and closes it again.
+    ``CUDA_VISIBLE_DEVICES`` (unset: every GPU) chooses the GPUs and their
+    order, as CUDA does; the ``MIG-…`` instances it names are left out.
+
+    Args:
+        nvml_lib: The NVML library to load. ``None`` loads
+            ``$ALGALON_NVML_LIB`` if set, else the driver's
+            ``libnvidia-ml.so.1``.
+
+    Returns:
+        One [`Gpu`][algalon.Gpu] per visible GPU, each with its ``cuda_index``.
+
+    Raises:
+        NvmlNotFoundError: The NVML library cannot be loaded (no NVIDIA
+            driver, or a wrong ``nvml_lib`` / ``ALGALON_NVML_LIB``).
+        NvmlInitError: NVML loaded but did not initialise (driver not
+            running, no permission, library/driver version mismatch).
+        NvmlError: An NVML call needed to list the GPUs failed.
+        DeviceNotFoundError: ``CUDA_VISIBLE_DEVICES`` names a GPU this host
+            does not have, or a UUID prefix that matches several.
+        TypeError: ``nvml_lib`` is not a path.
+    """
 
 @final
 class Gpu:
-    """One GPU at one instant."""
+    """
+    One GPU at one instant (from [`gpus`][algalon.gpus] or
+    [`Monitor.gpus`][algalon.Monitor.gpus]). Immutable; read it again for
+    newer figures.
+    """
 
     @property
-    def cuda_index(self) -> int | None: ...
+    def cuda_index(self) -> int | None:
+        """Index in CUDA's numbering for this process (``cuda:N``); ``None`` when the GPU is not visible to it."""
     @property
-    def nvml_index(self) -> int: ...
+    def nvml_index(self) -> int:
+        """Index in NVML's numbering (``nvidia-smi``, the dashboards' ``gpu`` label)."""
     @property
-    def uuid(self) -> str: ...
+    def uuid(self) -> str:
+        """The ``GPU-…`` UUID."""
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The model name, e.g. ``"NVIDIA H100 80GB HBM3"``."""
     @property
-    def pci_bus_id(self) -> str: ...
+    def pci_bus_id(self) -> str:
+        """The PCI bus id, e.g. ``"00000000:18:00.0"``."""
     @property
-    def up(self) -> bool: ...
+    def up(self) -> bool:
+        """``False`` when the GPU is lost or failing."""
     @property
-    def utilization(self) -> float | None: ...
+    def utilization(self) -> float | None:
+        """GPU utilization, %; ``None`` when NVML cannot give it."""
     @property
-    def memory_used_bytes(self) -> int | None: ...
+    def memory_used_bytes(self) -> int | None:
+        """Framebuffer memory in use (by any process), bytes; ``None`` when unknown."""
     @property
-    def memory_total_bytes(self) -> int | None: ...
+    def memory_total_bytes(self) -> int | None:
+        """Framebuffer memory size, bytes; ``None`` when unknown."""
     @property
-    def power_w(self) -> float | None: ...
+    def power_w(self) -> float | None:
+        """Power draw, W; ``None`` when NVML cannot give it."""
     @property
-    def temperature_c(self) -> float | None: ...
+    def temperature_c(self) -> float | None:
+        """GPU temperature, °C; ``None`` when NVML cannot give it."""
     @property
-    def energy_j(self) -> float | None: ...
+    def energy_j(self) -> float | None:
+        """NVML's total-energy counter (since the driver loaded), J; ``None`` on GPUs without one."""
     @property
-    def pids(self) -> list[int]: ...
+    def pids(self) -> list[int]:
+        """PIDs of the processes with a context on the GPU (empty when NVML lists none)."""
 
 @final
 class Monitor:
-    """Samples the GPUs this process uses in the background and measures jobs."""
+    """
+    Samples the GPUs this process uses on a background thread and measures jobs.
+
+    The sampler thread is pure Rust and never takes the GIL; calls that wait
+    on NVML (creating the Monitor, a job's start and end, ``close``) release
+    it while they wait. A Monitor is a context manager: leaving ``with``
+    closes it.
+
+    After ``fork()`` the child cannot use its copy: every method that checks
+    raises [`AlgalonError`][algalon.AlgalonError]; create a new Monitor there.
+    """
 
     def __new__(
         cls,
         interval: float = 0.1,
         gpus: Sequence[int | str] | None = None,
         nvml_lib: str | os.PathLike[str] | None = None,
-    ) -> Monitor: ...
+    ) -> Monitor:
+        """
+        Opens NVML and starts sampling the chosen GPUs every ``interval`` seconds.
+
+        Args:
+            interval: Seconds between samples, more than 0 and at most 86400
+                (a day).
+            gpus: The GPUs to measure. An ``int`` is a CUDA index (into the
+                devices ``CUDA_VISIBLE_DEVICES`` leaves this process); a
+                ``str`` is a ``GPU-…`` UUID or a unique prefix of one, and
+                may name a GPU outside ``CUDA_VISIBLE_DEVICES``. ``None``
+                measures every GPU this process can see.
+            nvml_lib: The NVML library to load. ``None`` loads
+                ``$ALGALON_NVML_LIB`` if set, else the driver's
+                ``libnvidia-ml.so.1``.
+
+        Returns:
+            A running Monitor.
+
+        Raises:
+            ConfigError: ``interval`` is not a number of seconds in (0, 86400].
+            NvmlNotFoundError: The NVML library cannot be loaded.
+            NvmlInitError: NVML loaded but did not initialise.
+            NvmlError: An NVML call needed to list the GPUs failed.
+            DeviceNotFoundError: An entry of ``gpus`` matches no GPU (a CUDA
+                index out of range or naming a MIG instance, an unknown or
+                ambiguous UUID, or a numeric string such as ``"0"``),
+                ``CUDA_VISIBLE_DEVICES`` names a GPU this host does not have,
+                or nothing is left to measure (``CUDA_VISIBLE_DEVICES`` hides
+                every GPU, or the host has none).
+            AlgalonError: The sampling thread could not be started.
+            TypeError: ``interval`` is not a number, ``gpus`` is not a
+                sequence of ``int`` and ``str``, or ``nvml_lib`` not a path.
+
+        Warns:
+            UserWarning: ``CUDA_VISIBLE_DEVICES`` names MIG instances; they
+                are not measured.
+        """
     def job(
         self,
         name: str,
         labels: Mapping[str, _LabelValue] | None = None,
         pids: Sequence[int] | None = None,
-    ) -> Job: ...
+    ) -> Job:
+        """
+        A job over this Monitor's GPUs, not started yet.
+
+        ``with mon.job("finetune", labels={"team": "nlp"}) as job:`` measures
+        the block; ``job.start()`` / ``job.end()`` do the same without it.
+        The job's own processes are this process and its descendants (read
+        from ``/proc`` at start, then about every second), plus ``pids``.
+
+        Args:
+            name: The job's name (the ``job_name`` label), not blank.
+            labels: Labels added to the job's series and report, besides the
+                identity read from the environment (Slurm, torchrun,
+                Kubernetes). Names must be Prometheus label names and not
+                ``job_id``, ``job_name``, ``job``, ``instance`` or
+                ``Hostname``; values are stored as ``str(value)``.
+            pids: Processes outside this process tree whose GPU memory
+                counts as the job's.
+
+        Returns:
+            A [`Job`][algalon.Job] that has not started.
+
+        Raises:
+            ValueError: ``name`` is blank, ``labels`` is not a mapping, or a
+                label name or value is invalid (the message says which).
+            AlgalonError: The Monitor was created in another process
+                (``fork()``).
+            TypeError: ``pids`` is not a sequence of ``int``.
+            OverflowError: A PID is negative or too large.
+        """
     def begin_window(
         self,
         name: str,
         labels: Mapping[str, _LabelValue] | None = None,
         pids: Sequence[int] | None = None,
-    ) -> Job: ...
-    def end_window(self, name: str) -> Report: ...
+    ) -> Job:
+        """
+        Opens a named window now, Zeus-style; [`end_window`][algalon.Monitor.end_window] closes it.
+
+        Windows nest and overlap; two open windows cannot share a name. The
+        window is measured like ``job(name, labels, pids).start()``.
+
+        Args:
+            name: The window's name, not blank and not that of an open window.
+            labels: As for [`job`][algalon.Monitor.job].
+            pids: As for [`job`][algalon.Monitor.job].
+
+        Returns:
+            The running [`Job`][algalon.Job] of the window.
+
+        Raises:
+            ValueError: A window named ``name`` is already open, or as for
+                [`job`][algalon.Monitor.job].
+            AlgalonError: The Monitor is closed, or was created in another
+                process.
+            TypeError: As for [`job`][algalon.Monitor.job].
+            OverflowError: As for [`job`][algalon.Monitor.job].
+        """
+    def end_window(self, name: str) -> Report:
+        """
+        Closes the window ``begin_window(name)`` opened, after a last sample.
+
+        Works on a closed Monitor too: the report then ends at the last
+        sample taken before ``close()``.
+
+        Args:
+            name: The name given to ``begin_window``.
+
+        Returns:
+            The window's final [`Report`][algalon.Report].
+
+        Raises:
+            ValueError: No open window has that name (the message lists the
+                open ones).
+            AlgalonError: The Monitor was created in another process.
+        """
     @overload
-    def track(
-        self, name: _F, *, labels: Mapping[str, _LabelValue] | None = None
-    ) -> _F: ...
+    def track(self, name: _F, *, labels: Mapping[str, _LabelValue] | None = None) -> _F:
+        """
+        Decorator measuring every call of a function as a job: ``@mon.track``.
+
+        Args:
+            name: The function; the job is named after its ``__qualname__``.
+            labels: As for [`job`][algalon.Monitor.job], checked now.
+
+        Returns:
+            The wrapped function (sync or async). Its ``last_report``
+            attribute holds the [`Report`][algalon.Report] of its latest
+            call (``None`` before the first).
+
+        Raises:
+            ValueError: A label name or value is invalid.
+            AlgalonError: The Monitor was created in another process.
+        """
     @overload
     def track(
         self,
         name: str | None = None,
         *,
         labels: Mapping[str, _LabelValue] | None = None,
-    ) -> Callable[[_F], _F]: ...
-    def serve(self, port: int = 9401, addr: str = "127.0.0.1") -> MetricsServer: ...
-    def reports(self) -> list[Report]: ...
+    ) -> Callable[[_F], _F]:
+        """
+        Decorator factory measuring every call of a function as a job: ``@mon.track("evaluate")``.
+
+        Args:
+            name: The job's name; ``None`` uses the function's ``__qualname__``.
+            labels: As for [`job`][algalon.Monitor.job], checked now.
+
+        Returns:
+            A decorator; the function it returns has a ``last_report``
+            attribute holding the [`Report`][algalon.Report] of its latest
+            call (``None`` before the first).
+
+        Raises:
+            ValueError: A label name or value is invalid.
+            AlgalonError: The Monitor was created in another process.
+        """
+    def serve(self, port: int = 9401, addr: str = "127.0.0.1") -> MetricsServer:
+        """
+        Serves ``/metrics`` (this process's job series: ``algalon_job_info``,
+        energy, utilization, memory, duration) from a background thread.
+
+        Args:
+            port: TCP port; ``0`` picks a free one (see
+                [`MetricsServer.port`][algalon.MetricsServer.port]).
+            addr: IP address to bind (``"127.0.0.1"``, ``"0.0.0.0"``,
+                ``"::"``); host names are refused.
+
+        Returns:
+            The running [`MetricsServer`][algalon.MetricsServer]; ``close()``
+            on the Monitor stops it too.
+
+        Raises:
+            OSError: ``addr`` is not an IP address, or the address cannot be
+                bound (in use, no permission).
+            OverflowError: ``port`` is not in 0–65535.
+            AlgalonError: The Monitor is closed, or was created in another
+                process.
+        """
+    def reports(self) -> list[Report]:
+        """
+        Reports of the latest finished windows (up to 256 are kept), then of
+        the open ones so far.
+
+        Returns:
+            A [`Report`][algalon.Report] per window; ``running`` tells the
+            open ones.
+
+        Raises:
+            AlgalonError: The Monitor was created in another process.
+        """
     @property
-    def gpus(self) -> list[Gpu]: ...
+    def gpus(self) -> list[Gpu]:
+        """
+        The measured GPUs at the latest sample, in CUDA order (then those
+        chosen by UUID outside ``CUDA_VISIBLE_DEVICES``).
+
+        Raises:
+            AlgalonError: The Monitor is closed, or was created in another
+                process.
+        """
     @property
-    def interval(self) -> float: ...
+    def interval(self) -> float:
+        """Seconds between samples."""
     @property
-    def library(self) -> str: ...
+    def library(self) -> str:
+        """The NVML library in use (its path or soname)."""
     @property
-    def hostname(self) -> str: ...
+    def hostname(self) -> str:
+        """Host name reported with the series (the ``Hostname`` label)."""
     @property
-    def closed(self) -> bool: ...
-    def close(self) -> None: ...
-    def __enter__(self) -> Monitor: ...
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+    def close(self) -> None:
+        """
+        Stops sampling and serving. Idempotent.
+
+        Open jobs can still be ended; their reports stop at the last sample.
+        Waits up to 5 s for a sample in flight (a hung NVML call).
+
+        Raises:
+            AlgalonError: The Monitor was created in another process.
+        """
+    def __enter__(self) -> Monitor:
+        """Returns the Monitor itself."""
     def __exit__(
         self,
         *_exc: object,
-    ) -> bool: ...
+    ) -> bool:
+        """
+        Closes the Monitor.
+
+        Returns:
+            ``False``: an exception leaving the block is not swallowed.
+
+        Raises:
+            AlgalonError: The Monitor was created in another process.
+        """
 
 @final
 class Job:
-    """A job or window of a Monitor."""
+    """
+    A job or window of a [`Monitor`][algalon.Monitor]: from
+    [`Monitor.job`][algalon.Monitor.job] (not started) or
+    [`Monitor.begin_window`][algalon.Monitor.begin_window] (running).
 
-    def start(self) -> Job: ...
-    def end(self) -> Report: ...
-    def count(self, **counts: float) -> None: ...
+    A job runs once. One that is started without ``with``, never ended and
+    collected ends there, marked interrupted with ``error`` ``"dropped"``.
+    """
+
+    def start(self) -> Job:
+        """
+        Starts measuring; a boundary sample is taken now.
+
+        Returns:
+            The job itself.
+
+        Raises:
+            ValueError: The job is already running or has ended.
+            AlgalonError: Its Monitor is closed, or was created in another
+                process.
+        """
+    def end(self) -> Report:
+        """
+        Stops measuring (a boundary sample is taken now, unless the Monitor
+        is closed) and returns the report.
+
+        Returns:
+            The final [`Report`][algalon.Report], also kept as
+            [`report`][algalon.Job.report].
+
+        Raises:
+            ValueError: The job has not started or has already ended.
+            AlgalonError: Its Monitor was created in another process.
+        """
+    def count(self, **counts: float) -> None:
+        """
+        Adds progress, for energy per unit: ``job.count(samples=64, tokens=8192)``.
+
+        Counts add up over calls; [`Report.energy_per`][algalon.Report.energy_per]
+        divides the job's energy by them.
+
+        Args:
+            **counts: Amount per unit name, each a finite number >= 0.
+
+        Raises:
+            ValueError: The job is not running, or a count is not a finite
+                non-negative number.
+            AlgalonError: Its Monitor was created in another process.
+        """
     @property
-    def report(self) -> Report: ...
+    def report(self) -> Report:
+        """
+        The final report once the job ended; while it runs, the figures so far.
+
+        Raises:
+            ValueError: The job has not started.
+            AlgalonError: The job runs and its Monitor was created in another
+                process.
+        """
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The job's name."""
     @property
-    def labels(self) -> dict[str, str]: ...
+    def labels(self) -> dict[str, str]:
+        """The labels given (the report adds the environment's identity)."""
     @property
-    def running(self) -> bool: ...
+    def running(self) -> bool:
+        """Whether the job is being measured now."""
     @property
-    def id(self) -> int | None: ...
-    def __enter__(self) -> Job: ...
+    def id(self) -> int | None:
+        """The window id (the ``job_id`` label), once started; ``None`` before."""
+    def __enter__(self) -> Job:
+        """
+        Starts the job, as [`start`][algalon.Job.start].
+
+        Raises:
+            ValueError: The job is already running or has ended.
+            AlgalonError: Its Monitor is closed, or was created in another
+                process.
+        """
     def __exit__(
         self,
         exc_type: type[BaseException] | None = None,
         _exc: BaseException | None = None,
         _tb: TracebackType | None = None,
     ) -> bool:
-        """Ends the job; an exception leaving the block marks the report ``interrupted``."""
+        """
+        Ends the job, as [`end`][algalon.Job.end].
+
+        When an exception (``KeyboardInterrupt``, an error in the code) leaves
+        the block, the report is still made, served and pushed as usual, and
+        is marked ``interrupted`` with the exception's type as ``error``.
+
+        Returns:
+            ``False``: the exception, if any, is not swallowed.
+
+        Raises:
+            ValueError: The job is not running (ended inside the block).
+            AlgalonError: Its Monitor was created in another process.
+        """
 
 @final
 class GpuReport:
-    """What one window saw on one GPU."""
+    """What one window saw on one GPU (an item of [`Report.gpus`][algalon.Report.gpus])."""
 
     @property
-    def cuda_index(self) -> int | None: ...
+    def cuda_index(self) -> int | None:
+        """CUDA index in the measuring process (``cuda:N``); ``None`` when the GPU was chosen by UUID outside ``CUDA_VISIBLE_DEVICES``."""
     @property
-    def nvml_index(self) -> int: ...
+    def nvml_index(self) -> int:
+        """NVML index (``nvidia-smi``, the dashboards' ``gpu`` label)."""
     @property
-    def uuid(self) -> str: ...
+    def uuid(self) -> str:
+        """The ``GPU-…`` UUID."""
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The model name."""
     @property
-    def energy_j(self) -> float | None: ...
+    def energy_j(self) -> float | None:
+        """Energy used during the window, J; ``None`` when it cannot be measured (``energy_note`` says why), never a made-up 0."""
     @property
-    def energy_source(self) -> str | None: ...
+    def energy_source(self) -> str | None:
+        """``"counter"`` (NVML's total-energy counter) or ``"integrated"`` (power samples integrated over time); ``None`` with no energy."""
     @property
-    def energy_note(self) -> str | None: ...
+    def energy_note(self) -> str | None:
+        """Why energy is missing or less exact than usual (too short a window, no counter, the GPU down for a while); ``None`` otherwise."""
     @property
-    def util_mean(self) -> float | None: ...
+    def util_mean(self) -> float | None:
+        """Mean GPU utilization over the samples, %."""
     @property
-    def util_max(self) -> float | None: ...
+    def util_max(self) -> float | None:
+        """Highest GPU utilization, %."""
     @property
-    def memory_peak_bytes(self) -> int | None: ...
+    def memory_peak_bytes(self) -> int | None:
+        """Highest framebuffer memory in use on the GPU (by any process), bytes."""
     @property
-    def power_mean_w(self) -> float | None: ...
+    def power_mean_w(self) -> float | None:
+        """Mean power draw, W."""
     @property
-    def power_max_w(self) -> float | None: ...
+    def power_max_w(self) -> float | None:
+        """Highest power draw, W."""
     @property
-    def temperature_max_c(self) -> float | None: ...
+    def temperature_max_c(self) -> float | None:
+        """Highest temperature, °C."""
     @property
-    def samples(self) -> int: ...
+    def samples(self) -> int:
+        """Samples taken while the GPU was up."""
     @property
-    def process_memory_peak_bytes(self) -> int | None: ...
+    def process_memory_peak_bytes(self) -> int | None:
+        """Highest GPU memory used by the job's own processes (this process, its children and any ``pids=``), bytes."""
     @property
-    def down_reason(self) -> str | None: ...
+    def down_reason(self) -> str | None:
+        """Why the GPU was down during part of the window (lost, failing); its readings stop there. ``None`` if it stayed up."""
 
 @final
 class Report:
-    """A finished (or still running) job or window."""
+    """
+    A finished (or still running) job or window.
+
+    ``str(report)`` is a table per GPU. ``to_json`` / ``from_json`` keep a
+    report (one that failed to push, say) and read it back; ``push`` sends
+    its series to VictoriaMetrics.
+    """
 
     @property
-    def id(self) -> int: ...
+    def id(self) -> int:
+        """Id of the window in its Monitor (the ``job_id`` label of its series)."""
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The job or window name."""
     @property
-    def labels(self) -> dict[str, str]: ...
+    def labels(self) -> dict[str, str]:
+        """Identity from the environment (Slurm, torchrun, Kubernetes) merged with the user's labels."""
     @property
-    def hostname(self) -> str: ...
+    def hostname(self) -> str:
+        """Host the job ran on."""
     @property
-    def running(self) -> bool: ...
+    def running(self) -> bool:
+        """``True`` for a report of a window that is still open."""
     @property
     def interrupted(self) -> bool:
-        """True when an exception (``KeyboardInterrupt``, …) left the job's ``with`` block."""
+        """``True`` when an exception (``KeyboardInterrupt``, …) left the job's ``with`` block, or its ``Job`` was collected while running; the report covers the job up to then."""
     @property
     def error(self) -> str | None:
-        """That exception's type name (``"KeyboardInterrupt"``), ``"dropped"`` for a job
-        collected while running; ``None`` if not interrupted."""
+        """
+        The type name of the exception that interrupted the job
+        (``"KeyboardInterrupt"``, ``"torch.OutOfMemoryError"``, …),
+        ``"dropped"`` for a job collected while running; ``None`` if not
+        interrupted.
+        """
     @property
-    def started_at(self) -> float: ...
+    def started_at(self) -> float:
+        """Unix time of the first sample, s."""
     @property
-    def ended_at(self) -> float: ...
+    def ended_at(self) -> float:
+        """Unix time of the last sample, s."""
     @property
-    def duration_s(self) -> float: ...
+    def duration_s(self) -> float:
+        """Time between the first and the last sample, s."""
     @property
-    def energy_j(self) -> float | None: ...
+    def energy_j(self) -> float | None:
+        """Energy of the GPUs whose energy is known, summed, J; ``None`` when no GPU's is."""
     @property
-    def counts(self) -> dict[str, float]: ...
+    def counts(self) -> dict[str, float]:
+        """Progress the job counted with [`Job.count`][algalon.Job.count] (``samples``, ``tokens``, …)."""
     @property
-    def gpus(self) -> list[GpuReport]: ...
+    def gpus(self) -> list[GpuReport]:
+        """Per GPU, in CUDA order (``gpus[0]`` is ``cuda:0``), then GPUs this process does not see, by NVML index."""
     @property
-    def energy_per_sample(self) -> float | None: ...
+    def energy_per_sample(self) -> float | None:
+        """Joules per counted sample (``job.count(samples=…)``); ``None`` as for [`energy_per`][algalon.Report.energy_per]."""
     @property
-    def energy_per_token(self) -> float | None: ...
-    def energy_per(self, unit: str) -> float | None: ...
-    def to_dict(self) -> dict[str, Any]: ...
-    def to_json(self, indent: int | None = None) -> str: ...
+    def energy_per_token(self) -> float | None:
+        """Joules per counted token (``job.count(tokens=…)``); ``None`` as for [`energy_per`][algalon.Report.energy_per]."""
+    def energy_per(self, unit: str) -> float | None:
+        """
+        Joules per unit of a count: ``report.energy_per("tokens")``.
+
+        Args:
+            unit: The name the job counted with ``job.count(unit=…)``.
+
+        Returns:
+            ``energy_j`` divided by the count; ``None`` when the count is
+            absent or zero or the energy unknown.
+        """
+    def to_dict(self) -> dict[str, Any]:
+        """
+        The report as plain data: the document ``to_json`` writes, parsed.
+
+        Returns:
+            A JSON-compatible dict (``schema``, ``id``, ``name``, ``labels``,
+            ``gpus``, …) that [`from_dict`][algalon.Report.from_dict] reads.
+        """
+    def to_json(self, indent: int | None = None) -> str:
+        """
+        The report as a JSON document (schema 2), for [`from_json`][algalon.Report.from_json].
+
+        Args:
+            indent: Spaces per indentation level; ``None`` writes one line.
+
+        Returns:
+            The JSON text. Non-finite numbers are written as ``null``.
+
+        Raises:
+            OverflowError: ``indent`` is negative.
+        """
     @staticmethod
-    def from_json(text: str) -> Report: ...
+    def from_json(text: str) -> Report:
+        """
+        Reads a report written by [`to_json`][algalon.Report.to_json], e.g. one
+        whose push failed, to push it again. Schema 1 documents read as not
+        interrupted.
+
+        Args:
+            text: The JSON document.
+
+        Returns:
+            The report.
+
+        Raises:
+            ValueError: ``text`` is not an algalon report (the message says
+                what is wrong), its schema is newer than this algalon reads,
+                it has an ``error`` but is not ``interrupted``, or an
+                ``energy_source`` is neither ``"counter"`` nor ``"integrated"``.
+        """
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> Report: ...
-    def to_prometheus(self, timestamp_ms: int | None = None) -> str: ...
-    def push(self, url: str, *, timeout: float = 10.0, retries: int = 1) -> None: ...
+    def from_dict(data: dict[str, Any]) -> Report:
+        """
+        Reads a report from the dict [`to_dict`][algalon.Report.to_dict] returns.
+
+        Args:
+            data: The report as plain data.
+
+        Returns:
+            The report.
+
+        Raises:
+            ValueError: As for [`from_json`][algalon.Report.from_json].
+            TypeError: ``data`` is not a dict, or holds values JSON cannot
+                encode.
+        """
+    def to_prometheus(self, timestamp_ms: int | None = None) -> str:
+        """
+        This report's series in the Prometheus text format, from the encoder
+        [`Monitor.serve`][algalon.Monitor.serve] uses.
+
+        Args:
+            timestamp_ms: When given, every sample line carries this time
+                (milliseconds since the epoch), as pushes need.
+
+        Returns:
+            The exposition text.
+        """
+    def push(self, url: str, *, timeout: float = 10.0, retries: int = 1) -> None:
+        """
+        Pushes the report's series to VictoriaMetrics (or vmagent).
+
+        POSTs them to ``{url}/api/v1/import/prometheus`` (a ``url`` that
+        already names an import path is used as given), stamped with the
+        job's end time (now, for a running job) and with ``Hostname`` added
+        to every series. The report stays usable either way.
+
+        Args:
+            url: ``http://`` or ``https://`` URL of VictoriaMetrics, e.g.
+                ``"http://vm-host:8428"``.
+            timeout: Seconds to wait for each attempt.
+            retries: Extra attempts after a connection failure, a timeout or
+                a 5xx answer (a 4xx answer is not retried).
+
+        Raises:
+            PushError: ``url`` is not an http(s) URL, or every attempt failed
+                (the message gives the last answer or connection error).
+            OverflowError: ``retries`` is negative.
+        """
 
 @final
 class MetricsServer:
-    """A ``/metrics`` server started by ``Monitor.serve``."""
+    """A ``/metrics`` server started by [`Monitor.serve`][algalon.Monitor.serve]."""
 
     @property
-    def addr(self) -> str: ...
+    def addr(self) -> str:
+        """The IP address bound."""
     @property
-    def port(self) -> int: ...
+    def port(self) -> int:
+        """The port bound (the free one chosen, with ``port=0``)."""
     @property
-    def url(self) -> str: ...
-    def close(self) -> None: ...
+    def url(self) -> str:
+        """``http://addr:port/metrics``."""
+    def close(self) -> None:
+        """Stops serving. Idempotent."""
 
 class AlgalonError(Exception):
-    """Base class of every error Algalon raises."""
+    """
+    Base class of every error Algalon raises. Raised itself for a Monitor
+    used after ``close()`` or from a forked child, and for a sampling thread
+    that cannot start.
+    """
 
 class NvmlUnavailableError(AlgalonError):
-    """NVML cannot be used on this machine."""
+    """NVML (the NVIDIA Management Library) cannot be used on this machine."""
 
 class NvmlNotFoundError(NvmlUnavailableError):
-    """libnvidia-ml.so.1 could not be loaded."""
+    """libnvidia-ml.so.1 could not be loaded (no NVIDIA driver, or not in the library path)."""
 
 class NvmlInitError(NvmlUnavailableError):
-    """NVML loaded but refused to initialise."""
+    """NVML loaded but refused to initialise (driver not running, no permission)."""
 
 class NvmlError(AlgalonError):
     """An NVML call that Algalon cannot do without failed."""
 
 class DeviceNotFoundError(AlgalonError):
-    """A GPU id matches no GPU of this host."""
+    """A GPU id (in ``CUDA_VISIBLE_DEVICES`` or ``gpus=[...]``) matches no GPU of this host."""
 
 GpuNotFoundError = DeviceNotFoundError
+"""Another name of [`DeviceNotFoundError`][algalon.DeviceNotFoundError]."""
 
 class ConfigError(AlgalonError):
-    """A setting Algalon cannot use."""
+    """A setting Algalon cannot use (the sampling interval)."""
 
 class PushError(AlgalonError):
-    """A report could not be pushed; the report itself is kept."""
+    """A report could not be pushed to VictoriaMetrics; the report itself is kept."""

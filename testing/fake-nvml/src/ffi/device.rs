@@ -11,6 +11,7 @@ use nvml_wrapper_sys::bindings::{
 };
 
 use super::{Cx, Ret, device_call, non_null, put, put_str, supported};
+use crate::names::entry;
 use crate::scenario::{Clocks, MemoryReading, Pcie, Value};
 use crate::state::rc;
 
@@ -46,7 +47,7 @@ pub unsafe extern "C" fn nvmlDeviceGetIndex(
     device: nvmlDevice_t,
     index: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetIndex", device, |cx| {
+    device_call(entry::nvmlDeviceGetIndex, device, |cx| {
         put_u32(index, Ok(cx.dev.index))
     })
 }
@@ -58,7 +59,7 @@ pub unsafe extern "C" fn nvmlDeviceGetUUID(
     uuid: *mut c_char,
     length: c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetUUID", device, |cx| {
+    device_call(entry::nvmlDeviceGetUUID, device, |cx| {
         let value = cx.mig.map_or(&cx.dev.spec.uuid, |m| &m.uuid);
         unsafe { put_str(uuid, length, value) }
     })
@@ -71,7 +72,7 @@ pub unsafe extern "C" fn nvmlDeviceGetName(
     name: *mut c_char,
     length: c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetName", device, |cx| {
+    device_call(entry::nvmlDeviceGetName, device, |cx| {
         let value = match cx.mig {
             Some(m) => format!("{} MIG {}", cx.dev.spec.name, m.profile),
             None => cx.dev.spec.name.clone(),
@@ -116,7 +117,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPciInfo_v3(
     device: nvmlDevice_t,
     pci: *mut nvmlPciInfo_t,
 ) -> nvmlReturn_t {
-    pci_call("nvmlDeviceGetPciInfo_v3", device, pci)
+    pci_call(entry::nvmlDeviceGetPciInfo_v3, device, pci)
 }
 
 /// `nvmlDeviceGetPciInfo_v2`: as `_v3`.
@@ -125,7 +126,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPciInfo_v2(
     device: nvmlDevice_t,
     pci: *mut nvmlPciInfo_t,
 ) -> nvmlReturn_t {
-    pci_call("nvmlDeviceGetPciInfo_v2", device, pci)
+    pci_call(entry::nvmlDeviceGetPciInfo_v2, device, pci)
 }
 
 /// `nvmlDeviceGetPciInfo` (v1): as `_v3`.
@@ -134,7 +135,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPciInfo(
     device: nvmlDevice_t,
     pci: *mut nvmlPciInfo_t,
 ) -> nvmlReturn_t {
-    pci_call("nvmlDeviceGetPciInfo", device, pci)
+    pci_call(entry::nvmlDeviceGetPciInfo, device, pci)
 }
 
 /// `nvmlDeviceGetMinorNumber`: `minor_number` (default: the index).
@@ -143,7 +144,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMinorNumber(
     device: nvmlDevice_t,
     minorNumber: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMinorNumber", device, |cx| {
+    device_call(entry::nvmlDeviceGetMinorNumber, device, |cx| {
         put_u32(
             minorNumber,
             Ok(cx.dev.spec.minor_number.unwrap_or(cx.dev.index)),
@@ -171,7 +172,7 @@ pub unsafe extern "C" fn nvmlDeviceGetSerial(
     serial: *mut c_char,
     length: c_uint,
 ) -> nvmlReturn_t {
-    string_call("nvmlDeviceGetSerial", device, serial, length, |cx| {
+    string_call(entry::nvmlDeviceGetSerial, device, serial, length, |cx| {
         cx.dev.spec.serial.clone()
     })
 }
@@ -183,9 +184,13 @@ pub unsafe extern "C" fn nvmlDeviceGetVbiosVersion(
     version: *mut c_char,
     length: c_uint,
 ) -> nvmlReturn_t {
-    string_call("nvmlDeviceGetVbiosVersion", device, version, length, |cx| {
-        cx.dev.spec.vbios_version.clone()
-    })
+    string_call(
+        entry::nvmlDeviceGetVbiosVersion,
+        device,
+        version,
+        length,
+        |cx| cx.dev.spec.vbios_version.clone(),
+    )
 }
 
 /// `nvmlDeviceGetBoardPartNumber`: `board_part_number`.
@@ -196,7 +201,7 @@ pub unsafe extern "C" fn nvmlDeviceGetBoardPartNumber(
     length: c_uint,
 ) -> nvmlReturn_t {
     string_call(
-        "nvmlDeviceGetBoardPartNumber",
+        entry::nvmlDeviceGetBoardPartNumber,
         device,
         partNumber,
         length,
@@ -210,7 +215,7 @@ pub unsafe extern "C" fn nvmlDeviceGetBrand(
     device: nvmlDevice_t,
     type_: *mut nvmlBrandType_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetBrand", device, |cx| {
+    device_call(entry::nvmlDeviceGetBrand, device, |cx| {
         put_u32(type_, supported(cx.dev.spec.brand.map(|b| b.nvml())))
     })
 }
@@ -223,7 +228,7 @@ pub unsafe extern "C" fn nvmlDeviceGetInforomImageVersion(
     length: c_uint,
 ) -> nvmlReturn_t {
     string_call(
-        "nvmlDeviceGetInforomImageVersion",
+        entry::nvmlDeviceGetInforomImageVersion,
         device,
         version,
         length,
@@ -239,7 +244,7 @@ pub unsafe extern "C" fn nvmlDeviceGetInforomVersion(
     version: *mut c_char,
     length: c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetInforomVersion", device, |cx| {
+    device_call(entry::nvmlDeviceGetInforomVersion, device, |cx| {
         let inforom = supported(cx.dev.spec.inforom.as_ref())?;
         let value = match object {
             0 => &inforom.oem,
@@ -257,7 +262,7 @@ pub unsafe extern "C" fn nvmlDeviceGetArchitecture(
     device: nvmlDevice_t,
     arch: *mut nvmlDeviceArchitecture_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetArchitecture", device, |cx| {
+    device_call(entry::nvmlDeviceGetArchitecture, device, |cx| {
         put_u32(arch, supported(cx.dev.spec.architecture.map(|a| a.nvml())))
     })
 }
@@ -269,7 +274,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCudaComputeCapability(
     major: *mut c_int,
     minor: *mut c_int,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetCudaComputeCapability", device, |cx| {
+    device_call(entry::nvmlDeviceGetCudaComputeCapability, device, |cx| {
         let (major, minor) = (non_null(major)?, non_null(minor)?);
         let [ma, mi] = supported(cx.dev.spec.cuda_compute_capability)?;
         unsafe {
@@ -286,7 +291,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPersistenceMode(
     device: nvmlDevice_t,
     mode: *mut nvmlEnableState_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPersistenceMode", device, |cx| {
+    device_call(entry::nvmlDeviceGetPersistenceMode, device, |cx| {
         put_u32(
             mode,
             supported(cx.dev.spec.persistence_mode.map(enable_state)),
@@ -300,7 +305,7 @@ pub unsafe extern "C" fn nvmlDeviceGetDisplayActive(
     device: nvmlDevice_t,
     isActive: *mut nvmlEnableState_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetDisplayActive", device, |cx| {
+    device_call(entry::nvmlDeviceGetDisplayActive, device, |cx| {
         put_u32(
             isActive,
             supported(cx.dev.spec.display_active.map(enable_state)),
@@ -314,7 +319,7 @@ pub unsafe extern "C" fn nvmlDeviceGetDisplayMode(
     device: nvmlDevice_t,
     display: *mut nvmlEnableState_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetDisplayMode", device, |cx| {
+    device_call(entry::nvmlDeviceGetDisplayMode, device, |cx| {
         put_u32(
             display,
             supported(cx.dev.spec.display_mode.map(enable_state)),
@@ -328,7 +333,7 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeMode(
     device: nvmlDevice_t,
     mode: *mut nvmlComputeMode_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetComputeMode", device, |cx| {
+    device_call(entry::nvmlDeviceGetComputeMode, device, |cx| {
         put_u32(mode, supported(cx.dev.spec.compute_mode.map(|m| m.nvml())))
     })
 }
@@ -341,7 +346,7 @@ pub unsafe extern "C" fn nvmlDeviceGetDriverModel(
     current: *mut nvmlDriverModel_t,
     pending: *mut nvmlDriverModel_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetDriverModel", device, |_| {
+    device_call(entry::nvmlDeviceGetDriverModel, device, |_| {
         non_null(current)?;
         non_null(pending)?;
         Err(rc::NOT_SUPPORTED)
@@ -355,7 +360,7 @@ pub unsafe extern "C" fn nvmlDeviceGetDriverModel_v2(
     current: *mut nvmlDriverModel_t,
     pending: *mut nvmlDriverModel_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetDriverModel_v2", device, |_| {
+    device_call(entry::nvmlDeviceGetDriverModel_v2, device, |_| {
         non_null(current)?;
         non_null(pending)?;
         Err(rc::NOT_SUPPORTED)
@@ -369,7 +374,7 @@ pub unsafe extern "C" fn nvmlDeviceGetConfComputeMemSizeInfo(
     device: nvmlDevice_t,
     memInfo: *mut nvmlConfComputeMemSizeInfo_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetConfComputeMemSizeInfo", device, |_| {
+    device_call(entry::nvmlDeviceGetConfComputeMemSizeInfo, device, |_| {
         non_null(memInfo)?;
         Err(rc::NOT_SUPPORTED)
     })
@@ -390,7 +395,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo(
     device: nvmlDevice_t,
     memory: *mut nvmlMemory_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMemoryInfo", device, |cx| {
+    device_call(entry::nvmlDeviceGetMemoryInfo, device, |cx| {
         let out = non_null(memory)?;
         let m = memory_reading(cx)?;
         let value = nvmlMemory_t {
@@ -411,7 +416,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
     device: nvmlDevice_t,
     memory: *mut nvmlMemory_v2_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMemoryInfo_v2", device, |cx| {
+    device_call(entry::nvmlDeviceGetMemoryInfo_v2, device, |cx| {
         let out = non_null(memory)?;
         // SAFETY: non-null and valid per NVML's contract.
         let version = unsafe { (*out).version };
@@ -438,7 +443,7 @@ pub unsafe extern "C" fn nvmlDeviceGetBAR1MemoryInfo(
     device: nvmlDevice_t,
     bar1Memory: *mut nvmlBAR1Memory_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetBAR1MemoryInfo", device, |cx| {
+    device_call(entry::nvmlDeviceGetBAR1MemoryInfo, device, |cx| {
         let out = non_null(bar1Memory)?;
         let bar1 = supported(cx.dev.spec.bar1.as_ref())?;
         let share = cx.mig.map_or(1.0, |m| {
@@ -471,7 +476,7 @@ pub unsafe extern "C" fn nvmlDeviceGetClockInfo(
     type_: nvmlClockType_t,
     clock_mhz: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetClockInfo", device, |cx| {
+    device_call(entry::nvmlDeviceGetClockInfo, device, |cx| {
         put_u32(clock_mhz, clock(cx.dev.spec.clocks.as_ref(), type_, cx.t))
     })
 }
@@ -483,7 +488,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxClockInfo(
     type_: nvmlClockType_t,
     clock_mhz: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMaxClockInfo", device, |cx| {
+    device_call(entry::nvmlDeviceGetMaxClockInfo, device, |cx| {
         put_u32(
             clock_mhz,
             clock(cx.dev.spec.max_clocks.as_ref(), type_, cx.t),
@@ -500,7 +505,7 @@ pub unsafe extern "C" fn nvmlDeviceGetClock(
     clockId: nvmlClockId_t,
     clockMHz: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetClock", device, |cx| {
+    device_call(entry::nvmlDeviceGetClock, device, |cx| {
         let spec = &cx.dev.spec;
         let clocks = match clockId {
             0 => spec.clocks.as_ref(),
@@ -519,7 +524,7 @@ pub unsafe extern "C" fn nvmlDeviceGetApplicationsClock(
     clockType: nvmlClockType_t,
     clockMHz: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetApplicationsClock", device, |cx| {
+    device_call(entry::nvmlDeviceGetApplicationsClock, device, |cx| {
         put_u32(
             clockMHz,
             clock(cx.dev.spec.app_clocks.as_ref(), clockType, cx.t),
@@ -534,7 +539,7 @@ pub unsafe extern "C" fn nvmlDeviceGetDefaultApplicationsClock(
     clockType: nvmlClockType_t,
     clockMHz: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetDefaultApplicationsClock", device, |cx| {
+    device_call(entry::nvmlDeviceGetDefaultApplicationsClock, device, |cx| {
         put_u32(
             clockMHz,
             clock(cx.dev.spec.app_clocks.as_ref(), clockType, cx.t),
@@ -549,7 +554,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxCustomerBoostClock(
     clockType: nvmlClockType_t,
     clockMHz: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMaxCustomerBoostClock", device, |cx| {
+    device_call(entry::nvmlDeviceGetMaxCustomerBoostClock, device, |cx| {
         put_u32(
             clockMHz,
             clock(cx.dev.spec.max_clocks.as_ref(), clockType, cx.t),
@@ -571,7 +576,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTemperature(
     sensorType: nvmlTemperatureSensors_t,
     temp: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetTemperature", device, |cx| {
+    device_call(entry::nvmlDeviceGetTemperature, device, |cx| {
         put_u32(temp, gpu_temperature(cx, sensorType))
     })
 }
@@ -583,7 +588,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTemperatureV(
     device: nvmlDevice_t,
     temperature: *mut nvmlTemperature_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetTemperatureV", device, |cx| {
+    device_call(entry::nvmlDeviceGetTemperatureV, device, |cx| {
         let out = non_null(temperature)?;
         // SAFETY: non-null and valid per NVML's contract.
         let request = unsafe { *out };
@@ -607,7 +612,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTemperatureThreshold(
     thresholdType: nvmlTemperatureThresholds_t,
     temp: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetTemperatureThreshold", device, |cx| {
+    device_call(entry::nvmlDeviceGetTemperatureThreshold, device, |cx| {
         let th = supported(cx.dev.spec.temperature_thresholds_c.as_ref())?;
         let value = match thresholdType {
             0 => th.shutdown,
@@ -636,7 +641,7 @@ pub unsafe extern "C" fn nvmlDeviceGetFanSpeed(
     device: nvmlDevice_t,
     speed: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetFanSpeed", device, |cx| {
+    device_call(entry::nvmlDeviceGetFanSpeed, device, |cx| {
         put_u32(speed, fan_speed(cx, 0))
     })
 }
@@ -648,7 +653,7 @@ pub unsafe extern "C" fn nvmlDeviceGetFanSpeed_v2(
     fan: c_uint,
     speed: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetFanSpeed_v2", device, |cx| {
+    device_call(entry::nvmlDeviceGetFanSpeed_v2, device, |cx| {
         put_u32(speed, fan_speed(cx, fan))
     })
 }
@@ -660,7 +665,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTargetFanSpeed(
     fan: c_uint,
     targetSpeed: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetTargetFanSpeed", device, |cx| {
+    device_call(entry::nvmlDeviceGetTargetFanSpeed, device, |cx| {
         put_u32(targetSpeed, fan_speed(cx, fan))
     })
 }
@@ -671,7 +676,7 @@ pub unsafe extern "C" fn nvmlDeviceGetNumFans(
     device: nvmlDevice_t,
     numFans: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetNumFans", device, |cx| {
+    device_call(entry::nvmlDeviceGetNumFans, device, |cx| {
         let spec = &cx.dev.spec;
         let n = if spec.fan_percent.is_some() {
             spec.num_fans.unwrap_or(1)
@@ -688,7 +693,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerUsage(
     device: nvmlDevice_t,
     power: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPowerUsage", device, |cx| {
+    device_call(entry::nvmlDeviceGetPowerUsage, device, |cx| {
         put_u32(power, supported(cx.dev.power_mw(cx.t)))
     })
 }
@@ -700,7 +705,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEnergyConsumption(
     device: nvmlDevice_t,
     energy: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetTotalEnergyConsumption", device, |cx| {
+    device_call(entry::nvmlDeviceGetTotalEnergyConsumption, device, |cx| {
         put_u64(energy, supported(cx.dev.energy_mj(cx.t)))
     })
 }
@@ -715,7 +720,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEnforcedPowerLimit(
     device: nvmlDevice_t,
     limit: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetEnforcedPowerLimit", device, |cx| {
+    device_call(entry::nvmlDeviceGetEnforcedPowerLimit, device, |cx| {
         put_u32(limit, milliwatts(cx.dev.spec.power_limit_w))
     })
 }
@@ -726,7 +731,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementLimit(
     device: nvmlDevice_t,
     limit: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPowerManagementLimit", device, |cx| {
+    device_call(entry::nvmlDeviceGetPowerManagementLimit, device, |cx| {
         put_u32(limit, milliwatts(cx.dev.spec.power_limit_w))
     })
 }
@@ -738,13 +743,17 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementDefaultLimit(
     device: nvmlDevice_t,
     defaultLimit: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPowerManagementDefaultLimit", device, |cx| {
-        let spec = &cx.dev.spec;
-        put_u32(
-            defaultLimit,
-            milliwatts(spec.power_default_limit_w.or(spec.power_limit_w)),
-        )
-    })
+    device_call(
+        entry::nvmlDeviceGetPowerManagementDefaultLimit,
+        device,
+        |cx| {
+            let spec = &cx.dev.spec;
+            put_u32(
+                defaultLimit,
+                milliwatts(spec.power_default_limit_w.or(spec.power_limit_w)),
+            )
+        },
+    )
 }
 
 /// `nvmlDeviceGetPowerManagementLimitConstraints`: `power_limit_constraints_w`.
@@ -755,7 +764,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementLimitConstraints(
     maxLimit: *mut c_uint,
 ) -> nvmlReturn_t {
     device_call(
-        "nvmlDeviceGetPowerManagementLimitConstraints",
+        entry::nvmlDeviceGetPowerManagementLimitConstraints,
         device,
         |cx| {
             let (min_out, max_out) = (non_null(minLimit)?, non_null(maxLimit)?);
@@ -776,7 +785,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementMode(
     device: nvmlDevice_t,
     mode: *mut nvmlEnableState_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPowerManagementMode", device, |cx| {
+    device_call(entry::nvmlDeviceGetPowerManagementMode, device, |cx| {
         put_u32(
             mode,
             supported(cx.dev.spec.power_limit_w.map(|_| enable_state(true))),
@@ -794,7 +803,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerState(
     device: nvmlDevice_t,
     pState: *mut nvmlPstates_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPowerState", device, |cx| {
+    device_call(entry::nvmlDeviceGetPowerState, device, |cx| {
         put_u32(pState, pstate(cx))
     })
 }
@@ -805,7 +814,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPerformanceState(
     device: nvmlDevice_t,
     pState: *mut nvmlPstates_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPerformanceState", device, |cx| {
+    device_call(entry::nvmlDeviceGetPerformanceState, device, |cx| {
         put_u32(pState, pstate(cx))
     })
 }
@@ -824,7 +833,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPcieReplayCounter(
     device: nvmlDevice_t,
     value: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPcieReplayCounter", device, |cx| {
+    device_call(entry::nvmlDeviceGetPcieReplayCounter, device, |cx| {
         put_u32(value, pcie_value(cx, |p| p.replay_counter.as_ref()))
     })
 }
@@ -836,7 +845,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPcieThroughput(
     counter: nvmlPcieUtilCounter_t,
     value: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPcieThroughput", device, |cx| {
+    device_call(entry::nvmlDeviceGetPcieThroughput, device, |cx| {
         let v = match counter {
             0 => pcie_value(cx, |p| p.tx_kib_s.as_ref()),
             1 => pcie_value(cx, |p| p.rx_kib_s.as_ref()),
@@ -852,7 +861,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrPcieLinkGeneration(
     device: nvmlDevice_t,
     currLinkGen: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetCurrPcieLinkGeneration", device, |cx| {
+    device_call(entry::nvmlDeviceGetCurrPcieLinkGeneration, device, |cx| {
         put_u32(currLinkGen, pcie(cx).map(|p| p.link_gen))
     })
 }
@@ -863,7 +872,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrPcieLinkWidth(
     device: nvmlDevice_t,
     currLinkWidth: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetCurrPcieLinkWidth", device, |cx| {
+    device_call(entry::nvmlDeviceGetCurrPcieLinkWidth, device, |cx| {
         put_u32(currLinkWidth, pcie(cx).map(|p| p.link_width))
     })
 }
@@ -878,7 +887,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxPcieLinkGeneration(
     device: nvmlDevice_t,
     maxLinkGen: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMaxPcieLinkGeneration", device, |cx| {
+    device_call(entry::nvmlDeviceGetMaxPcieLinkGeneration, device, |cx| {
         put_u32(maxLinkGen, pcie(cx).map(max_gen))
     })
 }
@@ -889,7 +898,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxPcieLinkWidth(
     device: nvmlDevice_t,
     maxLinkWidth: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMaxPcieLinkWidth", device, |cx| {
+    device_call(entry::nvmlDeviceGetMaxPcieLinkWidth, device, |cx| {
         put_u32(
             maxLinkWidth,
             pcie(cx).map(|p| p.max_link_width.unwrap_or(p.link_width)),
@@ -903,7 +912,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGpuMaxPcieLinkGeneration(
     device: nvmlDevice_t,
     maxLinkGenDevice: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetGpuMaxPcieLinkGeneration", device, |cx| {
+    device_call(entry::nvmlDeviceGetGpuMaxPcieLinkGeneration, device, |cx| {
         put_u32(maxLinkGenDevice, pcie(cx).map(max_gen))
     })
 }
@@ -927,7 +936,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPcieLinkMaxSpeed(
     device: nvmlDevice_t,
     maxSpeed: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPcieLinkMaxSpeed", device, |cx| {
+    device_call(entry::nvmlDeviceGetPcieLinkMaxSpeed, device, |cx| {
         put_u32(maxSpeed, pcie(cx).and_then(|p| gen_speed(max_gen(p))))
     })
 }
@@ -938,7 +947,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPcieSpeed(
     device: nvmlDevice_t,
     pcieSpeed: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetPcieSpeed", device, |cx| {
+    device_call(entry::nvmlDeviceGetPcieSpeed, device, |cx| {
         put_u32(pcieSpeed, pcie(cx).and_then(|p| gen_speed(p.link_gen)))
     })
 }
@@ -949,7 +958,7 @@ pub unsafe extern "C" fn nvmlDeviceGetUtilizationRates(
     device: nvmlDevice_t,
     utilization: *mut nvmlUtilization_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetUtilizationRates", device, |cx| {
+    device_call(entry::nvmlDeviceGetUtilizationRates, device, |cx| {
         let out = non_null(utilization)?;
         let u = supported(cx.dev.spec.utilization.as_ref())?;
         let value = nvmlUtilization_t {
@@ -989,7 +998,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEncoderUtilization(
     samplingPeriodUs: *mut c_uint,
 ) -> nvmlReturn_t {
     codec_call(
-        "nvmlDeviceGetEncoderUtilization",
+        entry::nvmlDeviceGetEncoderUtilization,
         device,
         utilization,
         samplingPeriodUs,
@@ -1005,7 +1014,7 @@ pub unsafe extern "C" fn nvmlDeviceGetDecoderUtilization(
     samplingPeriodUs: *mut c_uint,
 ) -> nvmlReturn_t {
     codec_call(
-        "nvmlDeviceGetDecoderUtilization",
+        entry::nvmlDeviceGetDecoderUtilization,
         device,
         utilization,
         samplingPeriodUs,

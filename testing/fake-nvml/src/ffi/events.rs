@@ -24,6 +24,7 @@ use nvml_wrapper_sys::bindings::{
 use parking_lot::Mutex;
 
 use super::{Ret, device_call, guard, non_null, put, system_call};
+use crate::names::entry;
 use crate::state::{self, DeviceId, Session, rc};
 
 /// Longest single sleep while waiting on a frozen clock, so a clock change
@@ -58,7 +59,7 @@ pub unsafe extern "C" fn nvmlDeviceGetSupportedEventTypes(
     device: nvmlDevice_t,
     eventTypes: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetSupportedEventTypes", device, |cx| {
+    device_call(entry::nvmlDeviceGetSupportedEventTypes, device, |cx| {
         let out = non_null(eventTypes)?;
         unsafe { put(out, supported_events(cx.dev.spec.ecc.is_some())) };
         Ok(())
@@ -73,7 +74,7 @@ pub unsafe extern "C" fn nvmlDeviceRegisterEvents(
     eventTypes: c_ulonglong,
     set: nvmlEventSet_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceRegisterEvents", device, |cx| {
+    device_call(entry::nvmlDeviceRegisterEvents, device, |cx| {
         if eventTypes & !supported_events(cx.dev.spec.ecc.is_some()) != 0 {
             return Err(rc::NOT_SUPPORTED);
         }
@@ -88,7 +89,7 @@ pub unsafe extern "C" fn nvmlDeviceRegisterEvents(
 /// `nvmlEventSetFree`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlEventSetCreate(set: *mut nvmlEventSet_t) -> nvmlReturn_t {
-    system_call("nvmlEventSetCreate", |_, _| {
+    system_call(entry::nvmlEventSetCreate, |_, _| {
         let out = non_null(set)?;
         let es = Box::<EventSet>::default();
         let key = std::ptr::from_ref(es.as_ref()) as usize;
@@ -219,8 +220,8 @@ pub unsafe extern "C" fn nvmlEventSetWait_v2(
     data: *mut nvmlEventData_t,
     timeoutms: c_uint,
 ) -> nvmlReturn_t {
-    guard("nvmlEventSetWait_v2", || {
-        wait("nvmlEventSetWait_v2", set, data, timeoutms)
+    guard(entry::nvmlEventSetWait_v2, || {
+        wait(entry::nvmlEventSetWait_v2, set, data, timeoutms)
     })
 }
 
@@ -231,8 +232,8 @@ pub unsafe extern "C" fn nvmlEventSetWait(
     data: *mut nvmlEventData_t,
     timeoutms: c_uint,
 ) -> nvmlReturn_t {
-    guard("nvmlEventSetWait", || {
-        wait("nvmlEventSetWait", set, data, timeoutms)
+    guard(entry::nvmlEventSetWait, || {
+        wait(entry::nvmlEventSetWait, set, data, timeoutms)
     })
 }
 
@@ -240,7 +241,7 @@ pub unsafe extern "C" fn nvmlEventSetWait(
 /// `NVML_ERROR_INVALID_ARGUMENT` (never a double free).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlEventSetFree(set: nvmlEventSet_t) -> nvmlReturn_t {
-    system_call("nvmlEventSetFree", |_, _| {
+    system_call(entry::nvmlEventSetFree, |_, _| {
         SETS.lock()
             .remove(&(set as usize))
             .map(drop)

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 
 use super::{Cx, device_call, gate, guard, non_null, put, supported, system_call};
 use crate::names;
+use crate::names::entry;
 use crate::scenario::Gpm;
 use crate::state::{self, rc};
 
@@ -45,7 +46,7 @@ pub unsafe extern "C" fn nvmlGpmQueryDeviceSupport(
     device: nvmlDevice_t,
     gpmSupport: *mut nvmlGpmSupport_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlGpmQueryDeviceSupport", device, |cx| {
+    device_call(entry::nvmlGpmQueryDeviceSupport, device, |cx| {
         let out = non_null(gpmSupport)?;
         // SAFETY: non-null and valid per NVML's contract.
         let version = unsafe { (*out).version };
@@ -67,7 +68,7 @@ pub unsafe extern "C" fn nvmlGpmQueryIfStreamingEnabled(
     device: nvmlDevice_t,
     state: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlGpmQueryIfStreamingEnabled", device, |cx| {
+    device_call(entry::nvmlGpmQueryIfStreamingEnabled, device, |cx| {
         let out = non_null(state)?;
         supported(gpm(cx))?;
         unsafe { put(out, 0) };
@@ -81,7 +82,7 @@ pub unsafe extern "C" fn nvmlGpmSetStreamingEnabled(
     device: nvmlDevice_t,
     _state: c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlGpmSetStreamingEnabled", device, |cx| {
+    device_call(entry::nvmlGpmSetStreamingEnabled, device, |cx| {
         supported(gpm(cx)).map(drop)
     })
 }
@@ -90,7 +91,7 @@ pub unsafe extern "C" fn nvmlGpmSetStreamingEnabled(
 /// `nvmlGpmSampleFree`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlGpmSampleAlloc(gpmSample: *mut nvmlGpmSample_t) -> nvmlReturn_t {
-    system_call("nvmlGpmSampleAlloc", |_, _| {
+    system_call(entry::nvmlGpmSampleAlloc, |_, _| {
         let out = non_null(gpmSample)?;
         let sample = Box::<Sample>::default();
         let key = std::ptr::from_ref(sample.as_ref()) as usize;
@@ -104,7 +105,7 @@ pub unsafe extern "C" fn nvmlGpmSampleAlloc(gpmSample: *mut nvmlGpmSample_t) -> 
 /// `NVML_ERROR_INVALID_ARGUMENT` (never a double free).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlGpmSampleFree(gpmSample: nvmlGpmSample_t) -> nvmlReturn_t {
-    system_call("nvmlGpmSampleFree", |_, _| {
+    system_call(entry::nvmlGpmSampleFree, |_, _| {
         SAMPLES
             .lock()
             .remove(&(gpmSample as usize))
@@ -133,7 +134,9 @@ pub unsafe extern "C" fn nvmlGpmSampleGet(
     device: nvmlDevice_t,
     gpmSample: nvmlGpmSample_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlGpmSampleGet", device, |cx| record(cx, gpmSample, None))
+    device_call(entry::nvmlGpmSampleGet, device, |cx| {
+        record(cx, gpmSample, None)
+    })
 }
 
 /// `nvmlGpmMigSampleGet`: as `nvmlGpmSampleGet` for a GPU instance of the
@@ -144,7 +147,7 @@ pub unsafe extern "C" fn nvmlGpmMigSampleGet(
     gpuInstanceId: c_uint,
     gpmSample: nvmlGpmSample_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlGpmMigSampleGet", device, |cx| {
+    device_call(entry::nvmlGpmMigSampleGet, device, |cx| {
         let known = cx
             .dev
             .spec
@@ -174,7 +177,7 @@ fn taken(sample: nvmlGpmSample_t) -> Result<Taken, u32> {
 /// `NVML_ERROR_NOT_SUPPORTED` in `metrics[i].nvmlReturn`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlGpmMetricsGet(metricsGet: *mut nvmlGpmMetricsGet_t) -> nvmlReturn_t {
-    guard("nvmlGpmMetricsGet", || {
+    guard(entry::nvmlGpmMetricsGet, || {
         let session = state::session()?;
         let out = non_null(metricsGet)?;
         // SAFETY: non-null and valid per NVML's contract.
@@ -191,7 +194,7 @@ pub unsafe extern "C" fn nvmlGpmMetricsGet(metricsGet: *mut nvmlGpmMetricsGet_t)
             return Err(rc::INVALID_ARGUMENT);
         }
         let dev = session.device(s1.gpu).ok_or(rc::INVALID_ARGUMENT)?;
-        gate(&session, "nvmlGpmMetricsGet", dev)?;
+        gate(&session, entry::nvmlGpmMetricsGet, dev)?;
         let spec = dev
             .spec
             .gpm

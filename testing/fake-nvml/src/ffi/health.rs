@@ -13,6 +13,7 @@ use nvml_wrapper_sys::bindings::{
 use super::device::milliwatts;
 use super::{Cx, Ret, device_call, non_null, put, sized_device_call, supported};
 use crate::names;
+use crate::names::entry;
 use crate::scenario::{NvLink, Value};
 use crate::state::rc;
 
@@ -31,7 +32,7 @@ pub unsafe extern "C" fn nvmlDeviceGetViolationStatus(
     perfPolicyType: nvmlPerfPolicyType_t,
     violTime: *mut nvmlViolationTime_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetViolationStatus", device, |cx| {
+    device_call(entry::nvmlDeviceGetViolationStatus, device, |cx| {
         let out = non_null(violTime)?;
         if perfPolicyType >= 12 {
             return Err(rc::INVALID_ARGUMENT);
@@ -67,7 +68,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEccErrors(
     counterType: nvmlEccCounterType_t,
     eccCounts: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetTotalEccErrors", device, |cx| {
+    device_call(entry::nvmlDeviceGetTotalEccErrors, device, |cx| {
         let out = non_null(eccCounts)?;
         let n = ecc_count(cx, errorType, counterType)?;
         unsafe { put(out, n) };
@@ -82,7 +83,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEccMode(
     current: *mut nvmlEnableState_t,
     pending: *mut nvmlEnableState_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetEccMode", device, |cx| {
+    device_call(entry::nvmlDeviceGetEccMode, device, |cx| {
         let (cur, pend) = (non_null(current)?, non_null(pending)?);
         let on = c_uint::from(supported(cx.dev.spec.ecc.as_ref())?.enabled);
         unsafe {
@@ -99,7 +100,7 @@ pub unsafe extern "C" fn nvmlDeviceGetDefaultEccMode(
     device: nvmlDevice_t,
     defaultMode: *mut nvmlEnableState_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetDefaultEccMode", device, |cx| {
+    device_call(entry::nvmlDeviceGetDefaultEccMode, device, |cx| {
         let out = non_null(defaultMode)?;
         let on = c_uint::from(supported(cx.dev.spec.ecc.as_ref())?.enabled);
         unsafe { put(out, on) };
@@ -156,7 +157,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRetiredPages(
     pageCount: *mut c_uint,
     addresses: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    sized_device_call("nvmlDeviceGetRetiredPages", device, pageCount, |cx| {
+    sized_device_call(entry::nvmlDeviceGetRetiredPages, device, pageCount, |cx| {
         retired_pages(cx, cause, pageCount, addresses, None)
     })
 }
@@ -170,9 +171,12 @@ pub unsafe extern "C" fn nvmlDeviceGetRetiredPages_v2(
     addresses: *mut c_ulonglong,
     timestamps: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    sized_device_call("nvmlDeviceGetRetiredPages_v2", device, pageCount, |cx| {
-        retired_pages(cx, cause, pageCount, addresses, Some(timestamps))
-    })
+    sized_device_call(
+        entry::nvmlDeviceGetRetiredPages_v2,
+        device,
+        pageCount,
+        |cx| retired_pages(cx, cause, pageCount, addresses, Some(timestamps)),
+    )
 }
 
 /// `nvmlDeviceGetRetiredPagesPendingStatus`: `retired_pages.pending`.
@@ -181,12 +185,16 @@ pub unsafe extern "C" fn nvmlDeviceGetRetiredPagesPendingStatus(
     device: nvmlDevice_t,
     isPending: *mut nvmlEnableState_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetRetiredPagesPendingStatus", device, |cx| {
-        let out = non_null(isPending)?;
-        let pending = supported(cx.dev.spec.retired_pages.as_ref())?.pending;
-        unsafe { put(out, c_uint::from(pending)) };
-        Ok(())
-    })
+    device_call(
+        entry::nvmlDeviceGetRetiredPagesPendingStatus,
+        device,
+        |cx| {
+            let out = non_null(isPending)?;
+            let pending = supported(cx.dev.spec.retired_pages.as_ref())?.pending;
+            unsafe { put(out, c_uint::from(pending)) };
+            Ok(())
+        },
+    )
 }
 
 /// `nvmlDeviceGetRemappedRows`: `remapped_rows`.
@@ -198,7 +206,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRemappedRows(
     isPending: *mut c_uint,
     failureOccurred: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetRemappedRows", device, |cx| {
+    device_call(entry::nvmlDeviceGetRemappedRows, device, |cx| {
         let outs = [
             non_null(corrRows)?,
             non_null(uncRows)?,
@@ -245,9 +253,11 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrentClocksThrottleReasons(
     device: nvmlDevice_t,
     clocksThrottleReasons: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetCurrentClocksThrottleReasons", device, |cx| {
-        put_reasons(clocksThrottleReasons, current_reasons(cx))
-    })
+    device_call(
+        entry::nvmlDeviceGetCurrentClocksThrottleReasons,
+        device,
+        |cx| put_reasons(clocksThrottleReasons, current_reasons(cx)),
+    )
 }
 
 /// `nvmlDeviceGetCurrentClocksEventReasons`: `throttle_reasons` bitmask.
@@ -256,9 +266,11 @@ pub unsafe extern "C" fn nvmlDeviceGetCurrentClocksEventReasons(
     device: nvmlDevice_t,
     clocksEventReasons: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetCurrentClocksEventReasons", device, |cx| {
-        put_reasons(clocksEventReasons, current_reasons(cx))
-    })
+    device_call(
+        entry::nvmlDeviceGetCurrentClocksEventReasons,
+        device,
+        |cx| put_reasons(clocksEventReasons, current_reasons(cx)),
+    )
 }
 
 /// `nvmlDeviceGetSupportedClocksThrottleReasons`:
@@ -269,7 +281,7 @@ pub unsafe extern "C" fn nvmlDeviceGetSupportedClocksThrottleReasons(
     supportedClocksThrottleReasons: *mut c_ulonglong,
 ) -> nvmlReturn_t {
     device_call(
-        "nvmlDeviceGetSupportedClocksThrottleReasons",
+        entry::nvmlDeviceGetSupportedClocksThrottleReasons,
         device,
         |cx| put_reasons(supportedClocksThrottleReasons, supported_reasons(cx)),
     )
@@ -281,9 +293,11 @@ pub unsafe extern "C" fn nvmlDeviceGetSupportedClocksEventReasons(
     device: nvmlDevice_t,
     supportedClocksEventReasons: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetSupportedClocksEventReasons", device, |cx| {
-        put_reasons(supportedClocksEventReasons, supported_reasons(cx))
-    })
+    device_call(
+        entry::nvmlDeviceGetSupportedClocksEventReasons,
+        device,
+        |cx| put_reasons(supportedClocksEventReasons, supported_reasons(cx)),
+    )
 }
 
 fn nvlink<'a>(cx: &Cx<'a>, link: c_uint) -> Result<&'a NvLink, u32> {
@@ -301,7 +315,7 @@ pub unsafe extern "C" fn nvmlDeviceGetNvLinkState(
     link: c_uint,
     isActive: *mut nvmlEnableState_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetNvLinkState", device, |cx| {
+    device_call(entry::nvmlDeviceGetNvLinkState, device, |cx| {
         let out = non_null(isActive)?;
         let n = nvlink(cx, link)?;
         unsafe { put(out, c_uint::from(link < n.active())) };
@@ -319,7 +333,7 @@ pub unsafe extern "C" fn nvmlDeviceGetNvLinkErrorCounter(
     counter: nvmlNvLinkErrorCounter_t,
     counterValue: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetNvLinkErrorCounter", device, |cx| {
+    device_call(entry::nvmlDeviceGetNvLinkErrorCounter, device, |cx| {
         let out = non_null(counterValue)?;
         let n = nvlink(cx, link)?;
         let total = match counter {
@@ -491,7 +505,7 @@ pub unsafe extern "C" fn nvmlDeviceGetFieldValues(
     valuesCount: c_int,
     values: *mut nvmlFieldValue_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetFieldValues", device, |cx| {
+    device_call(entry::nvmlDeviceGetFieldValues, device, |cx| {
         let values = non_null(values)?;
         let count = usize::try_from(valuesCount).map_err(|_| rc::INVALID_ARGUMENT)?;
         let latency_us = cx.session.env_latency.as_micros();

@@ -5,6 +5,7 @@ use std::ffi::c_uint;
 use nvml_wrapper_sys::bindings::{nvmlDevice_t, nvmlReturn_t};
 
 use super::{device_call, non_null, put, supported};
+use crate::names::entry;
 use crate::state::{self, DeviceId, rc};
 
 /// `nvmlDeviceGetMigMode`: `mig.enabled` as current and pending mode;
@@ -15,7 +16,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     currentMode: *mut c_uint,
     pendingMode: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMigMode", device, |cx| {
+    device_call(entry::nvmlDeviceGetMigMode, device, |cx| {
         let (cur, pend) = (non_null(currentMode)?, non_null(pendingMode)?);
         let on = c_uint::from(supported(cx.dev.spec.mig.as_ref())?.enabled);
         unsafe {
@@ -32,7 +33,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxMigDeviceCount(
     device: nvmlDevice_t,
     count: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMaxMigDeviceCount", device, |cx| {
+    device_call(entry::nvmlDeviceGetMaxMigDeviceCount, device, |cx| {
         let out = non_null(count)?;
         let mig = supported(cx.dev.spec.mig.as_ref())?;
         unsafe { put(out, mig.max_devices.unwrap_or(7)) };
@@ -48,7 +49,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMigDeviceHandleByIndex(
     index: c_uint,
     migDevice: *mut nvmlDevice_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetMigDeviceHandleByIndex", device, |cx| {
+    device_call(entry::nvmlDeviceGetMigDeviceHandleByIndex, device, |cx| {
         let out = non_null(migDevice)?;
         let mig = supported(cx.dev.spec.mig.as_ref())?;
         if !mig.enabled {
@@ -72,7 +73,7 @@ pub unsafe extern "C" fn nvmlDeviceIsMigDeviceHandle(
     device: nvmlDevice_t,
     isMigDevice: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceIsMigDeviceHandle", device, |cx| {
+    device_call(entry::nvmlDeviceIsMigDeviceHandle, device, |cx| {
         let out = non_null(isMigDevice)?;
         unsafe { put(out, c_uint::from(cx.mig.is_some())) };
         Ok(())
@@ -85,7 +86,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGpuInstanceId(
     device: nvmlDevice_t,
     id: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetGpuInstanceId", device, |cx| {
+    device_call(entry::nvmlDeviceGetGpuInstanceId, device, |cx| {
         let out = non_null(id)?;
         let mig = supported(cx.mig)?;
         unsafe { put(out, mig.gpu_instance_id) };
@@ -99,7 +100,7 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeInstanceId(
     device: nvmlDevice_t,
     id: *mut c_uint,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetComputeInstanceId", device, |cx| {
+    device_call(entry::nvmlDeviceGetComputeInstanceId, device, |cx| {
         let out = non_null(id)?;
         let mig = supported(cx.mig)?;
         unsafe { put(out, mig.compute_instance_id) };
@@ -114,7 +115,7 @@ pub unsafe extern "C" fn nvmlDeviceGetDeviceHandleFromMigDeviceHandle(
     device: *mut nvmlDevice_t,
 ) -> nvmlReturn_t {
     device_call(
-        "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
+        entry::nvmlDeviceGetDeviceHandleFromMigDeviceHandle,
         migDevice,
         |cx| {
             let out = non_null(device)?;

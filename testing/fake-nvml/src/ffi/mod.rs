@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use nvml_wrapper_sys::bindings::nvmlDevice_t;
 
+use crate::names::entry;
 use crate::scenario::{Device, MigInstance};
 use crate::state::{self, DeviceId, Session, rc};
 
@@ -134,32 +135,32 @@ impl Cx<'_> {
 /// Calls a MIG device handle answers; everything else is
 /// `NVML_ERROR_NOT_SUPPORTED` on one, as on real MIG devices.
 const MIG_CALLS: &[&str] = &[
-    "nvmlDeviceGetName",
-    "nvmlDeviceGetUUID",
-    "nvmlDeviceGetMemoryInfo",
-    "nvmlDeviceGetMemoryInfo_v2",
-    "nvmlDeviceGetBAR1MemoryInfo",
-    "nvmlDeviceGetPciInfo_v3",
-    "nvmlDeviceGetPciInfo_v2",
-    "nvmlDeviceGetPciInfo",
-    "nvmlDeviceGetMinorNumber",
-    "nvmlDeviceGetBrand",
-    "nvmlDeviceGetArchitecture",
-    "nvmlDeviceGetCudaComputeCapability",
-    "nvmlDeviceIsMigDeviceHandle",
-    "nvmlDeviceGetGpuInstanceId",
-    "nvmlDeviceGetComputeInstanceId",
-    "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
-    "nvmlDeviceGetComputeRunningProcesses_v3",
-    "nvmlDeviceGetComputeRunningProcesses_v2",
-    "nvmlDeviceGetComputeRunningProcesses",
-    "nvmlDeviceGetGraphicsRunningProcesses_v3",
-    "nvmlDeviceGetGraphicsRunningProcesses_v2",
-    "nvmlDeviceGetGraphicsRunningProcesses",
-    "nvmlDeviceGetMPSComputeRunningProcesses_v3",
-    "nvmlDeviceGetMPSComputeRunningProcesses_v2",
-    "nvmlDeviceGetMPSComputeRunningProcesses",
-    "nvmlDeviceGetRunningProcessDetailList",
+    entry::nvmlDeviceGetName,
+    entry::nvmlDeviceGetUUID,
+    entry::nvmlDeviceGetMemoryInfo,
+    entry::nvmlDeviceGetMemoryInfo_v2,
+    entry::nvmlDeviceGetBAR1MemoryInfo,
+    entry::nvmlDeviceGetPciInfo_v3,
+    entry::nvmlDeviceGetPciInfo_v2,
+    entry::nvmlDeviceGetPciInfo,
+    entry::nvmlDeviceGetMinorNumber,
+    entry::nvmlDeviceGetBrand,
+    entry::nvmlDeviceGetArchitecture,
+    entry::nvmlDeviceGetCudaComputeCapability,
+    entry::nvmlDeviceIsMigDeviceHandle,
+    entry::nvmlDeviceGetGpuInstanceId,
+    entry::nvmlDeviceGetComputeInstanceId,
+    entry::nvmlDeviceGetDeviceHandleFromMigDeviceHandle,
+    entry::nvmlDeviceGetComputeRunningProcesses_v3,
+    entry::nvmlDeviceGetComputeRunningProcesses_v2,
+    entry::nvmlDeviceGetComputeRunningProcesses,
+    entry::nvmlDeviceGetGraphicsRunningProcesses_v3,
+    entry::nvmlDeviceGetGraphicsRunningProcesses_v2,
+    entry::nvmlDeviceGetGraphicsRunningProcesses,
+    entry::nvmlDeviceGetMPSComputeRunningProcesses_v3,
+    entry::nvmlDeviceGetMPSComputeRunningProcesses_v2,
+    entry::nvmlDeviceGetMPSComputeRunningProcesses,
+    entry::nvmlDeviceGetRunningProcessDetailList,
 ];
 
 /// Latency, lost-GPU, fault and unsupported handling shared by every call
@@ -167,7 +168,7 @@ const MIG_CALLS: &[&str] = &[
 /// Calls real NVML answers from the driver's host-side records even for a GPU
 /// that fell off the bus (their documented return codes have no
 /// `NVML_ERROR_GPU_IS_LOST`): an XID 79 event can still be tied to its GPU.
-const ANSWERED_WHEN_LOST: &[&str] = &["nvmlDeviceGetIndex"];
+const ANSWERED_WHEN_LOST: &[&str] = &[entry::nvmlDeviceGetIndex];
 
 pub(crate) fn gate(session: &Session, call: &'static str, dev: &Device) -> Result<f64, u32> {
     let gpu = Some(dev.index);

@@ -9,6 +9,7 @@ use nvml_wrapper_sys::bindings::{
 };
 
 use super::{Cx, Ret, device_call, non_null, put, sized_device_call};
+use crate::names::entry;
 use crate::scenario::{ProcessKind, ProcessSpec};
 use crate::state::rc;
 
@@ -116,7 +117,7 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
     infos: *mut nvmlProcessInfo_t,
 ) -> nvmlReturn_t {
     list_call(
-        "nvmlDeviceGetComputeRunningProcesses_v3",
+        entry::nvmlDeviceGetComputeRunningProcesses_v3,
         device,
         infoCount,
         infos,
@@ -132,7 +133,7 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses_v2(
     infos: *mut nvmlProcessInfo_t,
 ) -> nvmlReturn_t {
     list_call(
-        "nvmlDeviceGetComputeRunningProcesses_v2",
+        entry::nvmlDeviceGetComputeRunningProcesses_v2,
         device,
         infoCount,
         infos,
@@ -148,7 +149,7 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeRunningProcesses(
     infos: *mut nvmlProcessInfo_v1_t,
 ) -> nvmlReturn_t {
     list_call_v1(
-        "nvmlDeviceGetComputeRunningProcesses",
+        entry::nvmlDeviceGetComputeRunningProcesses,
         device,
         infoCount,
         infos,
@@ -165,7 +166,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGraphicsRunningProcesses_v3(
     infos: *mut nvmlProcessInfo_t,
 ) -> nvmlReturn_t {
     list_call(
-        "nvmlDeviceGetGraphicsRunningProcesses_v3",
+        entry::nvmlDeviceGetGraphicsRunningProcesses_v3,
         device,
         infoCount,
         infos,
@@ -181,7 +182,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGraphicsRunningProcesses_v2(
     infos: *mut nvmlProcessInfo_t,
 ) -> nvmlReturn_t {
     list_call(
-        "nvmlDeviceGetGraphicsRunningProcesses_v2",
+        entry::nvmlDeviceGetGraphicsRunningProcesses_v2,
         device,
         infoCount,
         infos,
@@ -197,7 +198,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGraphicsRunningProcesses(
     infos: *mut nvmlProcessInfo_v1_t,
 ) -> nvmlReturn_t {
     list_call_v1(
-        "nvmlDeviceGetGraphicsRunningProcesses",
+        entry::nvmlDeviceGetGraphicsRunningProcesses,
         device,
         infoCount,
         infos,
@@ -213,7 +214,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMPSComputeRunningProcesses_v3(
     infos: *mut nvmlProcessInfo_t,
 ) -> nvmlReturn_t {
     list_call(
-        "nvmlDeviceGetMPSComputeRunningProcesses_v3",
+        entry::nvmlDeviceGetMPSComputeRunningProcesses_v3,
         device,
         infoCount,
         infos,
@@ -229,7 +230,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMPSComputeRunningProcesses_v2(
     infos: *mut nvmlProcessInfo_t,
 ) -> nvmlReturn_t {
     list_call(
-        "nvmlDeviceGetMPSComputeRunningProcesses_v2",
+        entry::nvmlDeviceGetMPSComputeRunningProcesses_v2,
         device,
         infoCount,
         infos,
@@ -245,7 +246,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMPSComputeRunningProcesses(
     infos: *mut nvmlProcessInfo_v1_t,
 ) -> nvmlReturn_t {
     list_call_v1(
-        "nvmlDeviceGetMPSComputeRunningProcesses",
+        entry::nvmlDeviceGetMPSComputeRunningProcesses,
         device,
         infoCount,
         infos,
@@ -264,7 +265,7 @@ pub unsafe extern "C" fn nvmlDeviceGetRunningProcessDetailList(
     device: nvmlDevice_t,
     plist: *mut nvmlProcessDetailList_t,
 ) -> nvmlReturn_t {
-    device_call("nvmlDeviceGetRunningProcessDetailList", device, |cx| {
+    device_call(entry::nvmlDeviceGetRunningProcessDetailList, device, |cx| {
         let out = non_null(plist)?;
         // SAFETY: non-null and valid per NVML's contract.
         let mut request = unsafe { out.read() };
@@ -312,7 +313,7 @@ pub unsafe extern "C" fn nvmlDeviceGetProcessUtilization(
     processSamplesCount: *mut c_uint,
     lastSeenTimeStamp: c_ulonglong,
 ) -> nvmlReturn_t {
-    let call = "nvmlDeviceGetProcessUtilization";
+    let call = entry::nvmlDeviceGetProcessUtilization;
     sized_device_call(call, device, processSamplesCount, |cx| {
         let count = non_null(processSamplesCount)?;
         let now = cx.now_us();

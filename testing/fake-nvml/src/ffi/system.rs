@@ -6,7 +6,7 @@ use std::ffi::{CStr, c_char, c_double, c_int, c_uint, c_ulonglong};
 use nvml_wrapper_sys::bindings::{nvmlDevice_t, nvmlReturn_t};
 
 use super::{gate, guard, non_null, put, put_str, system_call};
-use crate::names;
+use crate::names::{self, entry};
 use crate::scenario::{Device, PciAddress};
 use crate::state::{self, DeviceId, Session, rc};
 
@@ -14,17 +14,19 @@ use crate::state::{self, DeviceId, Session, rc};
 /// starts scenario time; later calls only count up.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlInit_v2() -> nvmlReturn_t {
-    guard("nvmlInit_v2", || match state::init("nvmlInit_v2") {
-        rc::SUCCESS => Ok(()),
-        code => Err(code),
+    guard(entry::nvmlInit_v2, || {
+        match state::init(entry::nvmlInit_v2) {
+            rc::SUCCESS => Ok(()),
+            code => Err(code),
+        }
     })
 }
 
 /// `nvmlInitWithFlags`: as `nvmlInit_v2` (flags are accepted and ignored).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlInitWithFlags(_flags: c_uint) -> nvmlReturn_t {
-    guard("nvmlInitWithFlags", || {
-        match state::init("nvmlInitWithFlags") {
+    guard(entry::nvmlInitWithFlags, || {
+        match state::init(entry::nvmlInitWithFlags) {
             rc::SUCCESS => Ok(()),
             code => Err(code),
         }
@@ -34,7 +36,7 @@ pub unsafe extern "C" fn nvmlInitWithFlags(_flags: c_uint) -> nvmlReturn_t {
 /// `nvmlInit` (v1): as `nvmlInit_v2`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlInit() -> nvmlReturn_t {
-    guard("nvmlInit", || match state::init("nvmlInit") {
+    guard(entry::nvmlInit, || match state::init(entry::nvmlInit) {
         rc::SUCCESS => Ok(()),
         code => Err(code),
     })
@@ -44,7 +46,7 @@ pub unsafe extern "C" fn nvmlInit() -> nvmlReturn_t {
 /// dropped (the next init re-reads it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlShutdown() -> nvmlReturn_t {
-    guard("nvmlShutdown", || match state::shutdown() {
+    guard(entry::nvmlShutdown, || match state::shutdown() {
         rc::SUCCESS => Ok(()),
         code => Err(code),
     })
@@ -54,7 +56,7 @@ pub unsafe extern "C" fn nvmlShutdown() -> nvmlReturn_t {
 /// init, like the real one).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlErrorString(result: nvmlReturn_t) -> *const c_char {
-    state::count_call("nvmlErrorString");
+    state::count_call(entry::nvmlErrorString);
     names::error_text(result).as_ptr()
 }
 
@@ -64,7 +66,7 @@ pub unsafe extern "C" fn nvmlSystemGetDriverVersion(
     version: *mut c_char,
     length: c_uint,
 ) -> nvmlReturn_t {
-    system_call("nvmlSystemGetDriverVersion", |s, _| unsafe {
+    system_call(entry::nvmlSystemGetDriverVersion, |s, _| unsafe {
         put_str(version, length, &s.scenario.driver_version)
     })
 }
@@ -75,7 +77,7 @@ pub unsafe extern "C" fn nvmlSystemGetNVMLVersion(
     version: *mut c_char,
     length: c_uint,
 ) -> nvmlReturn_t {
-    system_call("nvmlSystemGetNVMLVersion", |s, _| unsafe {
+    system_call(entry::nvmlSystemGetNVMLVersion, |s, _| unsafe {
         put_str(version, length, &s.scenario.nvml_version)
     })
 }
@@ -85,7 +87,7 @@ pub unsafe extern "C" fn nvmlSystemGetNVMLVersion(
 pub unsafe extern "C" fn nvmlSystemGetCudaDriverVersion(
     cudaDriverVersion: *mut c_int,
 ) -> nvmlReturn_t {
-    system_call("nvmlSystemGetCudaDriverVersion", |s, _| {
+    system_call(entry::nvmlSystemGetCudaDriverVersion, |s, _| {
         let out = non_null(cudaDriverVersion)?;
         unsafe { put(out, s.scenario.cuda_driver_version) };
         Ok(())
@@ -97,7 +99,7 @@ pub unsafe extern "C" fn nvmlSystemGetCudaDriverVersion(
 pub unsafe extern "C" fn nvmlSystemGetCudaDriverVersion_v2(
     cudaDriverVersion: *mut c_int,
 ) -> nvmlReturn_t {
-    system_call("nvmlSystemGetCudaDriverVersion_v2", |s, _| {
+    system_call(entry::nvmlSystemGetCudaDriverVersion_v2, |s, _| {
         let out = non_null(cudaDriverVersion)?;
         unsafe { put(out, s.scenario.cuda_driver_version) };
         Ok(())
@@ -112,7 +114,7 @@ pub unsafe extern "C" fn nvmlSystemGetProcessName(
     name: *mut c_char,
     length: c_uint,
 ) -> nvmlReturn_t {
-    system_call("nvmlSystemGetProcessName", |s, _| {
+    system_call(entry::nvmlSystemGetProcessName, |s, _| {
         let found = s
             .scenario
             .devices()
@@ -127,7 +129,7 @@ pub unsafe extern "C" fn nvmlSystemGetProcessName(
 /// `nvmlUnitGetCount`: 0 (no S-class units).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlUnitGetCount(unitCount: *mut c_uint) -> nvmlReturn_t {
-    system_call("nvmlUnitGetCount", |_, _| {
+    system_call(entry::nvmlUnitGetCount, |_, _| {
         let out = non_null(unitCount)?;
         unsafe { put(out, 0) };
         Ok(())
@@ -142,7 +144,7 @@ fn device_count(s: &Session) -> c_uint {
 /// devices are not counted, lost GPUs are).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetCount_v2(deviceCount: *mut c_uint) -> nvmlReturn_t {
-    system_call("nvmlDeviceGetCount_v2", |s, _| {
+    system_call(entry::nvmlDeviceGetCount_v2, |s, _| {
         let out = non_null(deviceCount)?;
         unsafe { put(out, device_count(s)) };
         Ok(())
@@ -152,7 +154,7 @@ pub unsafe extern "C" fn nvmlDeviceGetCount_v2(deviceCount: *mut c_uint) -> nvml
 /// `nvmlDeviceGetCount` (v1): as `nvmlDeviceGetCount_v2`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetCount(deviceCount: *mut c_uint) -> nvmlReturn_t {
-    system_call("nvmlDeviceGetCount", |s, _| {
+    system_call(entry::nvmlDeviceGetCount, |s, _| {
         let out = non_null(deviceCount)?;
         unsafe { put(out, device_count(s)) };
         Ok(())
@@ -191,7 +193,7 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByIndex_v2(
     index: c_uint,
     device: *mut nvmlDevice_t,
 ) -> nvmlReturn_t {
-    lookup_call("nvmlDeviceGetHandleByIndex_v2", device, |s| {
+    lookup_call(entry::nvmlDeviceGetHandleByIndex_v2, device, |s| {
         by_index(s, index)
     })
 }
@@ -202,7 +204,9 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByIndex(
     index: c_uint,
     device: *mut nvmlDevice_t,
 ) -> nvmlReturn_t {
-    lookup_call("nvmlDeviceGetHandleByIndex", device, |s| by_index(s, index))
+    lookup_call(entry::nvmlDeviceGetHandleByIndex, device, |s| {
+        by_index(s, index)
+    })
 }
 
 /// Reads a caller's NUL-terminated string argument.
@@ -238,7 +242,7 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByUUID(
     uuid: *const c_char,
     device: *mut nvmlDevice_t,
 ) -> nvmlReturn_t {
-    lookup_call("nvmlDeviceGetHandleByUUID", device, |s| {
+    lookup_call(entry::nvmlDeviceGetHandleByUUID, device, |s| {
         let uuid = unsafe { arg_str(uuid) }?;
         for d in s.scenario.devices() {
             if d.spec.uuid.eq_ignore_ascii_case(uuid) {
@@ -278,7 +282,7 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByPciBusId_v2(
     pciBusId: *const c_char,
     device: *mut nvmlDevice_t,
 ) -> nvmlReturn_t {
-    lookup_call("nvmlDeviceGetHandleByPciBusId_v2", device, |s| {
+    lookup_call(entry::nvmlDeviceGetHandleByPciBusId_v2, device, |s| {
         by_pci(s, pciBusId)
     })
 }
@@ -289,7 +293,7 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByPciBusId(
     pciBusId: *const c_char,
     device: *mut nvmlDevice_t,
 ) -> nvmlReturn_t {
-    lookup_call("nvmlDeviceGetHandleByPciBusId", device, |s| {
+    lookup_call(entry::nvmlDeviceGetHandleByPciBusId, device, |s| {
         by_pci(s, pciBusId)
     })
 }
@@ -300,7 +304,7 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleBySerial(
     serial: *const c_char,
     device: *mut nvmlDevice_t,
 ) -> nvmlReturn_t {
-    lookup_call("nvmlDeviceGetHandleBySerial", device, |s| {
+    lookup_call(entry::nvmlDeviceGetHandleBySerial, device, |s| {
         let serial = unsafe { arg_str(serial) }?;
         find_device(s, |d| d.spec.serial.as_deref() == Some(serial))
     })

@@ -224,13 +224,13 @@ fn check_gpu(at: &str, g: &GpuSpec) -> Result<(), Problem> {
             return Err(problem(format!("{at}.{key}"), "must be a number >= 0"));
         }
     }
-    if let Some([lo, hi]) = g.power_limit_constraints_w {
-        if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi) {
-            return Err(problem(
-                format!("{at}.power_limit_constraints_w"),
-                "must be [min_w, max_w] with 0 <= min_w <= max_w",
-            ));
-        }
+    if let Some([lo, hi]) = g.power_limit_constraints_w
+        && !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi)
+    {
+        return Err(problem(
+            format!("{at}.power_limit_constraints_w"),
+            "must be [min_w, max_w] with 0 <= min_w <= max_w",
+        ));
     }
     check_opt(&format!("{at}.fan_percent"), g.fan_percent.as_ref())?;
     if g.num_fans.is_some() && g.fan_percent.is_none() {
@@ -355,13 +355,13 @@ fn check_gpu(at: &str, g: &GpuSpec) -> Result<(), Problem> {
         }
         check_opt(&format!("{pat}.sm_util"), p.sm_util.as_ref())?;
         check_opt(&format!("{pat}.mem_util"), p.mem_util.as_ref())?;
-        if let Some(gi) = p.gpu_instance_id {
-            if !mig_ids.contains(&gi) {
-                return Err(problem(
-                    format!("{pat}.gpu_instance_id"),
-                    format!("no MIG instance with gpu_instance_id {gi} on this GPU"),
-                ));
-            }
+        if let Some(gi) = p.gpu_instance_id
+            && !mig_ids.contains(&gi)
+        {
+            return Err(problem(
+                format!("{pat}.gpu_instance_id"),
+                format!("no MIG instance with gpu_instance_id {gi} on this GPU"),
+            ));
         }
     }
     for (i, u) in g.unsupported.iter().enumerate() {
