@@ -96,6 +96,10 @@ test: deps lint test-rust test-python test-python-pkg test-compose test-soak ben
 golden: fake-nvml ## Regenerate the golden .prom files after an intended output change
 	UPDATE_GOLDEN=1 $(CARGO) test -p algalon-core --test exposition
 
+.PHONY: dcgm-data
+dcgm-data: ## Regenerate the core's DCGM field names and XID texts from testing/upstream/ (checked by a test)
+	UPDATE_DCGM_DATA=1 $(CARGO) test -p algalon-core --test dcgm_data
+
 .PHONY: bench
 bench: fake-nvml ## Criterion benchmarks (sample + encode through the fake NVML, encode alone)
 	$(CARGO) bench -p algalon-benches --bench sample_encode
