@@ -153,5 +153,9 @@ hostile: fake-nvml ## Hostile clients against a release exporter: floods, slowlo
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)
 	@$(CARGO) run -q -p algalon-examples --example metric_table
 
+.PHONY: options-doc
+options-doc: ## Print README.md's table of dcgm-exporter's options and variables (checked by a test)
+	@$(CARGO) run -q -p algalon-examples --example dcgm_options
+
 # The C ABI's targets: header, header-check, test-c, examples-c, install.
 include algalon-ffi/ffi.mk
