@@ -8,7 +8,7 @@
 //! and `label` (label fields become labels on every series of the GPU).
 //!
 //! A row may name a field by any name dcgm-exporter accepts (see
-//! [`dcgm_fields`](crate::dcgm_fields)): its current DCGM name, a deprecated
+//! [`dcgm_fields`]): its current DCGM name, a deprecated
 //! alias (`DCGM_FI_DEV_CLOCK_THROTTLE_REASONS`) or dcgm-exporter 1.x's name
 //! (`dcgm_sm_clock`). A field the catalog reads is exported; a real DCGM
 //! field Algalon cannot provide, a dcgm-exporter `DCGM_EXP_*` series and a

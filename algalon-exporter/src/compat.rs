@@ -3,7 +3,7 @@
 //! [`DCGM_OPTIONS`] is dcgm-exporter 4.x's option list (`pkg/cmd/app.go`:
 //! long name, alias, variable) with Algalon's handling of each; a test holds
 //! it to the vendored `app.go`. The same table binds the variables to the
-//! command line ([`env_args`]), names them in `--help` ([`decorate`]), writes
+//! command line (`env_args`), names them in `--help` (`decorate`), writes
 //! the start-up notes for options that have no effect or are not implemented
 //! yet ([`log_start_notes`]), and renders README's "Coming from
 //! dcgm-exporter" table ([`markdown_table`]).
