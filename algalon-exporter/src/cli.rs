@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, ValueEnum};
 
-use crate::compat::{self, Given};
+use crate::args;
+use crate::compat::Given;
 
 /// Algalon's GPU exporter: serves every NVIDIA GPU's NVML readings as
 /// Prometheus metrics under dcgm-exporter's names and labels.
@@ -374,19 +375,19 @@ impl Cli {
         T: Into<OsString>,
     {
         let cmd = command();
-        let mut args = compat::go_style_args(&cmd, args.into_iter().map(Into::into).collect());
+        let mut args = args::go_style_args(&cmd, args.into_iter().map(Into::into).collect());
         if args.is_empty() {
             args.push(OsString::from("algalon-exporter"));
         }
         let first = cmd.clone().try_get_matches_from(&args)?;
-        let (from_env, origins) = compat::env_args(&cmd, &first, &args[0], &var)?;
+        let (from_env, origins) = args::env_args(&cmd, &first, &args[0], &var)?;
         let mut all = Vec::with_capacity(args.len() + from_env.len());
         all.push(args[0].clone());
         all.extend(from_env);
         all.extend(args.into_iter().skip(1));
         let matches = cmd.clone().try_get_matches_from(&all)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
-        cli.given = compat::given(&cmd, &matches, &origins);
+        cli.given = args::given(&cmd, &matches, &origins);
         Ok(cli)
     }
 
@@ -417,7 +418,7 @@ impl Cli {
 /// boolean syntax (`--kubernetes`, `--kubernetes=false`) and each option's
 /// variables named in its help.
 pub fn command() -> clap::Command {
-    compat::decorate(Cli::command())
+    args::decorate(Cli::command())
 }
 
 /// A clap error as one line, for stderr (usage errors are not multi-line
@@ -609,6 +610,7 @@ pub fn parse_devices(text: &str) -> Result<Devices, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compat;
 
     #[test]
     fn devices_forms() {
@@ -808,10 +810,10 @@ mod tests {
             "--address",
             "-collectors",
         ]);
-        assert_eq!(compat::go_style_args(&command(), kept.clone()), kept);
+        assert_eq!(args::go_style_args(&command(), kept.clone()), kept);
         let after_separator = args(&["algalon-exporter", "--", "-debug"]);
         assert_eq!(
-            compat::go_style_args(&command(), after_separator.clone()),
+            args::go_style_args(&command(), after_separator.clone()),
             after_separator
         );
     }
