@@ -489,7 +489,7 @@ pub fn start_notes(cli: &Cli) -> Vec<Note> {
                 display(o, g.origin)
             ))),
             NotYet(what) => notes.push(Note::Warn(format!(
-                "{} is accepted but not implemented yet ({what}): ignored",
+                "{} is accepted but not implemented yet, so it is ignored: {what}",
                 display(o, g.origin)
             ))),
             K8s(_) if o.long == "kubernetes" => {}

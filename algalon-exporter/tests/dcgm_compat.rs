@@ -558,6 +558,26 @@ fn bad_input_stays_strict() {
         assert!(lines[0].starts_with("algalon-exporter: "), "{lines:?}");
         assert!(lines[0].contains(needle), "{args:?} {env:?}: {lines:?}");
     }
+    // A CSV without a row (an emptied ConfigMap, say) exports nothing: an error.
+    let empty = etc.path().join("empty.csv");
+    std::fs::write(
+        &empty,
+        "# DCGM FIELD, Prometheus metric type, help message\n\n",
+    )
+    .expect("write");
+    let mut cmd = common::command(&scenario("h100x8.json"));
+    cmd.arg("--nvml-lib")
+        .arg(fake_nvml())
+        .args(["-a", "127.0.0.1:0", "-f"])
+        .arg(&empty);
+    let (status, lines) = run_to_failure(cmd);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains(&format!("{}: no field to export", empty.display())),
+        "{lines:?}"
+    );
+
     // A CSV's bad rows are reported together, one line each.
     let csv = etc.path().join("bad.csv");
     std::fs::write(
