@@ -101,6 +101,10 @@ test: deps lint test-rust test-python test-python-pkg test-compose test-soak ben
 golden: fake-nvml ## Regenerate the golden .prom files after an intended output change
 	UPDATE_GOLDEN=1 $(CARGO) test -p algalon-core --test exposition
 
+.PHONY: dcgm-data
+dcgm-data: ## Regenerate the core's DCGM field names and XID texts from testing/upstream/ (checked by a test)
+	UPDATE_DCGM_DATA=1 $(CARGO) test -p algalon-core --test dcgm_data
+
 .PHONY: bench
 bench: fake-nvml ## Criterion benchmarks (sample + encode through the fake NVML, encode alone)
 	$(CARGO) bench -p algalon-benches --bench sample_encode
@@ -153,6 +157,10 @@ hostile: fake-nvml ## Hostile clients against a release exporter: floods, slowlo
 .PHONY: metrics-doc
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)
 	@$(CARGO) run -q -p algalon-examples --example metric_table
+
+.PHONY: options-doc
+options-doc: ## Print README.md's table of dcgm-exporter's options and variables (checked by a test)
+	@$(CARGO) run -q -p algalon-examples --example dcgm_options
 
 # The C ABI's targets: header, header-check, test-c, examples-c, install.
 include algalon-ffi/ffi.mk

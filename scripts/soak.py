@@ -75,9 +75,18 @@ FD_SLACK = 3
 # that is a thread leak.
 THREAD_SLACK = 8
 
-# The exporter and the fake NVML read only ALGALON_* variables: none of the
-# caller's reaches the exporter, so its environment cannot change the run.
-ENV_PREFIX = "ALGALON_"
+# The exporter reads ALGALON_* variables and dcgm-exporter's (DCGM_* and four
+# unprefixed ones), the fake NVML ALGALON_* ones: none of the caller's reaches
+# the exporter, so its environment cannot change the run.
+ENV_PREFIXES = ("ALGALON_", "DCGM_")
+ENV_NAMES = frozenset(
+    {
+        "NVIDIA_RESOURCE_NAMES",
+        "KUBERNETES_VIRTUAL_GPUS",
+        "KUBERNETES_ENABLE_DRA",
+        "DISABLE_STARTUP_VALIDATE",
+    }
+)
 
 
 class SoakError(Exception):
@@ -532,7 +541,11 @@ class Exporter:
     """The exporter child process; its stderr is kept in memory."""
 
     def __init__(self, exe: Path, nvml: Path, scenario: Path, proc_root: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(ENV_PREFIXES) and k not in ENV_NAMES
+        }
         env["ALGALON_FAKE_NVML_SCENARIO"] = str(scenario)
         self.log: list[str] = []
         # Scenario time 0 is NVML init, which happens after spawn and before

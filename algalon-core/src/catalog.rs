@@ -270,9 +270,11 @@ catalog! {
     ProfPcieRxBytes => "DCGM_FI_PROF_PCIE_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::PcieRxPerSec, MIB), "The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second.";
 }
 
-/// DCGM fields that a collectors CSV may name but that NVML cannot provide on
-/// a bare-metal host. A CSV naming one loads; the field is skipped with one
-/// log line, as dcgm-exporter skips fields a GPU does not support.
+/// DCGM fields Algalon cannot provide, with a note more precise than the
+/// kind of field gives ([`crate::dcgm_fields::unprovided_reason`]). A CSV
+/// naming one — or any other DCGM field without a catalog row — loads; the
+/// field is skipped with one log line, as dcgm-exporter skips fields a GPU
+/// does not support.
 pub static UNAVAILABLE: &[(&str, &str)] = &[
     (
         "DCGM_FI_DEV_VGPU_LICENSE_STATUS",
@@ -290,14 +292,6 @@ pub static UNAVAILABLE: &[(&str, &str)] = &[
     (
         "DCGM_FI_PROF_NVLINK_RX_BYTES",
         "NVLink GPM metrics are not read by Algalon yet",
-    ),
-    (
-        "DCGM_FI_DEV_GPU_UTIL_SAMPLES",
-        "a DCGM-internal sample buffer",
-    ),
-    (
-        "DCGM_FI_DEV_MEM_COPY_UTIL_SAMPLES",
-        "a DCGM-internal sample buffer",
     ),
     ("DCGM_FI_DEV_COUNT", "a host-level DCGM field"),
     (
@@ -390,18 +384,30 @@ pub fn markdown_table(default: &[Field]) -> String {
     out
 }
 
-/// The catalog name closest to `name` (by edit distance), for "did you mean"
+/// The known field name (the catalog's, any DCGM name, dcgm-exporter's
+/// `DCGM_EXP_*`) closest to `name` by edit distance, for "did you mean"
 /// hints in error messages.
 pub fn closest_name(name: &str) -> Option<&'static str> {
-    CATALOG
+    let limit = name.len().max(4) / 2;
+    let mut best: Option<(usize, &'static str)> = None;
+    let candidates = CATALOG
         .iter()
         .map(|d| d.name)
-        .chain(UNAVAILABLE.iter().map(|(n, _)| *n))
-        .chain(DCGM_EXP_FIELDS.iter().map(|(n, _)| *n))
-        .map(|candidate| (edit_distance(name, candidate), candidate))
-        .min_by_key(|(d, _)| *d)
-        .filter(|(d, _)| *d <= name.len().max(4) / 2)
-        .map(|(_, c)| c)
+        .chain(crate::dcgm_fields::names().map(|n| n.name))
+        .chain(DCGM_EXP_FIELDS.iter().map(|(n, _)| *n));
+    for candidate in candidates {
+        // The distance is at least the difference in length: skip names that
+        // cannot beat the best so far (ties keep the earlier, catalog, name).
+        let bound = best.map_or(limit, |(d, _)| d.saturating_sub(1));
+        if name.len().abs_diff(candidate.len()) > bound {
+            continue;
+        }
+        let d = edit_distance(name, candidate);
+        if d <= bound {
+            best = Some((d, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -449,6 +455,31 @@ mod tests {
     }
 
     #[test]
+    fn every_name_is_a_dcgm_field() {
+        use crate::dcgm_fields::lookup;
+        let mut ids = std::collections::HashSet::new();
+        for def in CATALOG {
+            let known = lookup(def.name).unwrap_or_else(|| panic!("{} is no DCGM field", def.name));
+            assert!(
+                ids.insert(known.id),
+                "{} shares id {} with another row",
+                def.name,
+                known.id
+            );
+        }
+        for (name, _) in UNAVAILABLE {
+            let known = lookup(name).unwrap_or_else(|| panic!("{name} is no DCGM field"));
+            assert!(!ids.contains(&known.id), "{name} is both available and not");
+        }
+        for (name, _) in DCGM_EXP_FIELDS {
+            assert!(
+                lookup(name).is_none(),
+                "{name} is dcgm-exporter's, not DCGM's"
+            );
+        }
+    }
+
+    #[test]
     fn closest_name_suggests_typo_fixes() {
         assert_eq!(
             closest_name("DCGM_FI_DEV_GPU_UTILL"),
@@ -459,5 +490,10 @@ mod tests {
             Some("DCGM_FI_DEV_SM_CLOCK")
         );
         assert_eq!(closest_name("completely different"), None);
+        assert_eq!(
+            closest_name("DCGM_FI_DEV_CLOCK_EVENT_REASONS"),
+            Some("DCGM_FI_DEV_CLOCKS_EVENT_REASONS")
+        );
+        assert_eq!(closest_name("dcgm_sm_clok"), Some("dcgm_sm_clock"));
     }
 }

@@ -2,16 +2,31 @@
 //! what help text.
 //!
 //! The format is dcgm-exporter's, read the way it reads it: one
-//! `DCGM FIELD, Prometheus metric type, help message` row per line, `#`
+//! `DCGM field, Prometheus metric type, help message` row per line, `#`
 //! comments, blank lines ignored, spaces around fields trimmed, double quotes
 //! allowed around a field that contains a comma. Types are `gauge`, `counter`
 //! and `label` (label fields become labels on every series of the GPU).
-//! NVIDIA's `default-counters.csv` and `dcp-metrics-included.csv` load
-//! unchanged; the built-in default is a verbatim copy of the former.
+//!
+//! A row may name a field by any name dcgm-exporter accepts (see
+//! [`dcgm_fields`]): its current DCGM name, a deprecated
+//! alias (`DCGM_FI_DEV_CLOCK_THROTTLE_REASONS`) or dcgm-exporter 1.x's name
+//! (`dcgm_sm_clock`). A field the catalog reads is exported; a real DCGM
+//! field Algalon cannot provide, a dcgm-exporter `DCGM_EXP_*` series and a
+//! second row for a field already listed are [`Skipped`] with their reason
+//! (dcgm-exporter, too, exports a field once, from its first row); only a
+//! name that is no DCGM field, a malformed row, or a file without any row is
+//! an error, and every bad row of a file is reported, each with its line.
+//! NVIDIA's `default-counters.csv`, `dcp-metrics-included.csv` and
+//! `1.x-compatibility-metrics.csv` load unchanged; the built-in default is a
+//! verbatim copy of the first.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::catalog::{self, Field, Kind};
+use serde::Serialize;
+
+use crate::catalog::{self, CATALOG, Field, Kind};
+use crate::dcgm_fields;
 use crate::error::{Error, Result};
 
 /// The built-in collectors file: dcgm-exporter's `default-counters.csv`, verbatim.
@@ -39,15 +54,26 @@ pub struct Metric {
     pub help: String,
 }
 
-/// A row that names a real DCGM field which NVML cannot provide.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A row that is not exported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
-    /// The DCGM field name.
+    /// The field's name, as the row writes it.
     pub name: String,
     /// 1-based line in the file.
     pub line: usize,
+    /// DCGM's field id (none for dcgm-exporter's own `DCGM_EXP_*` series).
+    pub dcgm_id: Option<u16>,
     /// Why it is not exported.
-    pub reason: &'static str,
+    pub reason: String,
+}
+
+/// One bad row of a collectors file (or, with no line, the file as a whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line, or `None` when the problem is the whole file.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it.
+    pub message: String,
 }
 
 /// A parsed collectors file.
@@ -59,8 +85,13 @@ pub struct CollectorConfig {
     pub metrics: Vec<Metric>,
     /// Label-type fields, in file order.
     pub labels: Vec<Field>,
-    /// Rows naming fields that cannot be provided; they are not exported.
+    /// Rows that are not exported, with their reasons.
     pub skipped: Vec<Skipped>,
+    /// Fields the file names by another of their DCGM names than the
+    /// catalog's (a DCGM 4.6 name, a deprecated alias, a dcgm-exporter 1.x
+    /// name), with the name it uses: dcgm-exporter exports a row under the
+    /// name the row gives it. See [`CollectorConfig::series_name`].
+    pub names: BTreeMap<Field, String>,
 }
 
 impl Default for CollectorConfig {
@@ -68,6 +99,87 @@ impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig::parse(DEFAULT_COUNTERS_CSV, "<built-in default-counters.csv>")
             .expect("the built-in default-counters.csv parses (checked by tests)")
+    }
+}
+
+/// What a row's field name resolves to.
+enum Resolved {
+    /// A catalog field (and its DCGM id).
+    Field(Field, u16),
+    /// A real DCGM field with no catalog row.
+    Unprovided(u16),
+    /// One of dcgm-exporter's own `DCGM_EXP_*` series: (name, why not).
+    ExporterSeries(&'static str, &'static str),
+}
+
+impl Resolved {
+    /// Two rows name the same thing when they name the same DCGM id
+    /// (whatever the spelling) or the same dcgm-exporter series.
+    fn key(&self) -> (Option<u16>, &'static str) {
+        match *self {
+            Resolved::Field(_, id) | Resolved::Unprovided(id) => (Some(id), ""),
+            Resolved::ExporterSeries(name, _) => (None, name),
+        }
+    }
+}
+
+fn resolve(name: &str) -> Option<Resolved> {
+    if let Some(known) = dcgm_fields::lookup(name) {
+        return Some(match catalog_field(known.id) {
+            Some(field) => Resolved::Field(field, known.id),
+            None => Resolved::Unprovided(known.id),
+        });
+    }
+    catalog::DCGM_EXP_FIELDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, reason)| Resolved::ExporterSeries(n, reason))
+}
+
+/// The catalog field with DCGM id `id`, whichever of its names the catalog uses.
+fn catalog_field(id: u16) -> Option<Field> {
+    CATALOG
+        .iter()
+        .find(|d| dcgm_fields::lookup(d.name).is_some_and(|k| k.id == id))
+        .map(|d| d.field)
+}
+
+/// Why field `id` is not exported: the catalog's own note when it has one,
+/// else what the kind of field says.
+fn unprovided_reason(id: u16) -> &'static str {
+    catalog::UNAVAILABLE
+        .iter()
+        .find(|(n, _)| dcgm_fields::lookup(n).is_some_and(|k| k.id == id))
+        .map_or_else(|| dcgm_fields::unprovided_reason(id), |(_, reason)| reason)
+}
+
+/// The exposition type of catalog field `field` named `name` with CSV type
+/// `type_name` (lowercase): `None` for a label.
+fn metric_type(
+    field: Field,
+    name: &str,
+    type_name: &str,
+) -> std::result::Result<Option<MetricType>, String> {
+    let kind = field.def().kind;
+    match type_name {
+        "label" if kind == Kind::Label => Ok(None),
+        "label" => Err(format!(
+            "{name} is a numeric field and cannot be a label; use type {}",
+            if kind == Kind::Counter {
+                "counter"
+            } else {
+                "gauge"
+            }
+        )),
+        _ if kind == Kind::Label => Err(format!(
+            "{name} is a text field; use type label (found {type_name:?})"
+        )),
+        "gauge" => Ok(Some(MetricType::Gauge)),
+        "counter" => Ok(Some(MetricType::Counter)),
+        _ => Err(format!(
+            "type {type_name:?} for {name} is not supported: a GPU field is a single value; \
+             use gauge or counter"
+        )),
     }
 }
 
@@ -82,97 +194,115 @@ impl CollectorConfig {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Parses collectors CSV text; `file` names it in error messages.
+    /// Parses collectors CSV text; `file` names it in error messages. Every
+    /// bad row is reported (in [`Error::CollectorsParse`]), not only the first.
     pub fn parse(text: &str, file: &str) -> Result<Self> {
         let mut config = CollectorConfig {
             source: file.to_owned(),
             metrics: Vec::new(),
             labels: Vec::new(),
             skipped: Vec::new(),
+            names: BTreeMap::new(),
         };
-        let mut first_seen: Vec<(Field, usize)> = Vec::new();
+        let mut errors: Vec<RowError> = Vec::new();
+        let mut first_seen = Vec::new();
+        let mut rows = 0usize;
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
-            let err = |message: String| Error::CollectorsParse {
-                file: file.to_owned(),
-                line,
-                message,
-            };
             let trimmed = raw.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let cols = split_row(trimmed).map_err(err)?;
-            if cols.len() != 3 {
-                return Err(err(format!(
-                    "expected 3 comma-separated fields (DCGM field, Prometheus type, help), \
-                     found {}: {trimmed:?}",
-                    cols.len()
-                )));
+            rows += 1;
+            if let Err(message) = config.add_row(trimmed, line, &mut first_seen) {
+                errors.push(RowError {
+                    line: Some(line),
+                    message,
+                });
             }
-            let (name, type_name, help) = (cols[0].as_str(), cols[1].as_str(), &cols[2]);
-            let Some(field) = Field::from_name(name) else {
-                if let Some((_, reason)) = catalog::UNAVAILABLE
-                    .iter()
-                    .chain(catalog::DCGM_EXP_FIELDS)
-                    .find(|(n, _)| *n == name)
-                {
-                    config.skipped.push(Skipped {
-                        name: name.to_owned(),
-                        line,
-                        reason,
-                    });
-                    continue;
-                }
-                let hint = match catalog::closest_name(name) {
-                    Some(close) => format!("; did you mean {close}?"),
-                    None => "; see the metric list in README.md".to_owned(),
-                };
-                return Err(err(format!("unknown DCGM field {name:?}{hint}")));
+        }
+        if rows == 0 {
+            errors.push(RowError {
+                line: None,
+                message: "no field to export: the file has no `DCGM field, type, help` row, only \
+                          blank lines or comments; list at least one, e.g. \
+                          `DCGM_FI_DEV_GPU_UTIL, gauge, GPU utilization (in %).`"
+                    .to_owned(),
+            });
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(Error::CollectorsParse {
+                file: file.to_owned(),
+                rows: errors,
+            })
+        }
+    }
+
+    /// Adds one data row (trimmed, not a comment).
+    fn add_row(
+        &mut self,
+        row: &str,
+        line: usize,
+        first_seen: &mut Vec<((Option<u16>, &'static str), usize)>,
+    ) -> std::result::Result<(), String> {
+        let cols = split_row(row)?;
+        if cols.len() != 3 {
+            return Err(format!(
+                "expected 3 comma-separated fields (DCGM field, Prometheus type, help), \
+                 found {}: {row:?}",
+                cols.len()
+            ));
+        }
+        let (name, type_name, help) = (cols[0].as_str(), cols[1].as_str(), &cols[2]);
+        let Some(resolved) = resolve(name) else {
+            let hint = match catalog::closest_name(name) {
+                Some(close) => format!("; did you mean {close}?"),
+                None => "; see the metric list in README.md".to_owned(),
             };
-            if let Some((_, first)) = first_seen.iter().find(|(f, _)| *f == field) {
-                return Err(err(format!(
-                    "{name} is listed twice (first on line {first}); keep one row"
-                )));
-            }
-            first_seen.push((field, line));
-            let def = field.def();
-            let metric_type = match type_name.to_ascii_lowercase().as_str() {
-                "label" if def.kind == Kind::Label => {
-                    config.labels.push(field);
-                    continue;
-                }
-                "label" => {
-                    return Err(err(format!(
-                        "{name} is a numeric field and cannot be a label; use type {}",
-                        if def.kind == Kind::Counter {
-                            "counter"
-                        } else {
-                            "gauge"
-                        }
-                    )));
-                }
-                _ if def.kind == Kind::Label => {
-                    return Err(err(format!(
-                        "{name} is a text field; use type label (found {type_name:?})"
-                    )));
-                }
-                "gauge" => MetricType::Gauge,
-                "counter" => MetricType::Counter,
-                "histogram" | "summary" => {
-                    return Err(err(format!(
-                        "type {type_name:?} for {name} is not supported: a GPU field is a \
-                         single value; use gauge or counter"
-                    )));
-                }
-                _ => {
-                    return Err(err(format!(
-                        "unknown Prometheus type {type_name:?} for {name}; use gauge, counter \
-                         or label"
-                    )));
-                }
+            return Err(format!("unknown DCGM field {name:?}{hint}"));
+        };
+        let type_name = type_name.to_ascii_lowercase();
+        if !["gauge", "counter", "label", "histogram", "summary"].contains(&type_name.as_str()) {
+            return Err(format!(
+                "unknown Prometheus type {type_name:?} for {name}; use gauge, counter or label"
+            ));
+        }
+        let exported = match resolved {
+            Resolved::Field(field, _) => Some((field, metric_type(field, name, &type_name)?)),
+            _ => None,
+        };
+        let key = resolved.key();
+        let skip = |reason: String| Skipped {
+            name: name.to_owned(),
+            line,
+            dcgm_id: key.0,
+            reason,
+        };
+        if let Some((_, first)) = first_seen.iter().find(|(k, _)| *k == key) {
+            self.skipped.push(skip(format!(
+                "line {first} already names this field; a field is exported once, from its \
+                 first row, as in dcgm-exporter"
+            )));
+            return Ok(());
+        }
+        first_seen.push((key, line));
+        let Some((field, metric_type)) = exported else {
+            let reason = match resolved {
+                Resolved::ExporterSeries(_, reason) => reason,
+                Resolved::Unprovided(id) | Resolved::Field(_, id) => unprovided_reason(id),
             };
-            config.metrics.push(Metric {
+            self.skipped.push(skip(reason.to_owned()));
+            return Ok(());
+        };
+        let def = field.def();
+        if name != def.name {
+            self.names.insert(field, name.to_owned());
+        }
+        match metric_type {
+            None => self.labels.push(field),
+            Some(metric_type) => self.metrics.push(Metric {
                 field,
                 metric_type,
                 help: if help.is_empty() {
@@ -180,9 +310,9 @@ impl CollectorConfig {
                 } else {
                     help.clone()
                 },
-            });
+            }),
         }
-        Ok(config)
+        Ok(())
     }
 
     /// Every field the sampler must read for this config (metrics and labels).
@@ -191,6 +321,13 @@ impl CollectorConfig {
             .iter()
             .map(|m| m.field)
             .chain(self.labels.iter().copied())
+    }
+
+    /// The name the file gives `field`: the series (or label) name
+    /// dcgm-exporter exports it under. The catalog's name unless the file
+    /// spells the field another way.
+    pub fn series_name(&self, field: Field) -> &str {
+        self.names.get(&field).map_or(field.name(), String::as_str)
     }
 }
 
@@ -252,6 +389,8 @@ mod tests {
         assert_eq!(config.labels, vec![Field::DriverVersion]);
         assert_eq!(config.skipped.len(), 1);
         assert_eq!(config.skipped[0].name, "DCGM_FI_DEV_VGPU_LICENSE_STATUS");
+        assert_eq!(config.skipped[0].dcgm_id, Some(526));
+        assert!(config.names.is_empty(), "{:?}", config.names);
         let energy = config
             .metrics
             .iter()
@@ -296,10 +435,6 @@ mod tests {
                 "DCGM_FI_DEV_GPU_UTIL, gauge, \"open\n",
                 "unterminated double quote",
             ),
-            (
-                "DCGM_FI_DEV_GPU_UTIL, gauge, a\nDCGM_FI_DEV_GPU_UTIL, gauge, b\n",
-                "listed twice (first on line 1)",
-            ),
         ] {
             let msg = CollectorConfig::parse(text, "f.csv")
                 .expect_err(text)
@@ -333,5 +468,148 @@ mod tests {
             err.to_string().contains("/nonexistent/counters.csv"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line() {
+        let err = CollectorConfig::parse(
+            "DCGM_FI_DEV_GPU_UTIL, gauge, ok\nDCGM_FI_DEV_GPU_TMP, gauge, typo\n\
+             DCGM_FI_DEV_FB_USED, gauge\nDCGM_FI_DEV_SM_CLOCK, gauge, ok\n\
+             DCGM_FI_DEV_MEM_CLOCK, gaugee, typo\n",
+            "many.csv",
+        )
+        .expect_err("three bad rows");
+        let lines = err.lines();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("many.csv:2: unknown DCGM field"),
+            "{lines:?}"
+        );
+        assert!(lines[1].starts_with("many.csv:3: expected 3"), "{lines:?}");
+        assert!(
+            lines[2].starts_with("many.csv:5: unknown Prometheus type"),
+            "{lines:?}"
+        );
+        let one = err.to_string();
+        assert!(!one.contains('\n'), "Display is one line: {one:?}");
+        assert!(
+            one.contains("many.csv:2:") && one.contains("many.csv:5:"),
+            "{one}"
+        );
+    }
+
+    #[test]
+    fn a_file_without_rows_is_an_error() {
+        for text in ["", "\n\n", "# only a comment\n  # another\n"] {
+            let err = CollectorConfig::parse(text, "empty.csv").expect_err(text);
+            let msg = err.to_string();
+            assert!(msg.starts_with("empty.csv: no field to export"), "{msg}");
+            assert_eq!(err.lines().len(), 1);
+        }
+    }
+
+    #[test]
+    fn any_dcgm_name_of_a_catalog_field_is_exported() {
+        let config = CollectorConfig::parse(
+            "DCGM_FI_DEV_CLOCKS_EVENT_REASONS, gauge, reasons\n\
+             dcgm_sm_clock, gauge, SM clock\n\
+             DCGM_FI_DEV_GPU_UTIL_RATIO, gauge, util\n\
+             DCGM_FI_SYSTEM_DRIVER_VERSION, label, driver\n\
+             DCGM_FI_DEV_GPU_TEMP, gauge, temp\n",
+            "names.csv",
+        )
+        .expect("every name is a DCGM field");
+        let fields: Vec<_> = config.metrics.iter().map(|m| m.field).collect();
+        assert_eq!(
+            fields,
+            [
+                Field::ClockThrottleReasons,
+                Field::SmClock,
+                Field::GpuUtil,
+                Field::GpuTemp
+            ]
+        );
+        assert_eq!(config.labels, [Field::DriverVersion]);
+        assert_eq!(
+            config.series_name(Field::ClockThrottleReasons),
+            "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"
+        );
+        assert_eq!(config.series_name(Field::SmClock), "dcgm_sm_clock");
+        assert_eq!(
+            config.series_name(Field::DriverVersion),
+            "DCGM_FI_SYSTEM_DRIVER_VERSION"
+        );
+        assert_eq!(config.series_name(Field::GpuTemp), "DCGM_FI_DEV_GPU_TEMP");
+        assert!(!config.names.contains_key(&Field::GpuTemp));
+    }
+
+    #[test]
+    fn real_fields_algalon_cannot_read_are_skipped_with_a_reason() {
+        let config = CollectorConfig::parse(
+            "DCGM_FI_DEV_GPU_UTIL, gauge, util\n\
+             DCGM_FI_DEV_POWER_USAGE_INSTANT, gauge, instant power\n\
+             DCGM_FI_DEV_NVSWITCH_LINK_CRC_ERRORS, counter, switch\n\
+             DCGM_FI_PROF_PIPE_INT_ACTIVE, gauge, int\n\
+             DCGM_EXP_XID_ERRORS_COUNT, gauge, xid count\n",
+            "skip.csv",
+        )
+        .expect("real fields never fail the file");
+        assert_eq!(config.metrics.len(), 1);
+        let skipped: Vec<_> = config
+            .skipped
+            .iter()
+            .map(|s| (s.line, s.name.as_str(), s.dcgm_id))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (2, "DCGM_FI_DEV_POWER_USAGE_INSTANT", Some(157)),
+                (3, "DCGM_FI_DEV_NVSWITCH_LINK_CRC_ERRORS", Some(787)),
+                (4, "DCGM_FI_PROF_PIPE_INT_ACTIVE", Some(1016)),
+                (5, "DCGM_EXP_XID_ERRORS_COUNT", None),
+            ]
+        );
+        assert!(
+            config.skipped[1].reason.contains("NVSwitch"),
+            "{:?}",
+            config.skipped[1]
+        );
+        assert_eq!(config.skipped[2].reason, "no NVML GPM equivalent");
+        assert!(config.skipped.iter().all(|s| !s.reason.is_empty()));
+    }
+
+    #[test]
+    fn a_field_named_twice_is_exported_once_from_its_first_row() {
+        let config = CollectorConfig::parse(
+            "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS, gauge, first\n\
+             DCGM_FI_DEV_GPU_UTIL, gauge, util\n\
+             DCGM_FI_DEV_CLOCKS_EVENT_REASONS, gauge, second name\n\
+             DCGM_FI_DEV_GPU_UTIL, counter, again\n",
+            "twice.csv",
+        )
+        .expect("a repeated field is not an error");
+        assert_eq!(config.metrics.len(), 2);
+        assert_eq!(config.metrics[0].help, "first");
+        assert_eq!(config.metrics[1].metric_type, MetricType::Gauge);
+        assert!(
+            config.names.is_empty(),
+            "the first row's name is the catalog's"
+        );
+        let lines: Vec<_> = config.skipped.iter().map(|s| s.line).collect();
+        assert_eq!(lines, [3, 4]);
+        assert!(
+            config.skipped[0]
+                .reason
+                .starts_with("line 1 already names this field"),
+            "{:?}",
+            config.skipped[0]
+        );
+        // A repeated row is still checked.
+        let err = CollectorConfig::parse(
+            "DCGM_FI_DEV_GPU_UTIL, gauge, a\nDCGM_FI_DEV_GPU_UTIL, label, b\n",
+            "t.csv",
+        )
+        .expect_err("a bad type stays an error");
+        assert!(err.to_string().starts_with("t.csv:2:"), "{err}");
     }
 }

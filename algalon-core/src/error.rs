@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use nvml_wrapper::error::NvmlError;
 
+use crate::collectors::RowError;
+
 /// Result alias used across `algalon-core`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -59,15 +61,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A collectors CSV row is malformed or names something unknown.
-    #[error("{file}:{line}: {message}")]
+    /// A collectors CSV has rows that are malformed or name something
+    /// unknown (every such row is listed), or no row at all. Displayed as
+    /// `file:line: message` per row, joined by `; `; [`Error::lines`] gives
+    /// one line each.
+    #[error("{}", collectors_rows(file, rows).join("; "))]
     CollectorsParse {
         /// The file (or `<built-in>` / `<string>`).
         file: String,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong with the row and how to fix it.
-        message: String,
+        /// What is wrong, row by row, in file order.
+        rows: Vec<RowError>,
     },
 
     /// A device selector (index or UUID) matched no GPU.
@@ -86,4 +89,24 @@ pub enum Error {
     /// An interval of zero (or otherwise unusable) was asked for.
     #[error("invalid sampling interval {0:?}: use at least 1 ms")]
     InvalidInterval(std::time::Duration),
+}
+
+impl Error {
+    /// The message as lines to show a person: one per bad row of a
+    /// collectors file, else the message itself.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Error::CollectorsParse { file, rows } => collectors_rows(file, rows),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+fn collectors_rows(file: &str, rows: &[RowError]) -> Vec<String> {
+    rows.iter()
+        .map(|r| match r.line {
+            Some(line) => format!("{file}:{line}: {}", r.message),
+            None => format!("{file}: {}", r.message),
+        })
+        .collect()
 }

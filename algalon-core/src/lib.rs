@@ -33,6 +33,8 @@
 //!
 //! * [`catalog`]: every exportable field, declared once.
 //! * [`collectors`]: dcgm-exporter's collectors CSV.
+//! * [`dcgm_fields`]: every DCGM field name a CSV may use; [`xid_text`]:
+//!   dcgm-exporter's XID texts.
 //! * [`Sampler`] / [`BackgroundSampler`]: the only NVML callers.
 //! * [`Encoder`]: Prometheus text / OpenMetrics.
 
@@ -41,6 +43,7 @@
 
 pub mod catalog;
 pub mod collectors;
+pub mod dcgm_fields;
 mod encoder;
 mod error;
 pub mod jobs;
@@ -48,6 +51,7 @@ pub mod procinfo;
 mod sampler;
 mod snapshot;
 mod xid;
+pub mod xid_text;
 
 pub use catalog::{CATALOG, Field, FieldDef, Kind};
 pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};

@@ -124,6 +124,7 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
             }
         }
         log_started(&cli, &sampling, &web.load(), local);
+        crate::compat::log_start_notes(&cli);
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(server::serve(

@@ -1,11 +1,20 @@
-//! Command line: dcgm-exporter's flag names where they mean the same thing,
-//! each with an `ALGALON_*` environment variable.
+//! Command line: every dcgm-exporter 4.x option under its names (long, short
+//! and alias), Algalon's own options, and the environment.
+//!
+//! dcgm-exporter's options are read from its variables (`DCGM_EXPORTER_*`
+//! and the few it reads without that prefix); Algalon's own `ALGALON_*`
+//! variables win over them when both are set; the command line wins over
+//! both; an empty variable counts as unset. [`crate::compat`] holds the table
+//! of dcgm-exporter's options and variables and what Algalon does with each.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, ValueEnum};
+
+use crate::args;
+use crate::compat::Given;
 
 /// Algalon's GPU exporter: serves every NVIDIA GPU's NVML readings as
 /// Prometheus metrics under dcgm-exporter's names and labels.
@@ -22,17 +31,17 @@ use clap::{ArgAction, Parser, ValueEnum};
                   Signals: SIGHUP re-reads --collectors and --web-config-file once each file has \
                   stopped changing for 0.1 s (a bad, unreadable or half-written file is logged with \
                   file:line and the last good configuration keeps serving; a burst of SIGHUPs is \
-                  one reload); SIGTERM / SIGINT shut down gracefully."
+                  one reload); SIGTERM / SIGINT shut down gracefully.\n\
+                  Environment: each option reads the variables named in its help; ALGALON_* wins \
+                  over dcgm-exporter's, the command line wins over both, an empty variable counts \
+                  as unset. Options are also accepted Go-style, with one dash (-collectors), and \
+                  booleans as --flag=false."
 )]
 pub struct Cli {
     /// dcgm-exporter collectors CSV naming the fields to export (`DCGM field, type,
-    /// help` rows). Default: the built-in copy of dcgm-exporter's default-counters.csv.
-    #[arg(
-        short = 'f',
-        long = "collectors",
-        env = "ALGALON_COLLECTORS",
-        value_name = "CSV"
-    )]
+    /// help` rows; any DCGM name of a field, including deprecated and dcgm-exporter 1.x
+    /// names). Default: the built-in copy of dcgm-exporter's default-counters.csv.
+    #[arg(short = 'f', long = "collectors", value_name = "CSV")]
     pub collectors: Option<PathBuf>,
 
     /// Address to listen on: `:PORT` (every interface), `HOST:PORT`, `IP:PORT`
@@ -40,17 +49,16 @@ pub struct Cli {
     #[arg(
         short = 'a',
         long = "address",
-        env = "ALGALON_ADDRESS",
         default_value = ":9400",
         value_name = "ADDR"
     )]
     pub address: String,
 
-    /// Milliseconds between two samples of every GPU.
+    /// Milliseconds between two samples of every GPU. Algalon's default is 5000
+    /// (fresh data every 5 s); dcgm-exporter's is 30000.
     #[arg(
         short = 'c',
         long = "collect-interval",
-        env = "ALGALON_COLLECT_INTERVAL",
         default_value_t = 5000,
         value_name = "MS",
         value_parser = clap::value_parser!(u64).range(10..=3_600_000)
@@ -64,7 +72,6 @@ pub struct Cli {
     #[arg(
         short = 'd',
         long = "devices",
-        env = "ALGALON_DEVICES",
         default_value = "f",
         value_name = "DEVICES",
         value_parser = parse_devices
@@ -72,38 +79,22 @@ pub struct Cli {
     pub devices: Devices,
 
     /// Leave the `Hostname` label off every series.
-    #[arg(
-        short = 'n',
-        long = "no-hostname",
-        env = "ALGALON_NO_HOSTNAME",
-        action = ArgAction::SetTrue,
-        value_parser = BoolishValueParser::new()
-    )]
+    #[arg(short = 'n', long = "no-hostname")]
     pub no_hostname: bool,
 
     /// NVML library to load instead of the system's libnvidia-ml.so.1.
-    #[arg(long = "nvml-lib", env = "ALGALON_NVML_LIB", value_name = "PATH")]
+    #[arg(long = "nvml-lib", value_name = "PATH")]
     pub nvml_lib: Option<PathBuf>,
 
     /// Where the host's /proc is mounted, for process names and Slurm / pod
     /// identities (`/host/proc` in a container with the host's /proc mounted).
-    #[arg(
-        long = "proc-root",
-        env = "ALGALON_PROC_ROOT",
-        default_value = "/proc",
-        value_name = "DIR"
-    )]
+    #[arg(long = "proc-root", default_value = "/proc", value_name = "DIR")]
     pub proc_root: PathBuf,
 
     /// Export per-process metrics (GPU memory, SM and memory utilization per
     /// PID, with the process name and its Slurm job or Kubernetes pod when
     /// known). Needs the host's PID namespace in a container.
-    #[arg(
-        long = "processes",
-        env = "ALGALON_PROCESSES",
-        action = ArgAction::SetTrue,
-        value_parser = BoolishValueParser::new()
-    )]
+    #[arg(long = "processes")]
     pub processes: bool,
 
     /// Prometheus exporter-toolkit web config (YAML): `tls_server_config`
@@ -111,38 +102,24 @@ pub struct Cli {
     /// max_version) and `basic_auth_users` (user: bcrypt hash). Relative paths
     /// are read from the file's directory. /health stays open without a password
     /// so container health checks work.
-    #[arg(
-        long = "web-config-file",
-        env = "ALGALON_WEB_CONFIG_FILE",
-        value_name = "YAML"
-    )]
+    #[arg(long = "web-config-file", value_name = "YAML")]
     pub web_config_file: Option<PathBuf>,
 
     /// Log format.
-    #[arg(
-        long = "log-format",
-        env = "ALGALON_LOG_FORMAT",
-        value_enum,
-        default_value_t = LogFormat::Text
-    )]
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Most verbose log level written.
-    #[arg(
-        long = "log-level",
-        env = "ALGALON_LOG_LEVEL",
-        value_enum,
-        default_value_t = LogLevel::Info
-    )]
+    #[arg(long = "log-level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
+
+    /// Log at debug level (dcgm-exporter's switch; --log-level trace stays trace).
+    #[arg(long = "debug")]
+    pub debug: bool,
 
     /// /health answers 503 when the last sample is older than this many
     /// milliseconds. Default: the larger of 3 intervals and one interval + 10 s.
-    #[arg(
-        long = "health-stale-after",
-        env = "ALGALON_HEALTH_STALE_AFTER",
-        value_name = "MS"
-    )]
+    #[arg(long = "health-stale-after", value_name = "MS")]
     pub health_stale_after_ms: Option<u64>,
 
     /// Most client connections open at once. When all are taken, a new
@@ -154,12 +131,57 @@ pub struct Cli {
     /// arrive within 10 s, however slowly its bytes trickle in.
     #[arg(
         long = "max-connections",
-        env = "ALGALON_MAX_CONNECTIONS",
         default_value_t = 256,
         value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..=65_536)
     )]
     pub max_connections: u32,
+
+    /// Serve dcgm-exporter 1.x's label names (`uuid` instead of `UUID`). Accepted,
+    /// not yet implemented: logged at start.
+    #[arg(short = 'o', long = "use-old-namespace")]
+    pub use_old_namespace: bool,
+
+    /// Window, in milliseconds, of dcgm-exporter's DCGM_EXP_XID_ERRORS_COUNT series.
+    /// Accepted, not yet implemented: logged at start when set.
+    #[arg(
+        short = 'x',
+        long = "xid-count-window-size",
+        default_value_t = 300_000,
+        value_name = "MS"
+    )]
+    pub xid_count_window_ms: u64,
+
+    /// Window, in milliseconds, of dcgm-exporter's DCGM_EXP_CLOCK_EVENTS_COUNT series.
+    /// Accepted, not yet implemented: logged at start when set.
+    #[arg(
+        long = "clock-events-count-window-size",
+        default_value_t = 300_000,
+        value_name = "MS"
+    )]
+    pub clock_events_count_window_ms: u64,
+
+    /// Replace the blanks in the `modelName` label with dashes. Accepted, not yet
+    /// implemented: logged at start.
+    #[arg(long = "replace-blanks-in-model-name", alias = "rbmn")]
+    pub replace_blanks_in_model_name: bool,
+
+    /// Take the listening socket from systemd socket activation (LISTEN_FDS)
+    /// instead of --address. Accepted, not yet implemented: logged at start.
+    #[arg(long = "web-systemd-socket")]
+    pub web_systemd_socket: bool,
+
+    /// dcgm-exporter's HPC job mapping directory (a file per GPU index naming the
+    /// jobs on it, served as the `hpc_job` label). Accepted, not yet implemented:
+    /// logged at start.
+    #[arg(long = "hpc-job-mapping-dir", value_name = "DIR")]
+    pub hpc_job_mapping_dir: Option<PathBuf>,
+
+    /// The name of the host label on every series: `Hostname` (dcgm-exporter's
+    /// releases up to 4.8.2) or `hostname` (its main branch since). Accepted, not
+    /// yet implemented (always `Hostname`): logged at start when set.
+    #[arg(long = "hostname-label", value_enum, default_value_t = HostnameLabel::Hostname)]
+    pub hostname_label: HostnameLabel,
 
     /// Do not serve: GET this URL (http:// or https://, certificate not
     /// verified) and exit 0 when it answers 200, 1 otherwise. For container
@@ -169,11 +191,206 @@ pub struct Cli {
     pub healthcheck: Option<String>,
 
     /// Print the version, git commit and NVML version, then exit.
-    #[arg(short = 'V', long = "version", action = ArgAction::SetTrue)]
+    #[arg(short = 'V', short_alias = 'v', long = "version", action = ArgAction::SetTrue)]
     pub version: bool,
+
+    /// dcgm-exporter's Kubernetes options.
+    #[command(flatten, next_help_heading = "Kubernetes (dcgm-exporter's options)")]
+    pub kubernetes: Kubernetes,
+
+    /// dcgm-exporter's options that mean nothing for Algalon (hidden from --help).
+    #[command(flatten)]
+    pub no_effect: NoEffect,
+
+    /// Which dcgm-exporter options were set, and where (for start-up notes).
+    #[arg(skip)]
+    pub given: Vec<Given>,
+}
+
+/// dcgm-exporter's Kubernetes pod mapping options: parsed and checked as
+/// dcgm-exporter checks them; the pod labels themselves are not added yet.
+#[derive(Debug, Clone, Args)]
+pub struct Kubernetes {
+    /// Map GPUs to the pods that hold them (pod, namespace and container labels).
+    /// Pod labels are not added yet: GPU series are served unchanged, with a
+    /// warning at start.
+    #[arg(short = 'k', long = "kubernetes")]
+    pub enabled: bool,
+
+    /// Add the pod's Kubernetes labels (with --kubernetes).
+    #[arg(long = "kubernetes-enable-pod-labels")]
+    pub enable_pod_labels: bool,
+
+    /// Add the pod's UID (with --kubernetes).
+    #[arg(long = "kubernetes-enable-pod-uid")]
+    pub enable_pod_uid: bool,
+
+    /// How the kubelet names a GPU in pod resources: `uid` (GPU UUID) or
+    /// `device-name` (nvidiaN).
+    #[arg(long = "kubernetes-gpu-id-type", value_enum, default_value_t = GpuIdType::Uid)]
+    pub gpu_id_type: GpuIdType,
+
+    /// Regular expressions (comma-separated) choosing which pod labels to add;
+    /// empty means all. A pattern that does not compile is skipped with a warning,
+    /// as in dcgm-exporter.
+    #[arg(
+        long = "kubernetes-pod-label-allowlist-regex",
+        value_delimiter = ',',
+        value_name = "REGEX,…"
+    )]
+    pub pod_label_allowlist_regex: Vec<String>,
+
+    /// The kubelet's pod-resources socket.
+    #[arg(
+        long = "pod-resources-kubelet-socket",
+        default_value = "/var/lib/kubelet/pod-resources/kubelet.sock",
+        value_name = "PATH"
+    )]
+    pub pod_resources_kubelet_socket: PathBuf,
+
+    /// Extra resource names that are NVIDIA GPUs (comma-separated), e.g.
+    /// nvidia.com/a100.
+    #[arg(
+        long = "nvidia-resource-names",
+        value_delimiter = ',',
+        value_name = "NAME,…"
+    )]
+    pub nvidia_resource_names: Vec<String>,
+
+    /// Map the virtual GPUs of GPU sharing (time-slicing, MPS) to their pods.
+    #[arg(long = "kubernetes-virtual-gpus")]
+    pub virtual_gpus: bool,
+
+    /// Map GPUs handed out through Dynamic Resource Allocation to their pods.
+    #[arg(long = "kubernetes-enable-dra")]
+    pub enable_dra: bool,
+}
+
+/// dcgm-exporter options with no meaning for Algalon (no DCGM host engine,
+/// no Go runtime, GPUs only): accepted and checked as dcgm-exporter checks
+/// them, and named in one start-up line each when set. Hidden from --help;
+/// README's "Coming from dcgm-exporter" lists them with the reasons.
+#[derive(Debug, Clone, Args)]
+pub struct NoEffect {
+    /// Remote DCGM host engine.
+    #[arg(short = 'r', long = "remote-hostengine-info", hide = true)]
+    pub remote_hostengine_info: Option<String>,
+
+    /// Kubernetes ConfigMap with the collectors CSV.
+    #[arg(
+        short = 'm',
+        long = "configmap-data",
+        default_value = "none",
+        value_parser = parse_configmap_data,
+        hide = true
+    )]
+    pub configmap_data: String,
+
+    /// Grace CPUs to watch.
+    #[arg(short = 'p', long = "cpu-devices", default_value = "f", value_parser = parse_entity_devices, hide = true)]
+    pub cpu_devices: String,
+
+    /// NVSwitches to watch.
+    #[arg(short = 's', long = "switch-devices", default_value = "f", value_parser = parse_entity_devices, hide = true)]
+    pub switch_devices: String,
+
+    /// DCGM's fake GPUs.
+    #[arg(long = "fake-gpus", hide = true)]
+    pub fake_gpus: bool,
+
+    /// DCGM's own log on stdout.
+    #[arg(long = "enable-dcgm-log", hide = true)]
+    pub enable_dcgm_log: bool,
+
+    /// DCGM's log level.
+    #[arg(long = "dcgm-log-level", default_value = "NONE", value_parser = ["NONE", "FATAL", "ERROR", "WARN", "INFO", "DEBUG", "VERB"], hide = true)]
+    pub dcgm_log_level: String,
+
+    /// Debug dumps.
+    #[arg(long = "dump-enabled", hide = true)]
+    pub dump_enabled: bool,
+
+    /// Debug dump directory.
+    #[arg(
+        long = "dump-directory",
+        default_value = "/tmp/dcgm-exporter-debug",
+        hide = true
+    )]
+    pub dump_directory: PathBuf,
+
+    /// Debug dump retention, in hours.
+    #[arg(long = "dump-retention", default_value_t = 24, hide = true)]
+    pub dump_retention: i64,
+
+    /// Compress debug dumps.
+    #[arg(
+        long = "dump-compression",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        hide = true
+    )]
+    pub dump_compression: bool,
+
+    /// Skip dcgm-exporter's start-up checks.
+    #[arg(long = "disable-startup-validate", hide = true)]
+    pub disable_startup_validate: bool,
+
+    /// Watch for GPU bind and unbind events.
+    #[arg(long = "enable-gpu-bind-unbind-watch", hide = true)]
+    pub enable_gpu_bind_unbind_watch: bool,
+
+    /// Poll interval of the bind/unbind watch (a Go duration).
+    #[arg(
+        long = "gpu-bind-unbind-poll-interval",
+        default_value = "1s",
+        hide = true
+    )]
+    pub gpu_bind_unbind_poll_interval: String,
+
+    /// Go's pprof endpoints.
+    #[arg(long = "enable-pprof", hide = true)]
+    pub enable_pprof: bool,
 }
 
 impl Cli {
+    /// Parses the process's arguments and environment.
+    pub fn from_env() -> Result<Cli, clap::Error> {
+        Cli::parse_from_env(std::env::args_os(), |name| std::env::var_os(name))
+    }
+
+    /// Parses `args` (the first is the program name) with `var` as the
+    /// environment: Go-style single-dash long options are read as
+    /// double-dash ones; an option not on the command line takes the first
+    /// non-empty of its variables (`ALGALON_*` first, then dcgm-exporter's).
+    pub fn parse_from_env<I, T>(
+        args: I,
+        var: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let cmd = command();
+        let mut args = args::go_style_args(&cmd, args.into_iter().map(Into::into).collect());
+        if args.is_empty() {
+            args.push(OsString::from("algalon-exporter"));
+        }
+        let first = cmd.clone().try_get_matches_from(&args)?;
+        let (from_env, origins) = args::env_args(&cmd, &first, &args[0], &var)?;
+        let mut all = Vec::with_capacity(args.len() + from_env.len());
+        all.push(args[0].clone());
+        all.extend(from_env);
+        all.extend(args.into_iter().skip(1));
+        let matches = cmd.clone().try_get_matches_from(&all)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.given = args::given(&cmd, &matches, &origins);
+        Ok(cli)
+    }
+
     /// The sampling interval.
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.collect_interval_ms)
@@ -186,6 +403,37 @@ impl Cli {
             None => default_stale_after(self.interval()),
         }
     }
+
+    /// The log level: --log-level, raised to debug by --debug.
+    pub fn log_level(&self) -> LogLevel {
+        if self.debug && self.log_level < LogLevel::Debug {
+            LogLevel::Debug
+        } else {
+            self.log_level
+        }
+    }
+}
+
+/// The command line as clap sees it: [`Cli`]'s options, with dcgm-exporter's
+/// boolean syntax (`--kubernetes`, `--kubernetes=false`) and each option's
+/// variables named in its help.
+pub fn command() -> clap::Command {
+    args::decorate(Cli::command())
+}
+
+/// A clap error as one line, for stderr (usage errors are not multi-line
+/// essays: "what was wrong, where, what to do").
+pub fn one_line_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
+        .collect();
+    let joined = parts.join("; ");
+    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
 }
 
 /// max(3 × interval, interval + 10 s): three missed samples, and never less
@@ -204,7 +452,7 @@ pub enum LogFormat {
 }
 
 /// Log verbosity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum LogLevel {
     /// Errors only.
     Error,
@@ -216,6 +464,76 @@ pub enum LogLevel {
     Debug,
     /// Everything.
     Trace,
+}
+
+/// The host label's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostnameLabel {
+    /// `Hostname`, as dcgm-exporter's releases up to 4.8.2 write it.
+    #[value(name = "Hostname")]
+    Hostname,
+    /// `hostname`, as dcgm-exporter's main branch writes it.
+    #[value(name = "hostname")]
+    Lowercase,
+}
+
+/// How the kubelet's pod resources name a GPU (dcgm-exporter's
+/// `--kubernetes-gpu-id-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GpuIdType {
+    /// The GPU's UUID.
+    #[value(name = "uid")]
+    Uid,
+    /// The device name (`nvidia0`).
+    #[value(name = "device-name")]
+    DeviceName,
+}
+
+/// `--configmap-data`: `none`, or `NAMESPACE:NAME` (dcgm-exporter rejects
+/// anything else when it reads the ConfigMap).
+fn parse_configmap_data(text: &str) -> Result<String, String> {
+    if text == "none" {
+        return Ok(text.to_owned());
+    }
+    match text.split(':').collect::<Vec<_>>()[..] {
+        [ns, name] if !ns.is_empty() && !name.is_empty() => Ok(text.to_owned()),
+        _ => Err(format!("expected NAMESPACE:NAME or none, found {text:?}")),
+    }
+}
+
+/// `--cpu-devices` / `--switch-devices`: dcgm-exporter's device grammar
+/// (`f`, `g[:LIST]`, `i[:LIST]`, LIST = numbers and `A-B` ranges), checked
+/// as dcgm-exporter checks it; the value itself is not used.
+fn parse_entity_devices(text: &str) -> Result<String, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (letter, list) = match parts[..] {
+        [letter] => (letter, None),
+        [letter, list] => (letter, Some(list)),
+        _ => return Err(format!("{text:?}: only one `:LIST` may follow the letter")),
+    };
+    match (letter, list) {
+        ("f", None) | ("g" | "i", None) => return Ok(text.to_owned()),
+        ("f", Some(_)) => return Err("no list may follow `f`".to_owned()),
+        ("g" | "i", Some(_)) => {}
+        _ => {
+            return Err(format!(
+                "{text:?}: expected f, g[:LIST] or i[:LIST] (LIST: numbers and A-B ranges)"
+            ));
+        }
+    }
+    for item in list.unwrap_or_default().split(',') {
+        let ok = match item.split('-').collect::<Vec<_>>()[..] {
+            [n] => n.parse::<i64>().is_ok(),
+            [a, b] => a.parse::<i64>().is_ok() && b.parse::<i64>().is_ok(),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "{text:?}: {item:?} is not a number or an A-B range"
+            ));
+        }
+    }
+    Ok(text.to_owned())
 }
 
 /// Which GPUs to sample.
@@ -241,6 +559,12 @@ impl Devices {
 /// index, an index range `A-B`, or a UUID (prefix).
 pub fn parse_devices(text: &str) -> Result<Devices, String> {
     let t = text.trim();
+    // dcgm-exporter's `g[:LIST]+i[:LIST]` (its Helm chart's `-d g+i`): the
+    // GPU part selects whole GPUs, which include their MIG instances.
+    let t = match t.split_once('+') {
+        Some((gpus, instances)) if instances == "i" || instances.starts_with("i:") => gpus,
+        _ => t,
+    };
     if t.is_empty() || t.eq_ignore_ascii_case("f") || t.eq_ignore_ascii_case("all") {
         return Ok(Devices::All);
     }
@@ -286,6 +610,7 @@ pub fn parse_devices(text: &str) -> Result<Devices, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compat;
 
     #[test]
     fn devices_forms() {
@@ -309,6 +634,11 @@ mod tests {
         assert!(parse_devices("3-1").is_err());
         assert!(parse_devices("0,,1").is_err());
         assert!(parse_devices("i:0").is_err());
+        assert_eq!(parse_devices("g+i"), Ok(Devices::All));
+        assert_eq!(
+            parse_devices("g:1+i:0"),
+            Ok(Devices::List(vec!["1".into()]))
+        );
     }
 
     #[test]
@@ -329,16 +659,330 @@ mod tests {
 
     #[test]
     fn cli_is_well_formed() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    /// Parses `args` with only the variables in `env` set.
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Cli, clap::Error> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let argv = std::iter::once("algalon-exporter").chain(args.iter().copied());
+        Cli::parse_from_env(argv, move |name| {
+            env.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    fn ok(args: &[&str], env: &[(&str, &str)]) -> Cli {
+        parse(args, env).unwrap_or_else(|e| panic!("{args:?} {env:?}: {}", one_line_error(&e)))
     }
 
     #[test]
-    fn defaults_match_dcgm_exporter() {
-        let cli = Cli::try_parse_from(["algalon-exporter"]).expect("no flags parse");
+    fn defaults() {
+        let cli = ok(&[], &[]);
+        // dcgm-exporter's listen address; its interval is 30000 ms, Algalon
+        // keeps 5000 ms so data is 5 s fresh.
         assert_eq!(cli.address, ":9400");
         assert_eq!(cli.collect_interval_ms, 5000);
         assert_eq!(cli.devices, Devices::All);
-        assert!(!cli.no_hostname && !cli.processes);
+        assert!(!cli.no_hostname && !cli.processes && !cli.kubernetes.enabled);
+        assert!(
+            cli.no_effect.dump_compression,
+            "dcgm-exporter's default is true"
+        );
+        assert_eq!(cli.xid_count_window_ms, 300_000);
+        assert!(cli.given.is_empty(), "{:?}", cli.given);
+    }
+
+    #[test]
+    fn dcgm_exporter_variables_set_their_options() {
+        let cli = ok(
+            &[],
+            &[
+                ("DCGM_EXPORTER_LISTEN", ":9500"),
+                ("DCGM_EXPORTER_INTERVAL", "1000"),
+                ("DCGM_EXPORTER_KUBERNETES", "true"),
+                ("DCGM_EXPORTER_DEVICES_STR", "g:0-1"),
+                ("DCGM_EXPORTER_NO_HOSTNAME", "1"),
+                (
+                    "DCGM_EXPORTER_COLLECTORS",
+                    "/etc/dcgm-exporter/dcp-metrics-included.csv",
+                ),
+                ("NVIDIA_RESOURCE_NAMES", "nvidia.com/a100,nvidia.com/a10"),
+                ("DCGM_EXPORTER_DUMP_COMPRESSION", "false"),
+                ("DCGM_EXPORTER_DEBUG", "t"),
+            ],
+        );
+        assert_eq!(cli.address, ":9500");
+        assert_eq!(cli.collect_interval_ms, 1000);
+        assert!(cli.kubernetes.enabled && cli.no_hostname && cli.debug);
+        assert_eq!(cli.log_level(), LogLevel::Debug);
+        assert!(!cli.no_effect.dump_compression);
+        assert_eq!(cli.devices, Devices::List(vec!["0".into(), "1".into()]));
+        assert_eq!(
+            cli.kubernetes.nvidia_resource_names,
+            ["nvidia.com/a100", "nvidia.com/a10"]
+        );
+        let listen = cli
+            .given
+            .iter()
+            .find(|g| g.long == "address")
+            .expect("given");
+        assert_eq!(listen.origin, compat::Origin::Env("DCGM_EXPORTER_LISTEN"));
+    }
+
+    #[test]
+    fn algalon_variables_win_and_the_command_line_wins_over_both() {
+        let env = [
+            ("ALGALON_ADDRESS", ":9600"),
+            ("DCGM_EXPORTER_LISTEN", ":9500"),
+            ("DCGM_EXPORTER_INTERVAL", "2000"),
+            ("ALGALON_COLLECT_INTERVAL", ""),
+        ];
+        let cli = ok(&[], &env);
+        assert_eq!(cli.address, ":9600");
+        assert_eq!(cli.collect_interval_ms, 2000, "an empty variable is unset");
+        let address = cli
+            .given
+            .iter()
+            .find(|g| g.long == "address")
+            .expect("given");
+        assert_eq!(address.origin, compat::Origin::Env("ALGALON_ADDRESS"));
+        assert_eq!(address.shadowed, Some("DCGM_EXPORTER_LISTEN"));
+
+        let cli = ok(&["-a", ":9700", "-c", "300"], &env);
+        assert_eq!(
+            (cli.address.as_str(), cli.collect_interval_ms),
+            (":9700", 300)
+        );
+        let address = cli
+            .given
+            .iter()
+            .find(|g| g.long == "address")
+            .expect("given");
+        assert_eq!(address.origin, compat::Origin::CommandLine);
+        assert_eq!(address.shadowed, Some("ALGALON_ADDRESS"));
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let cli = ok(
+            &[],
+            &[("ALGALON_COLLECTORS", ""), ("DCGM_EXPORTER_KUBERNETES", "")],
+        );
+        assert_eq!(cli.collectors, None);
+        assert!(!cli.kubernetes.enabled);
+        assert!(cli.given.is_empty(), "{:?}", cli.given);
+    }
+
+    #[test]
+    fn go_style_options_and_booleans() {
+        let cli = ok(
+            &[
+                "-collectors",
+                "/x.csv",
+                "-rbmn",
+                "--kubernetes=false",
+                "-no-hostname=true",
+                "-dump-compression=false",
+                "--debug",
+                "-c=250",
+            ],
+            &[("DCGM_EXPORTER_KUBERNETES", "true")],
+        );
+        assert_eq!(
+            cli.collectors.as_deref(),
+            Some(std::path::Path::new("/x.csv"))
+        );
+        assert!(cli.replace_blanks_in_model_name && cli.no_hostname && cli.debug);
+        assert!(!cli.kubernetes.enabled, "the command line's false wins");
+        assert!(!cli.no_effect.dump_compression);
+        assert_eq!(cli.collect_interval_ms, 250);
+        // A value that looks like a Go-style option stays a value.
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        let kept = args(&[
+            "algalon-exporter",
+            "-f",
+            "-debug",
+            "--address",
+            "-collectors",
+        ]);
+        assert_eq!(args::go_style_args(&command(), kept.clone()), kept);
+        let after_separator = args(&["algalon-exporter", "--", "-debug"]);
+        assert_eq!(
+            args::go_style_args(&command(), after_separator.clone()),
+            after_separator
+        );
+    }
+
+    #[test]
+    fn every_dcgm_exporter_option_parses() {
+        for args in [
+            &[
+                "-k",
+                "-o",
+                "-n",
+                "--fake-gpus",
+                "--enable-dcgm-log",
+                "--enable-pprof",
+            ][..],
+            &[
+                "-r",
+                "host123:5555",
+                "-m",
+                "default:exporter-metrics-config-map",
+            ],
+            &[
+                "-p",
+                "g:0,2-4",
+                "-s",
+                "i",
+                "-x",
+                "60000",
+                "--clock-events-count-window-size",
+                "1",
+            ],
+            &[
+                "--dcgm-log-level",
+                "VERB",
+                "--dump-enabled",
+                "--dump-directory",
+                "/tmp/d",
+            ],
+            &[
+                "--dump-retention",
+                "0",
+                "--dump-compression",
+                "--disable-startup-validate",
+            ],
+            &[
+                "--enable-gpu-bind-unbind-watch",
+                "--gpu-bind-unbind-poll-interval",
+                "2s",
+            ],
+            &["--web-systemd-socket", "--hpc-job-mapping-dir", "/run/jobs"],
+            &[
+                "--kubernetes-enable-pod-labels",
+                "--kubernetes-enable-pod-uid",
+            ],
+            &[
+                "--kubernetes-gpu-id-type",
+                "device-name",
+                "--kubernetes-virtual-gpus",
+            ],
+            &[
+                "--kubernetes-pod-label-allowlist-regex",
+                "^app$,team",
+                "--kubernetes-enable-dra",
+            ],
+            &[
+                "--pod-resources-kubelet-socket",
+                "/k.sock",
+                "--nvidia-resource-names",
+                "a,b",
+            ],
+            &[
+                "-d",
+                "g+i",
+                "--log-format",
+                "json",
+                "--web-config-file",
+                "/w.yml",
+            ],
+            &["--hostname-label", "hostname", "-v"],
+        ] {
+            let cli = ok(args, &[]);
+            assert!(!cli.given.is_empty() || args.contains(&"-v"), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_errors_naming_their_source() {
+        for (args, env, needle) in [
+            (&["-c", "abc"][..], &[][..], "--collect-interval"),
+            (&["-d", "g:9-2"], &[], "runs backwards"),
+            (&["-m", "default"], &[], "NAMESPACE:NAME"),
+            (&["-p", "g:x"], &[], "\"x\" is not a number"),
+            (&["--dcgm-log-level", "debug"], &[], "possible values"),
+            (
+                &["--kubernetes-gpu-id-type", "name"],
+                &[],
+                "possible values",
+            ),
+            (&["-x=-5"], &[], "--xid-count-window-size"),
+            (
+                &[],
+                &[("DCGM_EXPORTER_INTERVAL", "abc")],
+                "DCGM_EXPORTER_INTERVAL=\"abc\"",
+            ),
+            (
+                &[],
+                &[("DCGM_EXPORTER_KUBERNETES", "maybe")],
+                "DCGM_EXPORTER_KUBERNETES",
+            ),
+            (&[], &[("ALGALON_DEVICES", "3-1")], "ALGALON_DEVICES"),
+        ] {
+            let err = parse(args, env).expect_err(needle);
+            let line = one_line_error(&err);
+            assert!(line.contains(needle), "{args:?} {env:?}: {line}");
+            assert!(!line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
+    fn start_notes_name_options_without_effect() {
+        use compat::Note;
+        let cli = ok(
+            &["-r", "host:5555", "-o", "--kubernetes-enable-pod-uid"],
+            &[
+                ("DCGM_EXPORTER_ENABLE_PPROF", "false"),
+                ("DCGM_EXPORTER_USE_FAKE_GPUS", "true"),
+            ],
+        );
+        let notes = compat::start_notes(&cli);
+        let text = |n: &Note| match n {
+            Note::Info(t) | Note::Warn(t) => t.clone(),
+        };
+        let all: Vec<String> = notes.iter().map(text).collect();
+        let has = |needle: &str| all.iter().filter(|t| t.contains(needle)).count();
+        assert_eq!(
+            has("-r/--remote-hostengine-info has no effect"),
+            1,
+            "{all:#?}"
+        );
+        assert_eq!(
+            has("-o/--use-old-namespace is accepted but not implemented yet"),
+            1
+        );
+        assert_eq!(
+            has("DCGM_EXPORTER_USE_FAKE_GPUS (--fake-gpus) has no effect"),
+            1
+        );
+        assert_eq!(has("fake NVML"), 1, "{all:#?}");
+        assert_eq!(
+            has("--enable-pprof has no effect"),
+            0,
+            "false is the default"
+        );
+        assert_eq!(
+            has("without --kubernetes these have no effect"),
+            1,
+            "{all:#?}"
+        );
+        assert_eq!(has("pod, namespace and container labels"), 0);
+
+        let cli = ok(&["-k"], &[]);
+        let notes = compat::start_notes(&cli);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(matches!(&notes[0], Note::Warn(t) if t.contains("GPU series are served")));
+    }
+
+    #[test]
+    fn staleness_threshold_follows_the_interval() {
+        let cli = ok(&["-c", "30000"], &[]);
+        assert_eq!(cli.stale_after(), Duration::from_secs(90));
     }
 }

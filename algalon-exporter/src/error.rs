@@ -58,21 +58,26 @@ impl StartError {
         }
     }
 
+    /// The message as lines for stderr: one per bad row of a collectors
+    /// file, else exactly one.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            StartError::Core(e) => e.lines().iter().map(|l| fold(l)).collect(),
+            other => vec![other.one_line()],
+        }
+    }
+
     /// The message as exactly one line (newlines in nested messages folded).
     pub fn one_line(&self) -> String {
-        let text = self.to_string();
-        let mut out = String::with_capacity(text.len());
-        for (i, part) in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .enumerate()
-        {
-            if i > 0 {
-                out.push_str("; ");
-            }
-            out.push_str(part);
-        }
-        out
+        fold(&self.to_string())
     }
+}
+
+/// `text` on one line: its lines trimmed and joined with `; `.
+fn fold(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -1,6 +1,7 @@
 //! `algalon-exporter` as a library: the modules the binary is made of.
 //!
-//! The binary (`src/main.rs`) is thin: the CLI ([`cli`]), HTTP ([`server`]),
+//! The binary (`src/main.rs`) is thin: the CLI ([`cli`]; dcgm-exporter's
+//! options and variables in [`compat`], read by [`args`]), HTTP ([`server`]),
 //! web config ([`webconfig`], [`auth`]) and signals ([`app`]). Sampling and
 //! encoding live in `algalon-core`. The modules are public so that the
 //! integration tests and the fuzz targets under `fuzz/` can reach the parsers
@@ -10,8 +11,10 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod args;
 pub mod auth;
 pub mod cli;
+pub mod compat;
 pub mod error;
 pub mod healthcheck;
 pub mod logging;

@@ -8,10 +8,20 @@
 use algalon_exporter::{app, cli, healthcheck, logging};
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::error::ErrorKind;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::from_env() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            // A usage error is one line, like every other start-up error.
+            eprintln!("algalon-exporter: {}", cli::one_line_error(&e));
+            return ExitCode::from(2);
+        }
+    };
     if cli.version {
         print_version(&cli);
         return ExitCode::SUCCESS;
@@ -28,11 +38,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    logging::init(cli.log_format, cli.log_level);
+    logging::init(cli.log_format, cli.log_level());
     match app::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("algalon-exporter: {}", e.one_line());
+            for line in e.lines() {
+                eprintln!("algalon-exporter: {line}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -171,6 +171,29 @@ ALGALON, *OTHERS = PEERS
 # Processes: every child in its own process group, all stopped on exit
 
 
+# Variables the exporter reads (ALGALON_* and dcgm-exporter's DCGM_* and four
+# unprefixed ones) or the fake NVML reads (ALGALON_*): left out of children's
+# environments so the caller's cannot change a run.
+EXPORTER_ENV_PREFIXES = ("ALGALON_", "DCGM_")
+EXPORTER_ENV_NAMES = frozenset(
+    {
+        "NVIDIA_RESOURCE_NAMES",
+        "KUBERNETES_VIRTUAL_GPUS",
+        "KUBERNETES_ENABLE_DRA",
+        "DISABLE_STARTUP_VALIDATE",
+    }
+)
+
+
+def exporter_free_env() -> dict[str, str]:
+    """This process's environment without the variables the exporter reads."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(EXPORTER_ENV_PREFIXES) and k not in EXPORTER_ENV_NAMES
+    }
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -273,7 +296,7 @@ class Fleet:
         self, scenario: Path, *, latency_ms: float = 0.0, frozen_t: float | None = None
     ) -> Iterator[list[Exporter]]:
         """All three exporters on one scenario, ready to scrape; stopped after."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ALGALON_")}
+        env = exporter_free_env()
         env["ALGALON_FAKE_NVML_SCENARIO"] = str(scenario)
         env["ALGALON_FAKE_NVML_LATENCY_MS"] = repr(latency_ms)
         if frozen_t is not None:
@@ -733,7 +756,7 @@ def measure_spawn_model(spawns: int, gpustat_runs: int) -> dict[str, Any]:
         "cpu_s": (cpu_after - cpu_before) / spawns,
     }
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALGALON_")}
+    env = exporter_free_env()
     env["ALGALON_FAKE_NVML_SCENARIO"] = str(MAIN_SCENARIO)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(
         p for p in (str(LIB_DIR), env.get("LD_LIBRARY_PATH", "")) if p

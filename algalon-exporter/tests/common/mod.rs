@@ -13,24 +13,6 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_algalon-exporter");
 
-/// Environment variables the exporter reads; cleared so the caller's
-/// environment cannot change a test.
-const EXPORTER_ENV: &[&str] = &[
-    "ALGALON_COLLECTORS",
-    "ALGALON_ADDRESS",
-    "ALGALON_COLLECT_INTERVAL",
-    "ALGALON_DEVICES",
-    "ALGALON_NO_HOSTNAME",
-    "ALGALON_NVML_LIB",
-    "ALGALON_PROC_ROOT",
-    "ALGALON_PROCESSES",
-    "ALGALON_WEB_CONFIG_FILE",
-    "ALGALON_LOG_FORMAT",
-    "ALGALON_LOG_LEVEL",
-    "ALGALON_HEALTH_STALE_AFTER",
-    "ALGALON_MAX_CONNECTIONS",
-];
-
 #[path = "../../../testing/fake-nvml/locate.rs"]
 mod locate;
 pub use locate::fake_nvml;
@@ -58,7 +40,9 @@ pub fn scenario(name: &str) -> PathBuf {
 /// A command for the exporter binary with a clean environment.
 pub fn command(scenario: &Path) -> Command {
     let mut cmd = Command::new(BIN);
-    for var in EXPORTER_ENV {
+    // Every variable the exporter reads (Algalon's and dcgm-exporter's),
+    // cleared so the caller's environment cannot change a test.
+    for var in algalon_exporter::compat::all_variables() {
         cmd.env_remove(var);
     }
     cmd.env("ALGALON_FAKE_NVML_SCENARIO", scenario)

@@ -129,6 +129,7 @@ impl Input {
             ],
             labels: vec![Field::DriverVersion],
             skipped: Vec::new(),
+            names: Default::default(),
         }
     }
 

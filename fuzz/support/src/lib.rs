@@ -10,39 +10,64 @@
 pub mod encoding;
 pub mod exposition;
 
-use algalon_core::CollectorConfig;
 use algalon_core::collectors::Skipped;
+use algalon_core::{CollectorConfig, Error};
 
-/// The collectors CSV parser never panics; an error names `file:line`
-/// with a line that exists; a parsed file written back as CSV parses to
-/// the same fields, types and help texts.
+/// The collectors CSV parser never panics; every error names `file:line`
+/// with a line that holds a row (or, for a file without rows, the file);
+/// every row is exported or skipped; a parsed file written back as CSV
+/// parses to the same fields, types and help texts.
 pub fn check_collectors_csv(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let data_rows: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#'))
+        .map(|(i, _)| i + 1)
+        .collect();
     let config = match CollectorConfig::parse(text, "fuzz.csv") {
         Ok(config) => config,
-        Err(e) => {
-            let msg = e.to_string();
-            let line = msg
-                .strip_prefix("fuzz.csv:")
-                .and_then(|rest| rest.split_once(':'))
-                .and_then(|(n, _)| n.parse::<usize>().ok())
-                .unwrap_or_else(|| panic!("error does not start with file:line: {msg:?}"));
+        Err(Error::CollectorsParse { file, rows }) => {
+            assert_eq!(file, "fuzz.csv");
+            assert!(!rows.is_empty(), "an error without a row");
+            for row in &rows {
+                match row.line {
+                    Some(line) => assert!(
+                        data_rows.contains(&line),
+                        "error names line {line}, which holds no row: {row:?}"
+                    ),
+                    None => assert!(
+                        data_rows.is_empty(),
+                        "a file-wide error for a file with rows: {row:?}"
+                    ),
+                }
+            }
+            let lines: Vec<_> = rows.iter().filter_map(|r| r.line).collect();
             assert!(
-                (1..=text.lines().count()).contains(&line),
-                "error names line {line}, the text has {} lines: {msg:?}",
-                text.lines().count()
+                lines.windows(2).all(|w| w[0] < w[1]),
+                "errors out of line order: {lines:?}"
             );
             return;
         }
+        Err(e) => panic!("parse failed with an error of another kind: {e}"),
     };
+    assert_eq!(
+        config.metrics.len() + config.labels.len() + config.skipped.len(),
+        data_rows.len(),
+        "every row is exported or skipped"
+    );
     for Skipped { line, name, .. } in &config.skipped {
         let row = text.lines().nth(line - 1).unwrap_or_default();
         assert!(
             row.contains(name.as_str()),
             "skipped {name} is not on line {line}"
         );
+    }
+    if config.metrics.is_empty() && config.labels.is_empty() {
+        // Nothing to write back: an empty CSV is an error of its own.
+        return;
     }
     let rewritten = write_csv(&config);
     let again = CollectorConfig::parse(&rewritten, "rewritten.csv").unwrap_or_else(|e| {

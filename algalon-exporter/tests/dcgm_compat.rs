@@ -1,0 +1,609 @@
+//! Algalon started the way NVIDIA's own manifests, Helm chart and docs start
+//! dcgm-exporter, against the fake NVML: it starts, listens where the
+//! Service expects, and serves dcgm-exporter's series and labels.
+//!
+//! The manifests, values, option list and render template are NVIDIA's
+//! files, vendored unchanged under `testing/upstream/dcgm-exporter/`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use algalon_exporter::cli::{Cli, command};
+use algalon_exporter::compat::{ALGALON_ENV, DCGM_OPTIONS};
+use common::{Exporter, fake_nvml, run_to_failure, scenario};
+
+fn upstream(name: &str) -> String {
+    let path = workspace()
+        .join("testing/upstream/dcgm-exporter")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The text between the first `open` after `from` and its matching `close`.
+fn between<'a>(text: &'a str, from: &str, open: char, close: char) -> &'a str {
+    let start = text
+        .find(from)
+        .unwrap_or_else(|| panic!("{from:?} not found"))
+        + from.len();
+    let rest = &text[start..];
+    let open_at = rest.find(open).expect("opening bracket");
+    if open == close {
+        let inner = &rest[open_at + 1..];
+        return &inner[..inner.find(close).expect("closing quote")];
+    }
+    let mut depth = 0;
+    for (i, c) in rest[open_at..].char_indices() {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return &rest[open_at + 1..open_at + i];
+            }
+        }
+    }
+    panic!("unbalanced {open}{close} after {from:?}")
+}
+
+/// The quoted strings in `text`.
+fn quoted(text: &str) -> Vec<String> {
+    text.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// dcgm-exporter's flags from `app.go`: (long name, alias, variable).
+fn app_go_flags() -> BTreeSet<(String, Option<String>, String)> {
+    let app = upstream("app.go");
+    // The `const (…)` block of option names: `CLIFieldsFile = "collectors"`, …
+    let start = app
+        .find("CLIFieldsFile ")
+        .expect("the option name constants");
+    let block = &app[start..start + app[start..].find(')').expect("end of the block")];
+    let consts: Vec<(String, String)> = block
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once('=')?;
+            Some((name.trim().to_owned(), quoted(value).first()?.clone()))
+        })
+        .collect();
+    let long_of = |constant: &str| {
+        consts
+            .iter()
+            .find(|(c, _)| c == constant)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("constant {constant} not in app.go"))
+    };
+    let mut flags = BTreeSet::new();
+    for block in app.split("&cli.").skip(1) {
+        let block = &block[..block.find("\n\t\t}").unwrap_or(block.len())];
+        let field = |key: &str| {
+            block
+                .lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .map(|l| l.split_once(':').expect("key: value").1.trim().to_owned())
+        };
+        let Some(name) = field("Name:") else {
+            continue;
+        };
+        let long = long_of(name.trim_end_matches(','));
+        let alias = field("Aliases:").and_then(|a| quoted(&a).first().cloned());
+        let env = field("EnvVars:")
+            .and_then(|e| quoted(&e).first().cloned())
+            .unwrap_or_else(|| panic!("{long} has no variable"));
+        flags.insert((long, alias, env));
+    }
+    flags
+}
+
+#[test]
+fn the_option_table_is_dcgm_exporters() {
+    let flags = app_go_flags();
+    assert!(
+        flags.len() >= 38,
+        "{} flags parsed from app.go",
+        flags.len()
+    );
+    let table: BTreeSet<_> = DCGM_OPTIONS
+        .iter()
+        .map(|o| {
+            (
+                o.long.to_owned(),
+                o.alias.map(str::to_owned),
+                o.env.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        table.difference(&flags).collect::<Vec<_>>(),
+        Vec::<&(String, Option<String>, String)>::new(),
+        "rows that app.go does not have"
+    );
+    assert_eq!(
+        flags.difference(&table).collect::<Vec<_>>(),
+        Vec::<&(String, Option<String>, String)>::new(),
+        "app.go flags missing from the table"
+    );
+    // Every name and alias is an option of the command line.
+    let cmd = command();
+    for o in DCGM_OPTIONS {
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(o.long))
+            .unwrap_or_else(|| panic!("--{} is not an option", o.long));
+        match o.alias {
+            Some(a) if a.len() == 1 => {
+                let c = a.chars().next().expect("one char");
+                assert_eq!(arg.get_short(), Some(c), "-{a} for --{}", o.long);
+            }
+            Some(a) => assert!(
+                arg.get_all_aliases().unwrap_or_default().contains(&a),
+                "--{a} for --{}",
+                o.long
+            ),
+            None => {}
+        }
+    }
+    for (long, _) in ALGALON_ENV {
+        assert!(cmd.get_arguments().any(|a| a.get_long() == Some(long)));
+    }
+}
+
+/// The `name: value` pairs of a container's `env:` list (entries with a
+/// literal value; `valueFrom` ones are left out).
+fn container_env(container: &serde_norway::Value) -> Vec<(String, String)> {
+    container["env"]
+        .as_sequence()
+        .expect("env list")
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_owned(),
+                e["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn port_of(address: &str) -> u16 {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {address:?}"))
+}
+
+/// Every GPU series' label names, in order, for metric `name`.
+fn label_names(text: &str, name: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .map(|l| {
+            let inner = &l[name.len() + 1..l.rfind('}').expect("closing brace")];
+            let mut names = Vec::new();
+            let mut in_value = false;
+            let mut escaped = false;
+            let mut current = String::new();
+            for c in inner.chars() {
+                match (in_value, c) {
+                    (true, '\\') if !escaped => escaped = true,
+                    (true, '"') if !escaped => in_value = false,
+                    (true, _) => escaped = false,
+                    (false, '"') => in_value = true,
+                    (false, '=') => names.push(std::mem::take(&mut current)),
+                    (false, ',') => {}
+                    (false, c) => current.push(c),
+                }
+            }
+            names
+        })
+        .collect()
+}
+
+/// dcgm-exporter's GPU label names before any label field or attribute,
+/// from its render template: `with_mig` and `with_host` choose the
+/// template's optional parts.
+fn template_labels(with_mig: bool, with_host: bool) -> Vec<String> {
+    let template = upstream("render_metrics.go");
+    let gpu = between(&template, "gpuMetricsFormat = ", '`', '`');
+    let line = gpu
+        .lines()
+        .find(|l| l.starts_with("{{ $counter.FieldName }}{"))
+        .expect("the series line");
+    let mut names = Vec::new();
+    let mut section_on = true;
+    let mut rest = line.trim_start_matches("{{ $counter.FieldName }}{");
+    while let Some(eq) = rest.find("=\"{{") {
+        let before = &rest[..eq];
+        if before.contains("{{if $metric.MigProfile}}") {
+            section_on = with_mig;
+        } else if before.contains("{{if $metric.Hostname }}") {
+            section_on = with_host;
+        }
+        let name = before
+            .rsplit([',', '}'])
+            .next()
+            .expect("a label name")
+            .trim_start_matches('{');
+        // `{{ $metric.UUID }}` is the label name "UUID" (gpu_collector.go).
+        let name = if before.ends_with("{{ $metric.UUID }}") {
+            "UUID"
+        } else {
+            name
+        };
+        if section_on {
+            names.push(name.to_owned());
+        }
+        rest = &rest[eq + 4..];
+        rest = &rest[rest.find("}}\"").expect("end of value") + 3..];
+    }
+    names
+}
+
+/// Checks that every DCGM GPU series of `text` carries dcgm-exporter's
+/// labels, in its order, and returns how many series it checked.
+fn check_gpu_series(text: &str, with_host: bool) -> usize {
+    let want = template_labels(false, with_host);
+    let names: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("DCGM_FI_"))
+        .filter_map(|l| l.split('{').next())
+        .collect();
+    let mut checked = 0;
+    for name in names {
+        for labels in label_names(text, name) {
+            assert!(
+                labels.len() >= want.len() && labels[..want.len()] == want[..],
+                "{name}: labels {labels:?}, dcgm-exporter's template gives {want:?} first"
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[test]
+fn the_render_template_reads_as_expected() {
+    assert_eq!(
+        template_labels(false, true),
+        [
+            "gpu",
+            "UUID",
+            "pci_bus_id",
+            "device",
+            "modelName",
+            "Hostname"
+        ]
+    );
+    assert_eq!(
+        template_labels(true, false),
+        [
+            "gpu",
+            "UUID",
+            "pci_bus_id",
+            "device",
+            "modelName",
+            "GPU_I_PROFILE",
+            "GPU_I_ID"
+        ]
+    );
+}
+
+#[test]
+fn the_environment_only_daemonset() {
+    let docs: Vec<serde_norway::Value> =
+        serde_norway::Deserializer::from_str(&upstream("dcgm-exporter.yaml"))
+            .map(|d| serde::Deserialize::deserialize(d).expect("YAML document"))
+            .collect();
+    let daemonset = docs
+        .iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("a DaemonSet");
+    let service = docs
+        .iter()
+        .find(|d| d["kind"] == "Service")
+        .expect("a Service");
+    let container = &daemonset["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        container["args"].is_null(),
+        "configured by environment only"
+    );
+    let env = container_env(container);
+    let service_port = service["spec"]["ports"][0]["port"].as_u64().expect("port");
+    let container_port = container["ports"][0]["containerPort"]
+        .as_u64()
+        .expect("containerPort");
+
+    // Read exactly as the container would read it: the address is the
+    // Service's port.
+    let cli = Cli::parse_from_env(["dcgm-exporter"], |name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.into())
+    })
+    .expect("the manifest's environment parses");
+    assert_eq!(u64::from(port_of(&cli.address)), service_port);
+    assert_eq!(service_port, container_port);
+    assert!(cli.kubernetes.enabled, "DCGM_EXPORTER_KUBERNETES=true");
+
+    // Run it, on a free loopback port instead of :9400 (the same variable
+    // decides where it listens).
+    let mut cmd = common::command(&scenario("h100x8.json"));
+    for (name, value) in &env {
+        let value = if name == "DCGM_EXPORTER_LISTEN" {
+            "127.0.0.1:0"
+        } else {
+            value
+        };
+        cmd.env(name, value);
+    }
+    cmd.env("ALGALON_NVML_LIB", fake_nvml());
+    let exporter = Exporter::spawn(cmd);
+    let text = exporter.metrics();
+    assert!(check_gpu_series(&text, true) >= 8 * 10, "{text}");
+    assert!(
+        text.contains("DCGM_FI_DEV_GPU_UTIL{gpu=\"7\""),
+        "all 8 GPUs"
+    );
+    let log = exporter.log().join("\n");
+    assert_eq!(
+        log.matches("--kubernetes: pod, namespace and container labels are not added yet")
+            .count(),
+        1,
+        "one warning:\n{log}"
+    );
+    assert!(
+        log.contains("dcgm-exporter variables in use: DCGM_EXPORTER_LISTEN (--address), DCGM_EXPORTER_KUBERNETES (--kubernetes)"),
+        "{log}"
+    );
+}
+
+/// A directory standing in for the image's `/etc/dcgm-exporter/`, holding
+/// NVIDIA's three CSVs.
+fn etc_dcgm_exporter() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let compat = workspace().join("../shared/compat");
+    for (from, name) in [
+        (compat.join("default-counters.csv"), "default-counters.csv"),
+        (
+            compat.join("dcp-metrics-included.csv"),
+            "dcp-metrics-included.csv",
+        ),
+        (
+            workspace().join("testing/upstream/dcgm-exporter/1.x-compatibility-metrics.csv"),
+            "1.x-compatibility-metrics.csv",
+        ),
+    ] {
+        std::fs::copy(&from, dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
+    dir
+}
+
+/// Starts the exporter with `args` as the Helm chart's template passes them
+/// (its environment too: DCGM_EXPORTER_KUBERNETES=true, and the listen
+/// address, here a free loopback port), `/etc/dcgm-exporter/` pointing at
+/// `etc`.
+fn start_like_the_chart(args: &[String], etc: &Path) -> Exporter {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("/etc/dcgm-exporter/", &format!("{}/", etc.display())))
+        .collect();
+    let mut cmd = common::command(&scenario("h100x8.json"));
+    cmd.env("DCGM_EXPORTER_KUBERNETES", "true")
+        .env("DCGM_EXPORTER_LISTEN", "127.0.0.1:0")
+        .env("NODE_NAME", "gpu-node-1")
+        .arg("--nvml-lib")
+        .arg(fake_nvml())
+        .args(&args);
+    Exporter::spawn(cmd)
+}
+
+/// The chart's `arguments` and every "Example arguments" list in the
+/// comments beside them.
+fn chart_arguments() -> (Vec<String>, Vec<Vec<String>>) {
+    let values = upstream("values.yaml");
+    let parsed: serde_norway::Value = serde_norway::from_str(&values).expect("values.yaml");
+    let default: Vec<String> = parsed["arguments"]
+        .as_sequence()
+        .expect("arguments")
+        .iter()
+        .map(|a| a.as_str().expect("string").to_owned())
+        .collect();
+    let examples = values
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let list = &l[l.find("[\"")?..=l.find("\"]")? + 1];
+            Some(serde_json::from_str::<Vec<String>>(list).expect("a JSON list"))
+        })
+        .collect();
+    (default, examples)
+}
+
+#[test]
+fn the_helm_charts_arguments_and_its_examples() {
+    let etc = etc_dcgm_exporter();
+    let (default, examples) = chart_arguments();
+    assert_eq!(default[0], "-f", "{default:?}");
+    let exporter = start_like_the_chart(&default, etc.path());
+    let text = exporter.metrics();
+    assert!(check_gpu_series(&text, true) >= 8 * 10, "{text}");
+
+    let example = |args: &[&str]| -> Vec<String> {
+        let want: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        assert!(
+            examples.contains(&want),
+            "{want:?} is not among {examples:?}"
+        );
+        want
+    };
+    // -n: no Hostname label.
+    let exporter = start_like_the_chart(&example(&["-n"]), etc.path());
+    let text = exporter.metrics();
+    assert!(check_gpu_series(&text, false) > 0, "{text}");
+    assert!(!text.contains("Hostname="), "{text}");
+    // -d g+i and -d g:0-3: GPUs, by dcgm-exporter's device syntax.
+    let exporter = start_like_the_chart(&example(&["-d", "g+i"]), etc.path());
+    assert_eq!(gpus(&exporter.metrics()), (0..8).collect::<Vec<_>>());
+    let exporter = start_like_the_chart(&example(&["-d", "g:0-3"]), etc.path());
+    assert_eq!(gpus(&exporter.metrics()), (0..4).collect::<Vec<_>>());
+    // -r and -m: accepted, each named once at start with why it does nothing.
+    for (args, needle) in [
+        (
+            &["-r", "host123:5555"][..],
+            "-r/--remote-hostengine-info has no effect",
+        ),
+        (
+            &["-m", "default:exporter-metrics-config-map"],
+            "-m/--configmap-data has no effect",
+        ),
+    ] {
+        let exporter = start_like_the_chart(&example(args), etc.path());
+        assert!(check_gpu_series(&exporter.metrics(), true) > 0);
+        let line = exporter.wait_log(needle, Duration::from_secs(5));
+        assert!(line.contains("WARN"), "{line}");
+        assert_eq!(
+            exporter.log().iter().filter(|l| l.contains(needle)).count(),
+            1
+        );
+    }
+    assert_eq!(examples.len(), 5, "{examples:?}: a new example to try");
+}
+
+/// The `gpu` label values of DCGM_FI_DEV_GPU_UTIL.
+fn gpus(text: &str) -> Vec<u32> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("DCGM_FI_DEV_GPU_UTIL{gpu=\""))
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn each_of_nvidias_csvs_with_f() {
+    let etc = etc_dcgm_exporter();
+    for (file, expect) in [
+        ("default-counters.csv", "DCGM_FI_DEV_FB_USED{"),
+        ("dcp-metrics-included.csv", "DCGM_FI_PROF_GR_ENGINE_ACTIVE{"),
+        ("1.x-compatibility-metrics.csv", "DCGM_FI_PROF_DRAM_ACTIVE{"),
+    ] {
+        let path = etc.path().join(file);
+        let exporter = Exporter::start(
+            "h100x8.json",
+            &["-c", "200", "-f", path.to_str().expect("utf-8")],
+        );
+        // Profiling rates need two samples.
+        let text = common::wait_for(Duration::from_secs(10), expect, || {
+            Some(exporter.metrics()).filter(|t| t.contains(expect))
+        });
+        assert!(check_gpu_series(&text, true) > 0, "{file}");
+        let log = exporter.log().join("\n");
+        assert!(!log.contains("ERROR"), "{file}: {log}");
+        if file.starts_with("1.x") {
+            // The file lists the PCIe byte counters twice.
+            assert!(
+                log.contains(
+                    "dcgm_fi_prof_pcie_tx_bytes is not exported: line 18 already names this field"
+                ),
+                "{log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_input_stays_strict() {
+    let etc = etc_dcgm_exporter();
+    // The parser's cases are unit tests in cli.rs; here, that the binary
+    // turns a bad option, variable or file into one line and a failed exit.
+    for (args, env, needle) in [
+        (
+            &["-c", "abc"][..],
+            &[][..],
+            "invalid value 'abc' for '--collect-interval <MS>'",
+        ),
+        (&["-d", "g:9-2"], &[], "device range \"9-2\" runs backwards"),
+        (
+            &["-f", "/nonexistent/counters.csv"],
+            &[],
+            "/nonexistent/counters.csv",
+        ),
+        (
+            &["-m", "exporter-metrics-config-map"],
+            &[("DCGM_EXPORTER_KUBERNETES", "yes please")],
+            "NAMESPACE:NAME",
+        ),
+        (
+            &[],
+            &[("DCGM_EXPORTER_KUBERNETES", "yes please")],
+            "DCGM_EXPORTER_KUBERNETES=\"yes please\"",
+        ),
+    ] {
+        let mut cmd = common::command(&scenario("h100x8.json"));
+        cmd.arg("--nvml-lib")
+            .arg(fake_nvml())
+            .args(["-a", "127.0.0.1:0"])
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (status, lines) = run_to_failure(cmd);
+        assert!(!status.success(), "{args:?} {env:?} must fail");
+        assert_eq!(lines.len(), 1, "{args:?} {env:?}: one line, got {lines:#?}");
+        assert!(lines[0].starts_with("algalon-exporter: "), "{lines:?}");
+        assert!(lines[0].contains(needle), "{args:?} {env:?}: {lines:?}");
+    }
+    // A CSV without a row (an emptied ConfigMap, say) exports nothing: an error.
+    let empty = etc.path().join("empty.csv");
+    std::fs::write(
+        &empty,
+        "# DCGM FIELD, Prometheus metric type, help message\n\n",
+    )
+    .expect("write");
+    let mut cmd = common::command(&scenario("h100x8.json"));
+    cmd.arg("--nvml-lib")
+        .arg(fake_nvml())
+        .args(["-a", "127.0.0.1:0", "-f"])
+        .arg(&empty);
+    let (status, lines) = run_to_failure(cmd);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains(&format!("{}: no field to export", empty.display())),
+        "{lines:?}"
+    );
+
+    // A CSV's bad rows are reported together, one line each.
+    let csv = etc.path().join("bad.csv");
+    std::fs::write(
+        &csv,
+        "DCGM_FI_DEV_GPU_UTIL, gauge, ok\nDCGM_FI_DEV_GPU_TMP, gauge, typo\n\
+         DCGM_FI_DEV_FB_USED, gaugee, typo\n",
+    )
+    .expect("write");
+    let mut cmd = common::command(&scenario("h100x8.json"));
+    cmd.arg("--nvml-lib")
+        .arg(fake_nvml())
+        .args(["-a", "127.0.0.1:0", "-f"])
+        .arg(&csv);
+    let (status, lines) = run_to_failure(cmd);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].contains(&format!("{}:2: unknown DCGM field", csv.display())),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].contains("did you mean DCGM_FI_DEV_GPU_TEMP?"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains(&format!("{}:3: unknown Prometheus type", csv.display())),
+        "{lines:?}"
+    );
+}
