@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod healthcheck;
+pub mod history;
 pub mod logging;
 pub mod sampling;
 pub mod server;
