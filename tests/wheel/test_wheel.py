@@ -136,9 +136,7 @@ def test_fresh_venv_without_rust_runs_a_job(tmp_path: Path) -> None:
 
 def test_sdist_alone_builds_an_installable_wheel(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    subprocess.run(
-        [REPO / "scripts" / "build-wheel.sh", "--sdist", "--out", dist], check=True
-    )
+    subprocess.run(["make", "sdist", f"WHEEL_DIR={dist}"], cwd=REPO, check=True)
     (sdist,) = dist.glob("algalon-*.tar.gz")
     assert sdist.name == f"algalon-{VERSION}.tar.gz", sdist.name
     with tarfile.open(sdist) as tar:
