@@ -237,12 +237,12 @@ def test_live_page_in_chromium(world) -> None:
     browser.screenshot(shot)
     assert shot.read_bytes().startswith(b"\x89PNG"), "a PNG screenshot"
     if os.environ.get("ALGALON_UPDATE_SCREENSHOT") == "1":
-        # For the docs: a minute of history, scenario time running at 3x.
-        for step in range(120):
-            clock.set(17.5 + 1.5 * step)
+        # For the docs: about a minute of history, every GPU up (scenario
+        # time stays before GPU 3 is lost).
+        for step in range(110):
+            clock.set(17.5 + 0.2 * step)
             time.sleep(0.5)
-        clock.set(17.5 + 180)
-        time.sleep(3)
+        time.sleep(2.5)
         SCREENSHOT.parent.mkdir(exist_ok=True)
         browser.screenshot(SCREENSHOT)
         clock.set(17.5)
