@@ -2,11 +2,11 @@
 # The crates.io side of a release: algalon-core and algalon-exporter.
 #
 #   scripts/crates.sh check     what `make test` runs: `cargo publish --dry-run`
-#                               for the workspace (metadata, packaging, each
-#                               packaged crate built against the other packaged
-#                               crates), the package contents, and the exporter
-#                               installed with `cargo install` from its packaged
-#                               crate, then run against the fake NVML
+#                               for the workspace (metadata, packaging), the
+#                               package contents, and the exporter installed
+#                               with `cargo install` from its packaged crate and
+#                               the packaged core (the build the dry run would
+#                               verify, done once), then run on the fake NVML
 #   scripts/crates.sh publish   the release job: `cargo publish --workspace`
 #                               (needs CARGO_REGISTRY_TOKEN)
 #
@@ -34,7 +34,8 @@ check) ;;
 esac
 
 # A developer's tree may hold uncommitted work; CI's clone never does.
-"$CARGO" publish --dry-run --workspace --locked --allow-dirty
+# --no-verify: the packaged crates are built below, by `cargo install`.
+"$CARGO" publish --dry-run --no-verify --workspace --locked --allow-dirty
 # The .crate files themselves (the dry run leaves only their unpacked copies).
 "$CARGO" package --quiet --no-verify --locked --allow-dirty "${CRATES[@]/#/--package=}"
 
