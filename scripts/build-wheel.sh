@@ -31,12 +31,12 @@ while (($#)); do
 done
 
 missing() {
-    echo "build-wheel: $1 is missing: $2 (or run 'make deps')" >&2
+    echo "build-wheel: $1 is missing: $2" >&2
     exit 1
 }
 python=${PYTHON:-python3}
-command -v "$python" >/dev/null 2>&1 || missing "$python" "install Python 3 (apt-get install python3 python3-pip)"
-command -v maturin >/dev/null 2>&1 || missing "maturin" "pip install maturin"
+command -v "$python" >/dev/null 2>&1 || missing "$python" "install Python 3 (apt-get install python3 python3-pip, or make deps)"
+command -v maturin >/dev/null 2>&1 || missing "maturin" "pip install maturin (or make deps)"
 
 if ((sdist)); then
     mkdir -p "$out"
@@ -45,8 +45,8 @@ if ((sdist)); then
 fi
 
 command -v cargo >/dev/null 2>&1 || missing "cargo" "install the Rust toolchain from https://rustup.rs"
-"$python" -m ziglang version >/dev/null 2>&1 || missing "zig (the ziglang package)" "$python -m pip install ziglang"
-command -v auditwheel >/dev/null 2>&1 || missing "auditwheel" "pip install auditwheel"
+"$python" -m ziglang version >/dev/null 2>&1 || missing "zig (the ziglang package)" "$python -m pip install ziglang (or make deps)"
+command -v auditwheel >/dev/null 2>&1 || missing "auditwheel" "pip install auditwheel (or make deps)"
 if [[ -n $target ]] && command -v rustup >/dev/null 2>&1 &&
     ! rustup target list --installed | grep -qx "$target"; then
     missing "the Rust standard library for $target" "rustup target add $target"
