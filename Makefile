@@ -73,8 +73,8 @@ test-python: fake-nvml ## Python tests: the fake NVML through nvidia-ml-py, the 
 	python3 -m pytest -q testing/tests algalon-core/tests/python
 
 .PHONY: python-pkg
-python-pkg: ## Build the algalon wheel (abi3) with maturin and install it into python3
-	rm -rf target/wheels && maturin build -q -m algalon-py/Cargo.toml -o target/wheels
+python-pkg: ## Build the algalon wheel (dev profile; abi3, manylinux2014) and install it into python3
+	$(MAKE) -s wheel WHEEL_PROFILE=dev WHEEL_DIR=target/wheels
 	python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --force-reinstall --no-deps --no-index --find-links target/wheels algalon
 
 .PHONY: test-python-pkg
@@ -95,7 +95,7 @@ dashboards: ## Regenerate compose/host/grafana/dashboards/algalon-*.json from th
 	python3 compose/host/grafana/build_dashboards.py
 
 .PHONY: test
-test: deps lint test-rust test-python test-python-pkg test-compose test-soak bench-compare-quick fuzz-smoke doc ## Everything CI runs (installs what is missing first)
+test: deps lint test-rust test-python test-python-pkg test-wheel test-page crates test-compose test-soak test-release bench-compare-quick fuzz-smoke doc ## Everything CI runs (installs what is missing first)
 
 .PHONY: golden
 golden: fake-nvml ## Regenerate the golden .prom files after an intended output change
@@ -164,3 +164,5 @@ options-doc: ## Print README.md's table of dcgm-exporter's options and variables
 
 # The C ABI's targets: header, header-check, test-c, examples-c, install.
 include algalon-ffi/ffi.mk
+# Wheel, sdist, crates, C tarball, checksums, version: the release's targets.
+include scripts/release.mk

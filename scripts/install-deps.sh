@@ -14,6 +14,8 @@ command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# The wheel test installs into a fresh virtualenv (Debian splits venv/ensurepip out).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # The C ABI's tests: compilers, memcheck, pkg-config for `make install`.
 command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
@@ -21,6 +23,8 @@ command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # compose/ checks: setup.sh and the e2e script are shellcheck-clean.
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+# The live page's test renders / in headless Chromium (DevTools over a pipe).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 
 if ((${#need_apt[@]})); then
     echo "install-deps: installing Debian packages: ${need_apt[*]}"
@@ -38,11 +42,13 @@ if ((${#need_apt[@]})); then
     $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop nvitop-exporter gpustat maturin mypy check-jsonschema pyyaml promql-parser)
+# auditwheel checks the wheel's manylinux tag; ziglang links it against glibc 2.17 (make wheel).
+python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop nvitop-exporter gpustat maturin mypy check-jsonschema pyyaml promql-parser auditwheel ziglang)
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.util, shutil, sys
-mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "nvitop_exporter", "gpustat", "mypy", "yaml", "promql_parser"]
-sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and shutil.which("ruff") and shutil.which("maturin") and shutil.which("check-jsonschema") else 1)
+mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "nvitop_exporter", "gpustat", "mypy", "yaml", "promql_parser", "ziglang"]
+tools = ["ruff", "maturin", "check-jsonschema", "auditwheel"]
+sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and all(shutil.which(t) for t in tools) else 1)
 PY
 then
     echo "install-deps: installing Python packages: ${python_reqs[*]}"
@@ -63,7 +69,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --quiet cargo-fuzz --locked
 fi
 
-for tool in promtool amtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema shellcheck gcc g++ valgrind pkg-config cbindgen; do
+for tool in promtool amtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema auditwheel shellcheck chromium gcc g++ valgrind pkg-config cbindgen; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "install-deps: $tool is still missing after installation" >&2
         exit 1

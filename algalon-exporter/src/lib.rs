@@ -17,6 +17,7 @@ pub mod cli;
 pub mod compat;
 pub mod error;
 pub mod healthcheck;
+pub mod history;
 pub mod logging;
 pub mod sampling;
 pub mod server;

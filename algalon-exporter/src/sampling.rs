@@ -19,6 +19,7 @@ use algalon_core::{
 };
 use arc_swap::ArcSwap;
 
+use crate::history::History;
 use crate::state::{Published, Shared};
 
 /// The running sampler and how its output is encoded.
@@ -34,6 +35,8 @@ pub struct Sampling {
     generation: Arc<AtomicU64>,
     current: Mutex<Option<Running>>,
     nvml_library: String,
+    /// The `/` page's recent readings; outlives sampler restarts on reload.
+    history: Arc<Mutex<History>>,
 }
 
 #[derive(Debug)]
@@ -97,6 +100,7 @@ impl Sampling {
             generation: Arc::new(AtomicU64::new(1)),
             current: Mutex::new(None),
             nvml_library,
+            history: Arc::new(Mutex::new(History::new(interval))),
         };
         let progress = sampler.progress();
         let on_sample = sampling.on_sample(1, Arc::clone(&progress));
@@ -129,6 +133,7 @@ impl Sampling {
         let lock_ = Arc::clone(&self.publish_lock);
         let encoder = Arc::clone(&self.encoder);
         let published = Arc::clone(&self.published);
+        let history = Arc::clone(&self.history);
         let mut last_down = 0usize;
         move |snapshot: &Arc<Snapshot>| {
             let _guard = lock(&lock_);
@@ -136,7 +141,10 @@ impl Sampling {
                 return;
             }
             let started = std::time::Instant::now();
-            let rendered = Published::render(snapshot, &encoder.load(), &progress);
+            let mut history = lock(&history);
+            history.record(snapshot);
+            let rendered = Published::render(snapshot, &encoder.load(), &progress, &history);
+            drop(history);
             let render_time = started.elapsed();
             if rendered.down.len() != last_down {
                 if rendered.down.is_empty() {
@@ -173,6 +181,7 @@ impl Sampling {
                 &running.bg.latest(),
                 &self.encoder.load(),
                 &running.progress,
+                &lock(&self.history),
             );
             self.published.store(Arc::new(rendered));
             return Ok(());

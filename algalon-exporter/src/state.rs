@@ -13,6 +13,8 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use crate::history::History;
+
 /// gzip level of the pre-compressed bodies: level 6 is zlib's default and
 /// costs well under a millisecond for an 8-GPU body, once per sample.
 const GZIP_LEVEL: u32 = 6;
@@ -49,7 +51,7 @@ pub struct Published {
     pub text: Body,
     /// OpenMetrics 1.0.
     pub openmetrics: Body,
-    /// The snapshot as JSON (`/api/v1/gpus`).
+    /// The snapshot as JSON with the GPUs' recent history (`/api/v1/gpus`).
     pub json: Bytes,
     /// Where the sampler that took this snapshot is now, so a stale
     /// `/health` can name the GPU whose NVML call hangs.
@@ -72,15 +74,16 @@ impl Published {
     }
 
     /// Encodes `snapshot` in every form the handlers serve; `progress` is
-    /// the sampler's that took it.
+    /// the sampler's that took it, `history` the page's recent readings.
     pub fn render(
         snapshot: &Arc<Snapshot>,
         encoder: &Encoder,
         progress: &Arc<SampleProgress>,
+        history: &History,
     ) -> Published {
         let text = Body::new(encoder.encode(snapshot, Format::PrometheusText));
         let openmetrics = Body::new(encoder.encode(snapshot, Format::OpenMetrics));
-        let json = match serde_json::to_vec(&**snapshot) {
+        let json = match history.page_data(snapshot) {
             Ok(v) => Bytes::from(v),
             Err(e) => {
                 tracing::error!("cannot serialise the snapshot as JSON: {e}");
