@@ -35,6 +35,10 @@ use crate::pb::v1::ListPodResourcesResponse;
 use crate::podresources::{CallError, DEFAULT_SOCKET, PodResourcesClient};
 use crate::{Error, podlogs};
 
+/// First and longest pause after the API server fails.
+const METADATA_BACKOFF_MIN: Duration = Duration::from_secs(10);
+const METADATA_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
 /// What the refresher does.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -257,6 +261,7 @@ impl Kubernetes {
             client: PodResourcesClient::new(&options.socket, options.call_timeout),
             api,
             metadata: HashMap::new(),
+            metadata_retry: None,
             view: Arc::clone(&view),
             status,
             refreshed: tx,
@@ -304,6 +309,8 @@ struct Worker {
     client: PodResourcesClient,
     api: Option<ApiServer>,
     metadata: HashMap<(String, String), MetaEntry>,
+    /// After a failed round, the API server is left alone until then.
+    metadata_retry: Option<(Instant, Duration)>,
     view: Arc<ArcSwap<View>>,
     status: Status,
     refreshed: watch::Sender<u64>,
@@ -429,11 +436,18 @@ impl Worker {
     /// Reads the metadata of pods not seen before (or seen long ago), at
     /// most `concurrency` at once and within one call deadline in all:
     /// what is not done by then is asked again at the next refresh, so a
-    /// slow API server never holds up the kubelet's map.
+    /// slow API server never holds up the kubelet's map. After a failure
+    /// the API server is left alone for 10 s, doubling up to 5 minutes, so
+    /// missing RBAC does not turn into a request storm.
     async fn refresh_metadata(&mut self, list: &ListPodResourcesResponse) {
         let (Some(api), Some(options)) = (&self.api, &self.options.metadata) else {
             return;
         };
+        if let Some((at, _)) = self.metadata_retry
+            && Instant::now() < at
+        {
+            return;
+        }
         let listed: HashSet<(String, String)> = list
             .pod_resources
             .iter()
@@ -511,8 +525,17 @@ impl Worker {
             }
         }
         let state = match failure {
-            None => MetadataState::Up,
-            Some(e) => MetadataState::Failing(e),
+            None => {
+                self.metadata_retry = None;
+                MetadataState::Up
+            }
+            Some(e) => {
+                let backoff = self.metadata_retry.map_or(METADATA_BACKOFF_MIN, |(_, b)| {
+                    (b * 2).min(METADATA_BACKOFF_MAX)
+                });
+                self.metadata_retry = Some((Instant::now() + backoff, backoff));
+                MetadataState::Failing(e)
+            }
         };
         let changed = match (&self.status.metadata, &state) {
             (MetadataState::Failing(a), MetadataState::Failing(b)) => {
