@@ -741,26 +741,22 @@ mod tests {
             meta,
         );
         let a = &map.gpu_series(gpu(U, 0))[0];
-        let got: Vec<(String, String)> = a
-            .labels(LabelStyle {
-                pod_uid: true,
-                old_names: false,
-            })
-            .into_iter()
-            .map(|(k, v)| (k.into_owned(), v.to_owned()))
-            .collect();
-        let want: Vec<(String, String)> = [
-            ("pod", "trainer"),
-            ("namespace", "default"),
-            ("container", "main"),
-            ("pod_uid", "1f0e8c2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b"),
-            ("vgpu", "1"),
-            ("app_kubernetes_io_name", "trainer"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        assert_eq!(got, want);
+        let got = a.labels(LabelStyle {
+            pod_uid: true,
+            old_names: false,
+        });
+        let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
+        assert_eq!(
+            got,
+            [
+                ("pod", "trainer"),
+                ("namespace", "default"),
+                ("container", "main"),
+                ("pod_uid", "1f0e8c2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b"),
+                ("vgpu", "1"),
+                ("app_kubernetes_io_name", "trainer"),
+            ]
+        );
         let old: Vec<String> = a
             .labels(LabelStyle {
                 pod_uid: false,

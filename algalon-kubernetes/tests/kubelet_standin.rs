@@ -49,6 +49,27 @@ fn who(holders: &[Attribution]) -> Vec<String> {
         .collect()
 }
 
+/// Starts a refresher and waits for its first successful map.
+async fn up(options: Options) -> (Kubernetes, std::sync::Arc<algalon_kubernetes::View>) {
+    let k8s = Kubernetes::start(options, &tokio::runtime::Handle::current()).expect("start");
+    let view = wait_for(&k8s, "the first map", |v| v.status.up()).await;
+    (k8s, view)
+}
+
+/// The labels of a holder, for comparing with a literal list.
+fn labels(a: &Attribution, style: LabelStyle) -> Vec<(String, String)> {
+    a.labels(style)
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v.to_owned()))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// Fast refreshes for tests.
 fn options(standin: &StandIn, virtual_gpus: bool) -> Options {
     Options {
@@ -144,19 +165,17 @@ async fn exclusive_mig_and_time_sliced_gpus() {
         map.gpu_series(gpu("GPU-not-an-nvidia-resource", 9))
             .is_empty()
     );
-    let labels: Vec<(String, String)> = map.gpu_series(gpu(GPU_SHARED, 3))[1]
-        .labels(LabelStyle::default())
-        .into_iter()
-        .map(|(k, v)| (k.into_owned(), v.to_owned()))
-        .collect();
     assert_eq!(
-        labels,
-        [
-            ("pod".to_owned(), "infer-1".to_owned()),
-            ("namespace".to_owned(), "serving".to_owned()),
-            ("container".to_owned(), "server".to_owned()),
-            ("vgpu".to_owned(), "1".to_owned()),
-        ]
+        labels(
+            &map.gpu_series(gpu(GPU_SHARED, 3))[1],
+            LabelStyle::default()
+        ),
+        pairs(&[
+            ("pod", "infer-1"),
+            ("namespace", "serving"),
+            ("container", "server"),
+            ("vgpu", "1"),
+        ])
     );
 
     // Without --kubernetes-virtual-gpus: one holder per series, no vgpu,
@@ -182,9 +201,7 @@ async fn pods_coming_and_going() {
         return;
     }
     let mut standin = StandIn::start("node.json", "node", false);
-    let k8s = Kubernetes::start(options(&standin, true), &tokio::runtime::Handle::current())
-        .expect("start");
-    wait_for(&k8s, "the first map", |v| v.status.up()).await;
+    let (k8s, _) = up(options(&standin, true)).await;
     standin.switch("churn");
     let view = wait_for(&k8s, "trainer-c on trainer-b's GPU", |v| {
         who(v.map.gpu_series(gpu(GPU_B, 2))) == ["ml/trainer-c/main"]
@@ -212,9 +229,7 @@ async fn kubelet_restart_keeps_the_last_map_then_recovers() {
         return;
     }
     let mut standin = StandIn::start("node.json", "node", false);
-    let k8s = Kubernetes::start(options(&standin, true), &tokio::runtime::Handle::current())
-        .expect("start");
-    wait_for(&k8s, "the first map", |v| v.status.up()).await;
+    let (k8s, _) = up(options(&standin, true)).await;
     // The socket goes away: down at once, the last map kept (30 s).
     standin.switch("restarting");
     let view = wait_for(&k8s, "the socket missing", |v| {
@@ -253,15 +268,11 @@ async fn a_long_outage_drops_pod_labels() {
         return;
     }
     let mut standin = StandIn::start("node.json", "node", false);
-    let k8s = Kubernetes::start(
-        Options {
-            keep_last_good_for: Duration::from_millis(300),
-            ..options(&standin, true)
-        },
-        &tokio::runtime::Handle::current(),
-    )
-    .expect("start");
-    wait_for(&k8s, "the first map", |v| v.status.up()).await;
+    let (k8s, _) = up(Options {
+        keep_last_good_for: Duration::from_millis(300),
+        ..options(&standin, true)
+    })
+    .await;
     standin.switch("restarting");
     let view = wait_for(&k8s, "the map dropped", |v| {
         v.status.serving == Serving::Nothing
@@ -328,37 +339,29 @@ async fn pod_labels_and_uids_from_the_api_server() {
         return;
     }
     let mut standin = StandIn::start("node.json", "node", true);
-    let k8s = Kubernetes::start(
-        Options {
-            metadata: Some(metadata(&standin)),
-            ..options(&standin, true)
-        },
-        &tokio::runtime::Handle::current(),
-    )
-    .expect("start");
-    let view = wait_for(&k8s, "the first map", |v| v.status.up()).await;
+    let (k8s, view) = up(Options {
+        metadata: Some(metadata(&standin)),
+        ..options(&standin, true)
+    })
+    .await;
     assert_eq!(view.status.metadata, MetadataState::Up);
     let holder = &view.map.gpu_series(gpu(GPU_A, 1))[0];
-    let labels: Vec<(String, String)> = holder
-        .labels(LabelStyle {
-            pod_uid: true,
-            old_names: false,
-        })
-        .into_iter()
-        .map(|(k, v)| (k.into_owned(), v.to_owned()))
-        .collect();
-    let want: Vec<(String, String)> = [
-        ("pod", "trainer-a"),
-        ("namespace", "ml"),
-        ("container", "main"),
-        ("pod_uid", "0a6f2c1e-3b4d-4e5f-8a9b-0c1d2e3f4a01"),
-        ("app_kubernetes_io_name", "trainer"),
-        ("team", "vision"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    assert_eq!(labels, want, "pod-template-hash is not on the allowlist");
+    let style = LabelStyle {
+        pod_uid: true,
+        old_names: false,
+    };
+    assert_eq!(
+        labels(holder, style),
+        pairs(&[
+            ("pod", "trainer-a"),
+            ("namespace", "ml"),
+            ("container", "main"),
+            ("pod_uid", "0a6f2c1e-3b4d-4e5f-8a9b-0c1d2e3f4a01"),
+            ("app_kubernetes_io_name", "trainer"),
+            ("team", "vision"),
+        ]),
+        "pod-template-hash is not on the allowlist"
+    );
     // The per-process join: a process's cgroup names its pod's UID.
     let p = view
         .map
@@ -401,15 +404,11 @@ async fn api_server_refusals_leave_the_kubelet_map_intact() {
         return;
     }
     let standin = StandIn::start("node.json", "labels-forbidden", true);
-    let k8s = Kubernetes::start(
-        Options {
-            metadata: Some(metadata(&standin)),
-            ..options(&standin, true)
-        },
-        &tokio::runtime::Handle::current(),
-    )
-    .expect("start");
-    let view = wait_for(&k8s, "the first map", |v| v.status.up()).await;
+    let (_k8s, view) = up(Options {
+        metadata: Some(metadata(&standin)),
+        ..options(&standin, true)
+    })
+    .await;
     match &view.status.metadata {
         MetadataState::Failing(ApiError::Forbidden(msg)) => {
             assert!(msg.contains("cannot get resource \"pods\""), "{msg}")
@@ -427,15 +426,11 @@ async fn api_server_refusals_leave_the_kubelet_map_intact() {
     let token = standin.dir.path().join("wrong-token");
     std::fs::write(&token, "not-the-token\n").expect("write token");
     wrong.in_cluster.token_file = token;
-    let k8s = Kubernetes::start(
-        Options {
-            metadata: Some(wrong),
-            ..options(&standin, true)
-        },
-        &tokio::runtime::Handle::current(),
-    )
-    .expect("start");
-    let view = wait_for(&k8s, "the first map", |v| v.status.up()).await;
+    let (_k8s, view) = up(Options {
+        metadata: Some(wrong),
+        ..options(&standin, true)
+    })
+    .await;
     assert!(
         matches!(
             view.status.metadata,
