@@ -198,3 +198,47 @@ impl PodResourcesClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_are_told_apart() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _guard = rt.enter();
+        let client = PodResourcesClient::new("/run/k.sock", Duration::from_secs(1));
+        let wrapped = |kind: std::io::ErrorKind| {
+            tonic::Status::from_error(Box::new(std::io::Error::from(kind)))
+        };
+        let denied = client.classify("List", &wrapped(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(denied, CallError::PermissionDenied("/run/k.sock".into()));
+        assert!(
+            denied.to_string().contains("run the exporter as root"),
+            "{denied}"
+        );
+        assert_eq!(
+            client.classify("List", &wrapped(std::io::ErrorKind::ConnectionRefused)),
+            CallError::NotListening("/run/k.sock".into())
+        );
+        assert_eq!(
+            client.classify("List", &wrapped(std::io::ErrorKind::NotFound)),
+            CallError::SocketMissing("/run/k.sock".into())
+        );
+        assert_eq!(
+            client.classify("List", &tonic::Status::deadline_exceeded("late")),
+            CallError::TimedOut(Duration::from_secs(1))
+        );
+        assert_eq!(
+            client.classify("Get", &tonic::Status::unimplemented("")),
+            CallError::Unimplemented("Get")
+        );
+        assert_eq!(
+            client.classify("List", &tonic::Status::internal("boom")),
+            CallError::Other("List: Internal: boom".into())
+        );
+    }
+}
