@@ -257,6 +257,23 @@ def test_overlay_renders_and_validates(overlay: str) -> None:
             re.compile(pattern)
 
 
+def test_image_tag_is_the_workspace_version() -> None:
+    import tomllib
+
+    version = tomllib.loads((REPO / "Cargo.toml").read_text())["workspace"]["package"][
+        "version"
+    ]
+    (image,) = [
+        c["image"]
+        for c in one(render(DEPLOY / "overlays" / "without-pod-labels"), "DaemonSet")[
+            "spec"
+        ]["template"]["spec"]["containers"]
+    ]
+    assert image == f"ghcr.io/algalon-gpu/algalon-exporter:{version}", (
+        "deploy/kubernetes/base/kustomization.yaml's images: newTag must be the workspace version"
+    )
+
+
 def test_components_and_namespace_override(tmp_path: Path) -> None:
     objects = composed(tmp_path, namespace="gpu-monitoring")
     validate_all(objects)
