@@ -13,6 +13,8 @@ export ALGALON_REQUIRE_PROMTOOL ?= 1
 export ALGALON_REQUIRE_PEER_TOOLS ?= 1
 export ALGALON_REQUIRE_VALGRIND ?= 1
 export ALGALON_REQUIRE_CBINDGEN ?= 1
+export ALGALON_REQUIRE_KUBELET_STANDIN ?= 1
+export ALGALON_REQUIRE_KUBECTL ?= 1
 
 .PHONY: help
 help: ## List the commands
@@ -153,6 +155,14 @@ fault-matrix: fake-nvml ## NVML fault matrix: every NVML call x every error, cor
 hostile: fake-nvml ## Hostile clients against a release exporter: floods, slowloris, auth timing (figures for RELIABILITY.md)
 	$(CARGO) build --release -p algalon-exporter
 	python3 scripts/hostile-clients.py
+
+.PHONY: kubelet-standin
+kubelet-standin: ## A kubelet pod-resources stand-in on target/kubelet.sock, switching states by testing/kubelet/scenarios/node.json's schedule
+	python3 testing/kubelet/standin.py --scenario testing/kubelet/scenarios/node.json --socket $(CURDIR)/target/kubelet.sock --schedule
+
+.PHONY: bench-kubelet
+bench-kubelet: ## Kubernetes attribution with 500 pods on the node: List time, map build, refresher, memory (release build)
+	python3 benches/scripts/kubelet-pods.py --pods 500 --measure 200
 
 .PHONY: metrics-doc
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)

