@@ -38,6 +38,46 @@ fn nvml_name(profile: &GpuInstanceProfile) -> [std::ffi::c_char; 96] {
     c_array(&format!("MIG {}", profile.name))
 }
 
+/// A GPU-instance profile struct of any version from profile `p`: the
+/// fields every version shares, plus the version's own (`version`, `name`,
+/// `isP2pSupported`, `capabilities`).
+macro_rules! gi_profile_info {
+    ($ty:ident, $p:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+        $ty {
+            id: $p.id,
+            sliceCount: $p.slices,
+            instanceCount: $p.instance_count,
+            multiprocessorCount: $p.multiprocessors,
+            copyEngineCount: $p.copy_engines,
+            decoderCount: $p.decoders,
+            encoderCount: $p.encoders,
+            jpegCount: $p.jpegs,
+            ofaCount: $p.ofas,
+            memorySizeMB: $p.memory_mib,
+            $($field: $value),*
+        }
+    };
+}
+
+/// The same for compute-instance profile structs: the compute instance
+/// spanning MIG device `$mig`'s GPU instance, sharing its engines.
+macro_rules! ci_profile_info {
+    ($ty:ident, $mig:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+        $ty {
+            id: $mig.compute_profile_index(),
+            sliceCount: $mig.profile.slices,
+            instanceCount: 1,
+            multiprocessorCount: $mig.profile.multiprocessors,
+            sharedCopyEngineCount: $mig.profile.copy_engines,
+            sharedDecoderCount: $mig.profile.decoders,
+            sharedEncoderCount: $mig.profile.encoders,
+            sharedJpegCount: $mig.profile.jpegs,
+            sharedOfaCount: $mig.profile.ofas,
+            $($field: $value),*
+        }
+    };
+}
+
 /// The GPU's model table and the configuration now, for calls NVML serves
 /// only while MIG is enabled (`NVML_ERROR_NOT_SUPPORTED` otherwise).
 fn enabled<'a>(cx: &Cx<'a>) -> Result<(&'static MigModel, &'a MigConfig), u32> {
@@ -76,39 +116,19 @@ unsafe fn put_gi_profile_v(
     }
     let p = find()?;
     if version == GI_PROFILE_V3 {
-        let value = nvmlGpuInstanceProfileInfo_v3_t {
-            version,
-            id: p.id,
-            sliceCount: p.slices,
-            instanceCount: p.instance_count,
-            multiprocessorCount: p.multiprocessors,
-            copyEngineCount: p.copy_engines,
-            decoderCount: p.decoders,
-            encoderCount: p.encoders,
-            jpegCount: p.jpegs,
-            ofaCount: p.ofas,
-            memorySizeMB: p.memory_mib,
+        let value = gi_profile_info!(nvmlGpuInstanceProfileInfo_v3_t, p, {
+            version: version,
             name: nvml_name(p),
             capabilities: 0,
-        };
+        });
         // SAFETY: the caller's version says the struct is a v3.
         unsafe { put(out.cast::<nvmlGpuInstanceProfileInfo_v3_t>(), value) };
     } else {
-        let value = nvmlGpuInstanceProfileInfo_v2_t {
-            version,
-            id: p.id,
+        let value = gi_profile_info!(nvmlGpuInstanceProfileInfo_v2_t, p, {
+            version: version,
             isP2pSupported: 0,
-            sliceCount: p.slices,
-            instanceCount: p.instance_count,
-            multiprocessorCount: p.multiprocessors,
-            copyEngineCount: p.copy_engines,
-            decoderCount: p.decoders,
-            encoderCount: p.encoders,
-            jpegCount: p.jpegs,
-            ofaCount: p.ofas,
-            memorySizeMB: p.memory_mib,
             name: nvml_name(p),
-        };
+        });
         unsafe { put(out, value) };
     }
     Ok(())
@@ -128,19 +148,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGpuInstanceProfileInfo(
     device_call(entry::nvmlDeviceGetGpuInstanceProfileInfo, device, |cx| {
         let out = non_null(info)?;
         let p = profile_by_index(cx, profile)?;
-        let value = nvmlGpuInstanceProfileInfo_t {
-            id: p.id,
-            isP2pSupported: 0,
-            sliceCount: p.slices,
-            instanceCount: p.instance_count,
-            multiprocessorCount: p.multiprocessors,
-            copyEngineCount: p.copy_engines,
-            decoderCount: p.decoders,
-            encoderCount: p.encoders,
-            jpegCount: p.jpegs,
-            ofaCount: p.ofas,
-            memorySizeMB: p.memory_mib,
-        };
+        let value = gi_profile_info!(nvmlGpuInstanceProfileInfo_t, p, { isP2pSupported: 0 });
         unsafe { put(out, value) };
         Ok(())
     })
@@ -391,21 +399,6 @@ fn ci_profile(mig: &MigDevice, profile: c_uint, eng_profile: c_uint) -> Result<(
     Ok(())
 }
 
-fn ci_profile_v1(mig: &MigDevice) -> nvmlComputeInstanceProfileInfo_t {
-    let p = mig.profile;
-    nvmlComputeInstanceProfileInfo_t {
-        id: mig.compute_profile_index(),
-        sliceCount: p.slices,
-        instanceCount: 1,
-        multiprocessorCount: p.multiprocessors,
-        sharedCopyEngineCount: p.copy_engines,
-        sharedDecoderCount: p.decoders,
-        sharedEncoderCount: p.encoders,
-        sharedJpegCount: p.jpegs,
-        sharedOfaCount: p.ofas,
-    }
-}
-
 /// `nvmlGpuInstanceGetComputeInstanceProfileInfo` (v1 struct): the compute
 /// instance profile spanning the GPU instance (the one
 /// `nvidia-smi mig -cgi … -C` creates); other profile indices are not
@@ -424,7 +417,12 @@ pub unsafe extern "C" fn nvmlGpuInstanceGetComputeInstanceProfileInfo(
         |ix| {
             let out = non_null(info)?;
             ci_profile(ix.mig, profile, engProfile)?;
-            unsafe { put(out, ci_profile_v1(ix.mig)) };
+            unsafe {
+                put(
+                    out,
+                    ci_profile_info!(nvmlComputeInstanceProfileInfo_t, ix.mig, {}),
+                )
+            };
             Ok(())
         },
     )
@@ -451,39 +449,20 @@ pub unsafe extern "C" fn nvmlGpuInstanceGetComputeInstanceProfileInfoV(
                 return Err(rc::ARGUMENT_VERSION_MISMATCH);
             }
             ci_profile(ix.mig, profile, engProfile)?;
-            let v1 = ci_profile_v1(ix.mig);
             let name = nvml_name(ix.mig.profile);
             if version == CI_PROFILE_V3 {
-                let value = nvmlComputeInstanceProfileInfo_v3_t {
-                    version,
-                    id: v1.id,
-                    sliceCount: v1.sliceCount,
-                    instanceCount: v1.instanceCount,
-                    multiprocessorCount: v1.multiprocessorCount,
-                    sharedCopyEngineCount: v1.sharedCopyEngineCount,
-                    sharedDecoderCount: v1.sharedDecoderCount,
-                    sharedEncoderCount: v1.sharedEncoderCount,
-                    sharedJpegCount: v1.sharedJpegCount,
-                    sharedOfaCount: v1.sharedOfaCount,
-                    name,
+                let value = ci_profile_info!(nvmlComputeInstanceProfileInfo_v3_t, ix.mig, {
+                    version: version,
+                    name: name,
                     capabilities: 0,
-                };
+                });
                 // SAFETY: the caller's version says the struct is a v3.
                 unsafe { put(out.cast::<nvmlComputeInstanceProfileInfo_v3_t>(), value) };
             } else {
-                let value = nvmlComputeInstanceProfileInfo_v2_t {
-                    version,
-                    id: v1.id,
-                    sliceCount: v1.sliceCount,
-                    instanceCount: v1.instanceCount,
-                    multiprocessorCount: v1.multiprocessorCount,
-                    sharedCopyEngineCount: v1.sharedCopyEngineCount,
-                    sharedDecoderCount: v1.sharedDecoderCount,
-                    sharedEncoderCount: v1.sharedEncoderCount,
-                    sharedJpegCount: v1.sharedJpegCount,
-                    sharedOfaCount: v1.sharedOfaCount,
-                    name,
-                };
+                let value = ci_profile_info!(nvmlComputeInstanceProfileInfo_v2_t, ix.mig, {
+                    version: version,
+                    name: name,
+                });
                 unsafe { put(out, value) };
             }
             Ok(())

@@ -660,19 +660,7 @@ mod tests {
     use super::super::Scenario;
 
     fn h100(mig: &str, processes: &str) -> String {
-        format!(
-            r#"{{
-  "driver_version": "550.54.15", "nvml_version": "12.550.54.15", "cuda_driver_version": 12040,
-  "gpus": [{{
-    "name": "NVIDIA H100 80GB HBM3",
-    "uuid": "GPU-00000000-0000-0000-0000-0000000000a0",
-    "pci_bus_id": "00000000:18:00.0",
-    "memory": {{"total_mib": 81559, "reserved_mib": 549, "used_mib": 1000}},
-    "processes": [{processes}],
-    "mig": {mig}
-  }}]
-}}"#
-        )
+        super::super::tests::one_gpu(&format!(r#", "processes": [{processes}], "mig": {mig}"#))
     }
 
     fn inst(profile: &str, gi: u32, uuid_tail: u32) -> String {

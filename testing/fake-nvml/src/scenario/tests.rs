@@ -7,8 +7,9 @@ fn shipped(name: &str) -> Scenario {
     Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A minimal valid scenario with `gpu` spliced into its only GPU entry.
-fn one_gpu(extra: &str) -> String {
+/// A minimal valid scenario (one H100) with `extra` spliced into its only
+/// GPU entry.
+pub(super) fn one_gpu(extra: &str) -> String {
     format!(
         r#"{{
   "driver_version": "550.54.15", "nvml_version": "12.550.54.15", "cuda_driver_version": 12040,

@@ -97,12 +97,7 @@ fn seven_1g_devices_in_nvml_order() {
 
     // Processes: each MIG device its own, the parent every one.
     let procs = |dev: nvmlDevice_t| {
-        let mut infos = [nvmlProcessInfo_t {
-            pid: 0,
-            usedGpuMemory: 0,
-            gpuInstanceId: 0,
-            computeInstanceId: 0,
-        }; 8];
+        let mut infos: [nvmlProcessInfo_t; 8] = unsafe { std::mem::zeroed() };
         let mut count = 8;
         assert_eq!(
             unsafe { nvmlDeviceGetComputeRunningProcesses_v3(dev, &mut count, infos.as_mut_ptr()) },
