@@ -467,8 +467,24 @@ fn mig_node(lib: &Path) {
     // Repartitioning: GPU 1's destroyed devices go stale, the survivor stays.
     set_clock(&clock, 20.0);
     let old = gpus[1].mig_device_by_index(1).expect("2g.20gb");
+    let old_uuid = old.uuid().expect("uuid");
+    // A job pinned with CUDA_VISIBLE_DEVICES=MIG-… finds its device by UUID.
+    let by_uuid = nvml.device_by_uuid(old_uuid.as_str()).expect("by uuid");
+    assert!(by_uuid.mig_is_mig_device_handle().expect("is mig"));
+    assert_eq!(
+        by_uuid
+            .mig_parent_device()
+            .expect("parent")
+            .index()
+            .expect("index"),
+        1
+    );
     set_clock(&clock, 30.0);
     assert!(matches!(old.uuid(), Err(NvmlError::InvalidArg)));
+    assert!(matches!(
+        nvml.device_by_uuid(old_uuid.as_str()),
+        Err(NvmlError::NotFound)
+    ));
     assert_eq!(
         read_migs(&nvml, &gpus[1]),
         expected_migs(&scenario, 1, 30.0)
