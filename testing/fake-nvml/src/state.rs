@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nvml_wrapper_sys::bindings::{nvmlDevice_st, nvmlDevice_t};
+use nvml_wrapper_sys::bindings::{
+    nvmlComputeInstance_t, nvmlDevice_st, nvmlDevice_t, nvmlGpuInstance_t,
+};
 use parking_lot::{Mutex, RwLock};
 
-use crate::scenario::{Device, MigInstance, Scenario};
+use crate::scenario::{Device, Scenario};
 
 /// Env var naming the scenario JSON to load at the 0→1 init.
 pub const SCENARIO_ENV: &str = "ALGALON_FAKE_NVML_SCENARIO";
@@ -149,18 +151,6 @@ impl Session {
     pub fn device(&self, index: u32) -> Option<&Device> {
         self.scenario.devices().get(index as usize)
     }
-
-    /// The GPU a handle refers to, and its MIG device if it is one.
-    pub fn resolve(&self, id: DeviceId) -> Option<(&Device, Option<&MigInstance>)> {
-        let dev = self.device(id.gpu)?;
-        match id.mig {
-            None => Some((dev, None)),
-            Some(m) => {
-                let inst = dev.spec.mig.as_ref()?.instances.get(m as usize)?;
-                Some((dev, Some(inst)))
-            }
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -298,39 +288,88 @@ pub(crate) fn shutdown() -> u32 {
 pub(crate) struct DeviceId {
     /// NVML index of the (parent) GPU.
     pub gpu: u32,
-    /// Index into the parent's `mig.instances` for a MIG device handle.
+    /// For a MIG device handle, the device's identity on its GPU
+    /// ([`crate::scenario::MigDevice::slot`]): the handle answers while that
+    /// device exists and is stale once it is destroyed.
     pub mig: Option<u32>,
 }
 
-/// The memory a handle points at. Never freed, so a handle stays valid (and
-/// unique) for the life of the process, across shutdown and re-init.
+/// What a GPU-instance or compute-instance handle stands for: MIG device
+/// `slot` (one GPU instance with one compute instance) of GPU `gpu`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct InstanceId {
+    /// NVML index of the parent GPU.
+    pub gpu: u32,
+    /// The MIG device's slot.
+    pub slot: u32,
+}
+
+/// Opaque handles of one kind: each id gets the address of a leaked box
+/// holding it, so a handle stays valid (and unique) for the life of the
+/// process, across shutdown and re-init. Addresses are compared, never
+/// dereferenced.
 #[derive(Debug)]
-struct Slot {
-    _id: DeviceId,
+struct Registry<K> {
+    by_id: HashMap<K, usize>,
+    by_addr: HashMap<usize, K>,
 }
 
-#[derive(Debug, Default)]
-struct Handles {
-    by_id: HashMap<DeviceId, usize>,
-    by_addr: HashMap<usize, DeviceId>,
+impl<K: Copy + Eq + std::hash::Hash + 'static> Registry<K> {
+    fn new() -> Self {
+        Registry {
+            by_id: HashMap::new(),
+            by_addr: HashMap::new(),
+        }
+    }
+
+    fn handle(&mut self, id: K) -> usize {
+        let addr = *self.by_id.entry(id).or_insert_with(|| {
+            let slot: &'static K = Box::leak(Box::new(id));
+            std::ptr::from_ref(slot) as usize
+        });
+        self.by_addr.insert(addr, id);
+        addr
+    }
+
+    fn lookup(&self, addr: usize) -> Option<K> {
+        self.by_addr.get(&addr).copied()
+    }
 }
 
-static HANDLES: LazyLock<Mutex<Handles>> = LazyLock::new(Mutex::default);
+type Handles<K> = LazyLock<Mutex<Registry<K>>>;
+
+static DEVICES: Handles<DeviceId> = LazyLock::new(|| Mutex::new(Registry::new()));
+static GPU_INSTANCES: Handles<InstanceId> = LazyLock::new(|| Mutex::new(Registry::new()));
+static COMPUTE_INSTANCES: Handles<InstanceId> = LazyLock::new(|| Mutex::new(Registry::new()));
 
 /// The handle for `id` (the same pointer every time).
 pub(crate) fn handle(id: DeviceId) -> nvmlDevice_t {
-    let mut handles = HANDLES.lock();
-    let addr = *handles.by_id.entry(id).or_insert_with(|| {
-        let slot: &'static Slot = Box::leak(Box::new(Slot { _id: id }));
-        std::ptr::from_ref(slot) as usize
-    });
-    handles.by_addr.insert(addr, id);
-    addr as nvmlDevice_t
+    DEVICES.lock().handle(id) as nvmlDevice_t
 }
 
 /// What a handle stands for; `None` for a pointer this library never issued.
 pub(crate) fn lookup(device: *const nvmlDevice_st) -> Option<DeviceId> {
-    HANDLES.lock().by_addr.get(&(device as usize)).copied()
+    DEVICES.lock().lookup(device as usize)
+}
+
+/// The GPU-instance handle for `id` (the same pointer every time).
+pub(crate) fn gpu_instance(id: InstanceId) -> nvmlGpuInstance_t {
+    GPU_INSTANCES.lock().handle(id) as nvmlGpuInstance_t
+}
+
+/// What a GPU-instance handle stands for.
+pub(crate) fn lookup_gpu_instance(handle: nvmlGpuInstance_t) -> Option<InstanceId> {
+    GPU_INSTANCES.lock().lookup(handle as usize)
+}
+
+/// The compute-instance handle for `id` (the same pointer every time).
+pub(crate) fn compute_instance(id: InstanceId) -> nvmlComputeInstance_t {
+    COMPUTE_INSTANCES.lock().handle(id) as nvmlComputeInstance_t
+}
+
+/// What a compute-instance handle stands for.
+pub(crate) fn lookup_compute_instance(handle: nvmlComputeInstance_t) -> Option<InstanceId> {
+    COMPUTE_INSTANCES.lock().lookup(handle as usize)
 }
 
 static CALLS: LazyLock<Mutex<HashMap<&'static str, u64>>> = LazyLock::new(Mutex::default);

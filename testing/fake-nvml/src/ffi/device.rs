@@ -10,7 +10,7 @@ use nvml_wrapper_sys::bindings::{
     nvmlTemperatureSensors_t, nvmlTemperatureThresholds_t, nvmlUtilization_t,
 };
 
-use super::{Cx, Ret, device_call, non_null, put, put_str, supported};
+use super::{Cx, Ret, c_array, device_call, non_null, put, put_str, supported};
 use crate::names::entry;
 use crate::scenario::{Clocks, MemoryReading, Pcie, Value};
 use crate::state::rc;
@@ -60,7 +60,7 @@ pub unsafe extern "C" fn nvmlDeviceGetUUID(
     length: c_uint,
 ) -> nvmlReturn_t {
     device_call(entry::nvmlDeviceGetUUID, device, |cx| {
-        let value = cx.mig.map_or(&cx.dev.spec.uuid, |m| &m.uuid);
+        let value = cx.mig.map_or(&cx.dev.spec.uuid, |m| &m.spec.uuid);
         unsafe { put_str(uuid, length, value) }
     })
 }
@@ -74,19 +74,11 @@ pub unsafe extern "C" fn nvmlDeviceGetName(
 ) -> nvmlReturn_t {
     device_call(entry::nvmlDeviceGetName, device, |cx| {
         let value = match cx.mig {
-            Some(m) => format!("{} MIG {}", cx.dev.spec.name, m.profile),
+            Some(m) => m.name(&cx.dev.spec.name),
             None => cx.dev.spec.name.clone(),
         };
         unsafe { put_str(name, length, &value) }
     })
-}
-
-fn c_array<const N: usize>(s: &str) -> [c_char; N] {
-    let mut out = [0 as c_char; N];
-    for (o, b) in out.iter_mut().zip(s.bytes().take(N - 1)) {
-        *o = b as c_char;
-    }
-    out
 }
 
 fn pci_info(cx: &Cx<'_>) -> nvmlPciInfo_t {
@@ -380,11 +372,10 @@ pub unsafe extern "C" fn nvmlDeviceGetConfComputeMemSizeInfo(
     })
 }
 
-fn memory_reading(cx: &Cx<'_>) -> Result<MemoryReading, u32> {
-    match (cx.mig, cx.id.mig) {
-        (Some(_), Some(m)) => cx.dev.mig_memory(m as usize, cx.t).ok_or(rc::UNKNOWN),
-        _ => Ok(cx.dev.memory(cx.t)),
-    }
+/// The GPU's memory, or a MIG device's own.
+fn memory_reading(cx: &Cx<'_>) -> MemoryReading {
+    cx.mig
+        .map_or_else(|| cx.dev.memory(cx.t), |m| m.memory(cx.t))
 }
 
 /// `nvmlDeviceGetMemoryInfo` (v1 struct): `memory`, with the reserved memory
@@ -397,7 +388,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo(
 ) -> nvmlReturn_t {
     device_call(entry::nvmlDeviceGetMemoryInfo, device, |cx| {
         let out = non_null(memory)?;
-        let m = memory_reading(cx)?;
+        let m = memory_reading(cx);
         let value = nvmlMemory_t {
             total: m.total,
             free: m.free_v1,
@@ -423,7 +414,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
         if version != MEMORY_V2_VERSION {
             return Err(rc::ARGUMENT_VERSION_MISMATCH);
         }
-        let m = memory_reading(cx)?;
+        let m = memory_reading(cx);
         let value = nvmlMemory_v2_t {
             version,
             total: m.total,
@@ -447,7 +438,7 @@ pub unsafe extern "C" fn nvmlDeviceGetBAR1MemoryInfo(
         let out = non_null(bar1Memory)?;
         let bar1 = supported(cx.dev.spec.bar1.as_ref())?;
         let share = cx.mig.map_or(1.0, |m| {
-            m.memory_total_mib as f64 / cx.dev.spec.memory.total_mib.max(1) as f64
+            m.profile.memory_mib as f64 / cx.dev.spec.memory.total_mib.max(1) as f64
         });
         let total = ((bar1.total_mib as f64 * share) as u64) << 20;
         let used = (((bar1.used_mib.at(cx.t) * share).round() as u64) << 20).min(total);

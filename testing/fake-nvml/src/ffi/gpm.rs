@@ -1,7 +1,8 @@
-//! GPU Performance Monitoring: samples record (GPU, instance, scenario time);
-//! metrics are the scenario's `gpm` values averaged over the two samples'
-//! times (the value at the second sample's time when both coincide, as with
-//! a frozen clock).
+//! GPU Performance Monitoring: samples record (GPU, MIG device, scenario
+//! time); metrics are the scenario's `gpm` values — the GPU's, or for MIG
+//! samples the GPU instance's own — averaged over the two samples' times
+//! (the value at the second sample's time when both coincide, as with a
+//! frozen clock).
 
 use std::collections::HashMap;
 use std::ffi::c_uint;
@@ -22,7 +23,8 @@ use crate::state::{self, rc};
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Taken {
     gpu: u32,
-    gpu_instance: Option<u32>,
+    /// The MIG device (its slot) of a `nvmlGpmMigSampleGet` sample.
+    mig: Option<usize>,
     t: f64,
 }
 
@@ -114,7 +116,7 @@ pub unsafe extern "C" fn nvmlGpmSampleFree(gpmSample: nvmlGpmSample_t) -> nvmlRe
     })
 }
 
-fn record(cx: &Cx<'_>, sample: nvmlGpmSample_t, gpu_instance: Option<u32>) -> Result<(), u32> {
+fn record(cx: &Cx<'_>, sample: nvmlGpmSample_t, mig: Option<usize>) -> Result<(), u32> {
     supported(gpm(cx))?;
     let mut samples = SAMPLES.lock();
     let s = samples
@@ -122,7 +124,7 @@ fn record(cx: &Cx<'_>, sample: nvmlGpmSample_t, gpu_instance: Option<u32>) -> Re
         .ok_or(rc::INVALID_ARGUMENT)?;
     s.taken = Some(Taken {
         gpu: cx.dev.index,
-        gpu_instance,
+        mig,
         t: cx.t,
     });
     Ok(())
@@ -139,8 +141,11 @@ pub unsafe extern "C" fn nvmlGpmSampleGet(
     })
 }
 
-/// `nvmlGpmMigSampleGet`: as `nvmlGpmSampleGet` for a GPU instance of the
-/// parent (reports the parent's `gpm` values).
+/// `nvmlGpmMigSampleGet`: as `nvmlGpmSampleGet` for GPU instance
+/// `gpuInstanceId` of the (parent) GPU, whose metrics are that instance's own
+/// `gpm` values. `NVML_ERROR_INVALID_ARGUMENT` when no MIG device with that
+/// GPU instance id exists now; not supported when the GPU has no `gpm`
+/// support or the instance no `gpm` block.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlGpmMigSampleGet(
     device: nvmlDevice_t,
@@ -148,17 +153,15 @@ pub unsafe extern "C" fn nvmlGpmMigSampleGet(
     gpmSample: nvmlGpmSample_t,
 ) -> nvmlReturn_t {
     device_call(entry::nvmlGpmMigSampleGet, device, |cx| {
-        let known = cx
+        supported(gpm(cx))?;
+        let mig = cx
             .dev
-            .spec
-            .mig
+            .mig_devices_at(cx.t)
             .iter()
-            .flat_map(|m| &m.instances)
-            .any(|i| i.gpu_instance_id == gpuInstanceId);
-        if !known {
-            return Err(rc::INVALID_ARGUMENT);
-        }
-        record(cx, gpmSample, Some(gpuInstanceId))
+            .find(|m| m.spec.gpu_instance_id == gpuInstanceId)
+            .ok_or(rc::INVALID_ARGUMENT)?;
+        supported(mig.spec.gpm.as_ref().filter(|g| g.supported))?;
+        record(cx, gpmSample, Some(mig.slot))
     })
 }
 
@@ -190,17 +193,23 @@ pub unsafe extern "C" fn nvmlGpmMetricsGet(metricsGet: *mut nvmlGpmMetricsGet_t)
             return Err(rc::INVALID_ARGUMENT);
         }
         let (s1, s2) = (taken(request.sample1)?, taken(request.sample2)?);
-        if (s1.gpu, s1.gpu_instance) != (s2.gpu, s2.gpu_instance) || s2.t < s1.t {
+        // Two samples of different devices, or of a GPU instance destroyed
+        // and recreated in between, cannot be compared.
+        if (s1.gpu, s1.mig) != (s2.gpu, s2.mig) || s2.t < s1.t {
             return Err(rc::INVALID_ARGUMENT);
         }
         let dev = session.device(s1.gpu).ok_or(rc::INVALID_ARGUMENT)?;
         gate(&session, entry::nvmlGpmMetricsGet, dev)?;
-        let spec = dev
-            .spec
-            .gpm
-            .as_ref()
-            .filter(|g| g.supported)
-            .ok_or(rc::NOT_SUPPORTED)?;
+        let spec = match s2.mig {
+            None => dev.spec.gpm.as_ref(),
+            Some(slot) => dev
+                .mig_device(slot, s2.t)
+                .ok_or(rc::INVALID_ARGUMENT)?
+                .spec
+                .gpm
+                .as_ref(),
+        };
+        let spec = spec.filter(|g| g.supported).ok_or(rc::NOT_SUPPORTED)?;
         for m in &mut request.metrics[..n] {
             fill(m, spec, s1.t, s2.t, |name| dev.unsupported(name));
         }

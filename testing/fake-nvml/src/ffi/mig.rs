@@ -1,15 +1,24 @@
-//! Multi-Instance GPU: mode, MIG device handles and their instance ids.
+//! Multi-Instance GPU: mode, MIG device handles, their instance ids and
+//! attributes. What exists is the GPU's MIG configuration at the answer's
+//! scenario time (its `mig.schedule` reconfigures it).
 
 use std::ffi::c_uint;
 
-use nvml_wrapper_sys::bindings::{nvmlDevice_t, nvmlReturn_t};
+use nvml_wrapper_sys::bindings::{nvmlDevice_t, nvmlDeviceAttributes_t, nvmlReturn_t};
 
-use super::{device_call, non_null, put, supported};
+use super::{Cx, device_call, non_null, put, supported};
 use crate::names::entry;
+use crate::scenario::MigTimeline;
 use crate::state::{self, DeviceId, rc};
 
-/// `nvmlDeviceGetMigMode`: `mig.enabled` as current and pending mode;
-/// not supported without a `mig` block.
+/// The GPU's MIG timeline; `NVML_ERROR_NOT_SUPPORTED` without a `mig` block
+/// (a GPU that cannot do MIG).
+fn timeline<'a>(cx: &Cx<'a>) -> Result<&'a MigTimeline, u32> {
+    supported(cx.dev.mig.as_ref())
+}
+
+/// `nvmlDeviceGetMigMode`: the current and pending mode at the answer's
+/// time; not supported without a `mig` block.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     device: nvmlDevice_t,
@@ -18,16 +27,18 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
 ) -> nvmlReturn_t {
     device_call(entry::nvmlDeviceGetMigMode, device, |cx| {
         let (cur, pend) = (non_null(currentMode)?, non_null(pendingMode)?);
-        let on = c_uint::from(supported(cx.dev.spec.mig.as_ref())?.enabled);
+        let config = timeline(cx)?.at(cx.t);
         unsafe {
-            put(cur, on);
-            put(pend, on);
+            put(cur, c_uint::from(config.enabled));
+            put(pend, c_uint::from(config.pending));
         }
         Ok(())
     })
 }
 
-/// `nvmlDeviceGetMaxMigDeviceCount`: `mig.max_devices` (default 7).
+/// `nvmlDeviceGetMaxMigDeviceCount`: `mig.max_devices` (default 7) while MIG
+/// is enabled; 0 while it is disabled or the GPU cannot do MIG, as NVML
+/// documents.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetMaxMigDeviceCount(
     device: nvmlDevice_t,
@@ -35,14 +46,16 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxMigDeviceCount(
 ) -> nvmlReturn_t {
     device_call(entry::nvmlDeviceGetMaxMigDeviceCount, device, |cx| {
         let out = non_null(count)?;
-        let mig = supported(cx.dev.spec.mig.as_ref())?;
-        unsafe { put(out, mig.max_devices.unwrap_or(7)) };
+        let max = cx.dev.mig.as_ref().map_or(0, |m| m.max_device_count(cx.t));
+        unsafe { put(out, max) };
         Ok(())
     })
 }
 
-/// `nvmlDeviceGetMigDeviceHandleByIndex`: a stable handle for
-/// `mig.instances[index]`; `NVML_ERROR_NOT_FOUND` past the last one.
+/// `nvmlDeviceGetMigDeviceHandleByIndex`: the handle of the `index`-th MIG
+/// device (ascending GPU instance id) at the answer's time — the same handle
+/// for as long as that device exists. `NVML_ERROR_NOT_FOUND` past the last
+/// one and while MIG is disabled; not supported without a `mig` block.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetMigDeviceHandleByIndex(
     device: nvmlDevice_t,
@@ -51,16 +64,15 @@ pub unsafe extern "C" fn nvmlDeviceGetMigDeviceHandleByIndex(
 ) -> nvmlReturn_t {
     device_call(entry::nvmlDeviceGetMigDeviceHandleByIndex, device, |cx| {
         let out = non_null(migDevice)?;
-        let mig = supported(cx.dev.spec.mig.as_ref())?;
-        if !mig.enabled {
-            return Err(rc::INVALID_ARGUMENT);
-        }
-        if index as usize >= mig.instances.len() {
-            return Err(rc::NOT_FOUND);
-        }
+        let config = timeline(cx)?.at(cx.t);
+        let found = config
+            .devices
+            .get(index as usize)
+            .filter(|_| config.enabled)
+            .ok_or(rc::NOT_FOUND)?;
         let handle = state::handle(DeviceId {
             gpu: cx.dev.index,
-            mig: Some(index),
+            mig: Some(u32::try_from(found.slot).map_err(|_| rc::UNKNOWN)?),
         });
         unsafe { put(out, handle) };
         Ok(())
@@ -80,7 +92,8 @@ pub unsafe extern "C" fn nvmlDeviceIsMigDeviceHandle(
     })
 }
 
-/// `nvmlDeviceGetGpuInstanceId`: the MIG device's `gpu_instance_id`.
+/// `nvmlDeviceGetGpuInstanceId`: the MIG device's `gpu_instance_id`; not
+/// supported on a GPU handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetGpuInstanceId(
     device: nvmlDevice_t,
@@ -89,7 +102,7 @@ pub unsafe extern "C" fn nvmlDeviceGetGpuInstanceId(
     device_call(entry::nvmlDeviceGetGpuInstanceId, device, |cx| {
         let out = non_null(id)?;
         let mig = supported(cx.mig)?;
-        unsafe { put(out, mig.gpu_instance_id) };
+        unsafe { put(out, mig.spec.gpu_instance_id) };
         Ok(())
     })
 }
@@ -103,12 +116,13 @@ pub unsafe extern "C" fn nvmlDeviceGetComputeInstanceId(
     device_call(entry::nvmlDeviceGetComputeInstanceId, device, |cx| {
         let out = non_null(id)?;
         let mig = supported(cx.mig)?;
-        unsafe { put(out, mig.compute_instance_id) };
+        unsafe { put(out, mig.spec.compute_instance_id) };
         Ok(())
     })
 }
 
-/// `nvmlDeviceGetDeviceHandleFromMigDeviceHandle`: the parent GPU's handle.
+/// `nvmlDeviceGetDeviceHandleFromMigDeviceHandle`: the parent GPU's handle;
+/// `NVML_ERROR_INVALID_ARGUMENT` for a GPU handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetDeviceHandleFromMigDeviceHandle(
     migDevice: nvmlDevice_t,
@@ -130,4 +144,32 @@ pub unsafe extern "C" fn nvmlDeviceGetDeviceHandleFromMigDeviceHandle(
             Ok(())
         },
     )
+}
+
+/// `nvmlDeviceGetAttributes_v2`: a MIG device's multiprocessors, shared
+/// engines, GPU/compute instance slices and memory, from its profile (what
+/// apportioning a GPU's energy by compute slices needs). NVML serves it on
+/// MIG device handles only: not supported on a GPU handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetAttributes_v2(
+    device: nvmlDevice_t,
+    attributes: *mut nvmlDeviceAttributes_t,
+) -> nvmlReturn_t {
+    device_call(entry::nvmlDeviceGetAttributes_v2, device, |cx| {
+        let out = non_null(attributes)?;
+        let p = supported(cx.mig)?.profile;
+        let value = nvmlDeviceAttributes_t {
+            multiprocessorCount: p.multiprocessors,
+            sharedCopyEngineCount: p.copy_engines,
+            sharedDecoderCount: p.decoders,
+            sharedEncoderCount: p.encoders,
+            sharedJpegCount: p.jpegs,
+            sharedOfaCount: p.ofas,
+            gpuInstanceSliceCount: p.slices,
+            computeInstanceSliceCount: p.slices,
+            memorySizeMB: p.memory_mib,
+        };
+        unsafe { put(out, value) };
+        Ok(())
+    })
 }

@@ -17,8 +17,9 @@
 //! A device call then proceeds in this order: latency (scenario `latency`
 //! entries plus `ALGALON_FAKE_NVML_LATENCY_MS`) → `NVML_ERROR_GPU_IS_LOST`
 //! once `lost_after_s` has passed → scenario `faults` → the GPU's
-//! `unsupported` list → MIG handles answer only the calls MIG devices support
-//! → the answer from the scenario at the current scenario time.
+//! `unsupported` list → a MIG handle whose device has been destroyed answers
+//! the stale-handle error → MIG handles answer only the calls MIG devices
+//! support → the answer from the scenario at the current scenario time.
 //!
 //! # Safety
 //!
@@ -35,6 +36,7 @@ pub mod device;
 pub mod events;
 pub mod gpm;
 pub mod health;
+pub mod instances;
 pub mod mig;
 pub mod processes;
 pub mod system;
@@ -47,8 +49,8 @@ use std::time::Duration;
 use nvml_wrapper_sys::bindings::nvmlDevice_t;
 
 use crate::names::entry;
-use crate::scenario::{Device, MigInstance};
-use crate::state::{self, DeviceId, Session, rc};
+use crate::scenario::{Device, MigDevice};
+use crate::state::{self, Session, rc};
 
 /// Result of a call body: `Err` carries the NVML return code.
 pub(crate) type Ret = Result<(), u32>;
@@ -108,6 +110,15 @@ pub(crate) unsafe fn put_str(buf: *mut c_char, len: c_uint, s: &str) -> Ret {
     Ok(())
 }
 
+/// `s` as a NUL-terminated fixed-size C string field (truncated to fit).
+pub(crate) fn c_array<const N: usize>(s: &str) -> [c_char; N] {
+    let mut out = [0 as c_char; N];
+    for (o, b) in out.iter_mut().zip(s.bytes().take(N - 1)) {
+        *o = b as c_char;
+    }
+    out
+}
+
 fn sleep(d: Duration) {
     if !d.is_zero() {
         std::thread::sleep(d);
@@ -118,9 +129,8 @@ fn sleep(d: Duration) {
 pub(crate) struct Cx<'a> {
     pub session: &'a Session,
     pub dev: &'a Device,
-    /// The MIG device, for a MIG handle.
-    pub mig: Option<&'a MigInstance>,
-    pub id: DeviceId,
+    /// The MIG device, for a MIG handle (as it is at `t`).
+    pub mig: Option<&'a MigDevice>,
     /// Scenario time of this answer.
     pub t: f64,
 }
@@ -151,6 +161,7 @@ const MIG_CALLS: &[&str] = &[
     entry::nvmlDeviceGetGpuInstanceId,
     entry::nvmlDeviceGetComputeInstanceId,
     entry::nvmlDeviceGetDeviceHandleFromMigDeviceHandle,
+    entry::nvmlDeviceGetAttributes_v2,
     entry::nvmlDeviceGetComputeRunningProcesses_v3,
     entry::nvmlDeviceGetComputeRunningProcesses_v2,
     entry::nvmlDeviceGetComputeRunningProcesses,
@@ -209,7 +220,7 @@ pub(crate) fn sized_device_call(
     guard(call, || {
         let session = state::session()?;
         let id = state::lookup(device).ok_or(rc::INVALID_ARGUMENT)?;
-        let (dev, mig) = session.resolve(id).ok_or(rc::INVALID_ARGUMENT)?;
+        let dev = session.device(id.gpu).ok_or(rc::INVALID_ARGUMENT)?;
         let t = match gate(&session, call, dev) {
             Err(rc::INSUFFICIENT_SIZE) if !count.is_null() => {
                 // SAFETY: non-null and valid per NVML's contract.
@@ -218,6 +229,10 @@ pub(crate) fn sized_device_call(
             }
             other => other?,
         };
+        let mig = match id.mig {
+            None => None,
+            Some(slot) => Some(mig_device(dev, slot, t)?),
+        };
         if mig.is_some() && !MIG_CALLS.contains(&call) {
             return Err(rc::NOT_SUPPORTED);
         }
@@ -225,10 +240,18 @@ pub(crate) fn sized_device_call(
             session: &session,
             dev,
             mig,
-            id,
             t,
         })
     })
+}
+
+/// MIG device `slot` of `dev` at `t`, or the scenario's stale-handle error
+/// (default `NVML_ERROR_INVALID_ARGUMENT`) once it has been destroyed.
+pub(crate) fn mig_device(dev: &Device, slot: u32, t: f64) -> Result<&MigDevice, u32> {
+    let timeline = dev.mig.as_ref().ok_or(rc::INVALID_ARGUMENT)?;
+    timeline
+        .device(slot as usize, t)
+        .ok_or(timeline.stale_handle_error)
 }
 
 /// Runs a call that concerns no single GPU: latency and faults with no

@@ -24,7 +24,8 @@ enum List {
 }
 
 /// The processes a list call reports at the answer's time. A MIG handle
-/// sees only the processes in its GPU instance.
+/// sees only the processes in its GPU and compute instance; the parent GPU's
+/// handle lists every process of every instance (NVML's aggregate view).
 fn listed<'a>(cx: &'a Cx<'_>, list: List) -> Vec<&'a ProcessSpec> {
     cx.dev
         .processes_at(cx.t)
@@ -34,8 +35,11 @@ fn listed<'a>(cx: &'a Cx<'_>, list: List) -> Vec<&'a ProcessSpec> {
             List::Graphics => p.kind != ProcessKind::Compute,
         })
         .filter(|p| {
-            cx.mig
-                .is_none_or(|m| p.gpu_instance_id == Some(m.gpu_instance_id))
+            cx.mig.is_none_or(|m| {
+                p.gpu_instance_id == Some(m.spec.gpu_instance_id)
+                    && p.compute_instance_id
+                        .is_none_or(|ci| ci == m.spec.compute_instance_id)
+            })
         })
         .collect()
 }

@@ -235,8 +235,9 @@ fn find_device(s: &Session, pred: impl Fn(&Device) -> bool) -> Result<DeviceId, 
         .ok_or(rc::NOT_FOUND)
 }
 
-/// `nvmlDeviceGetHandleByUUID`: GPU UUIDs and MIG device UUIDs
-/// (case-insensitive).
+/// `nvmlDeviceGetHandleByUUID`: GPU UUIDs and the UUIDs of the MIG devices
+/// that exist now (case-insensitive); a destroyed or not yet created MIG
+/// device is `NVML_ERROR_NOT_FOUND`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetHandleByUUID(
     uuid: *const c_char,
@@ -244,6 +245,7 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByUUID(
 ) -> nvmlReturn_t {
     lookup_call(entry::nvmlDeviceGetHandleByUUID, device, |s| {
         let uuid = unsafe { arg_str(uuid) }?;
+        let t = s.t();
         for d in s.scenario.devices() {
             if d.spec.uuid.eq_ignore_ascii_case(uuid) {
                 return Ok(DeviceId {
@@ -251,15 +253,14 @@ pub unsafe extern "C" fn nvmlDeviceGetHandleByUUID(
                     mig: None,
                 });
             }
-            let instances = d.spec.mig.iter().flat_map(|m| &m.instances);
-            if let Some(m) = instances
-                .enumerate()
-                .find(|(_, i)| i.uuid.eq_ignore_ascii_case(uuid))
-                .map(|(m, _)| m)
+            if let Some(m) = d
+                .mig_devices_at(t)
+                .iter()
+                .find(|m| m.spec.uuid.eq_ignore_ascii_case(uuid))
             {
                 return Ok(DeviceId {
                     gpu: d.index,
-                    mig: Some(u32::try_from(m).map_err(|_| rc::UNKNOWN)?),
+                    mig: Some(u32::try_from(m.slot).map_err(|_| rc::UNKNOWN)?),
                 });
             }
         }

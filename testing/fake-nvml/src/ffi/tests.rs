@@ -20,6 +20,8 @@ use super::system::*;
 use crate::scenario::Scenario;
 use crate::state::{self, rc};
 
+mod mig;
+
 const H100X8: &str = include_str!("../../../scenarios/h100x8.json");
 const MIXED: &str = include_str!("../../../scenarios/mixed.json");
 const FAULTY: &str = include_str!("../../../scenarios/faulty.json");

@@ -21,6 +21,8 @@
 //! that is absent (or `null`) makes the NVML calls that would report it answer
 //! `NVML_ERROR_NOT_SUPPORTED`: the fake never invents a reading.
 
+mod mig;
+pub mod mig_profiles;
 mod validate;
 mod value;
 
@@ -33,6 +35,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::names;
 
+pub use mig::{Mig, MigChange, MigConfig, MigDevice, MigInstance, MigTimeline};
 pub use value::{Sine, Value};
 
 const MIB: u64 = 1024 * 1024;
@@ -662,39 +665,6 @@ impl ProcessSpec {
     }
 }
 
-/// MIG configuration of a GPU.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Mig {
-    /// Current (and pending) MIG mode.
-    pub enabled: bool,
-    /// `nvmlDeviceGetMaxMigDeviceCount` (default 7).
-    #[serde(default)]
-    pub max_devices: Option<u32>,
-    /// MIG devices (only when enabled).
-    #[serde(default)]
-    pub instances: Vec<MigInstance>,
-}
-
-/// One MIG device.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MigInstance {
-    /// Profile name, e.g. `"1g.10gb"`; the device name is
-    /// `"<parent name> MIG <profile>"`.
-    pub profile: String,
-    /// GPU instance id.
-    pub gpu_instance_id: u32,
-    /// Compute instance id.
-    pub compute_instance_id: u32,
-    /// `MIG-…` UUID.
-    pub uuid: String,
-    /// Memory of the instance, MiB.
-    pub memory_total_mib: u64,
-    /// Memory used, MiB.
-    pub memory_used_mib: Value,
-}
-
 /// GPU Performance Monitoring metrics (percent, or bytes/s for PCIe).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -912,6 +882,8 @@ pub struct Device {
     pub spec: GpuSpec,
     /// Parsed `spec.pci_bus_id`.
     pub pci: PciAddress,
+    /// MIG states over time (`None` without a `mig` block: not MIG-capable).
+    pub mig: Option<MigTimeline>,
 }
 
 /// Memory figures in bytes, as the v1 and v2 NVML calls report them.
@@ -959,14 +931,15 @@ impl Device {
         MemoryReading::new(m.total_mib, m.reserved_mib, m.used_mib.u64_at(t))
     }
 
-    /// Memory of MIG device `mig` (an index into `spec.mig.instances`).
-    pub fn mig_memory(&self, mig: usize, t: f64) -> Option<MemoryReading> {
-        let inst = self.spec.mig.as_ref()?.instances.get(mig)?;
-        Some(MemoryReading::new(
-            inst.memory_total_mib,
-            0,
-            inst.memory_used_mib.u64_at(t),
-        ))
+    /// MIG device `slot` (see [`MigDevice::slot`]) if it exists at `t`.
+    pub fn mig_device(&self, slot: usize, t: f64) -> Option<&MigDevice> {
+        self.mig.as_ref()?.device(slot, t)
+    }
+
+    /// The MIG devices at `t`, in NVML index order (none while MIG is
+    /// disabled or without a `mig` block).
+    pub fn mig_devices_at(&self, t: f64) -> &[MigDevice] {
+        self.mig.as_ref().map_or(&[], |m| &m.at(t).devices)
     }
 
     /// `nvmlDeviceGetPowerUsage` at `t`, in mW.

@@ -1,14 +1,15 @@
 use super::*;
 
-const SHIPPED: &[&str] = &["h100x8", "mixed", "faulty", "scaling"];
+const SHIPPED: &[&str] = &["h100x8", "mixed", "faulty", "scaling", "h100-mig"];
 
 fn shipped(name: &str) -> Scenario {
     let path = format!("{}/../scenarios/{name}.json", env!("CARGO_MANIFEST_DIR"));
     Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A minimal valid scenario with `gpu` spliced into its only GPU entry.
-fn one_gpu(extra: &str) -> String {
+/// A minimal valid scenario (one H100) with `extra` spliced into its only
+/// GPU entry.
+pub(super) fn one_gpu(extra: &str) -> String {
     format!(
         r#"{{
   "driver_version": "550.54.15", "nvml_version": "12.550.54.15", "cuda_driver_version": 12040,
@@ -39,6 +40,7 @@ fn shipped_scenarios_load() {
     assert_eq!(shipped("mixed").devices().len(), 4);
     assert_eq!(shipped("faulty").devices().len(), 4);
     assert_eq!(shipped("scaling").devices().len(), 8);
+    assert_eq!(shipped("h100-mig").devices().len(), 8);
 }
 
 #[test]
@@ -159,7 +161,10 @@ fn count_expands_identity() {
         r#", "count": 3, "minor_number": 4, "serial": "1654922004599",
             "mig": {"enabled": true, "instances": [{"profile": "1g.10gb", "gpu_instance_id": 1,
               "compute_instance_id": 0, "uuid": "MIG-00000000-0000-0000-0000-00000000000f",
-              "memory_total_mib": 9856, "memory_used_mib": 0}]}"#,
+              "memory_total_mib": 9984, "memory_used_mib": 0}],
+              "schedule": [{"at_s": 9, "enabled": true, "instances": [{"profile": "7g.80gb",
+                "gpu_instance_id": 0, "compute_instance_id": 0,
+                "uuid": "MIG-00000000-0000-0000-0000-0000000000f0", "memory_used_mib": 0}]}]}"#,
     ))
     .expect("valid");
     let d = s.devices();
@@ -183,8 +188,10 @@ fn count_expands_identity() {
     assert_eq!(minors, [4, 5, 6]);
     assert_eq!(d[2].spec.serial.as_deref(), Some("1654922004601"));
     assert_eq!(d.iter().map(|d| d.index).collect::<Vec<_>>(), [0, 1, 2]);
-    let mig_uuid = &d[1].spec.mig.as_ref().expect("mig").instances[0].uuid;
+    let mig_uuid = &d[1].mig_devices_at(0.0)[0].spec.uuid;
     assert_eq!(mig_uuid, "MIG-00000000-0000-0000-0000-000000000010");
+    let later = &d[2].mig_devices_at(9.0)[0].spec.uuid;
+    assert_eq!(later, "MIG-00000000-0000-0000-0000-0000000000f2");
     assert!(d.iter().all(|d| d.spec.count.is_none()));
 }
 

@@ -3,17 +3,17 @@
 
 use std::collections::HashSet;
 
-use super::{Device, GpuSpec, PciAddress, Scenario, Value};
+use super::{Device, GpuSpec, PciAddress, Scenario, Value, mig};
 use crate::names;
 
 /// `(JSON path, message)`.
-type Problem = (String, String);
+pub(super) type Problem = (String, String);
 
-fn problem(at: impl Into<String>, message: impl Into<String>) -> Problem {
+pub(super) fn problem(at: impl Into<String>, message: impl Into<String>) -> Problem {
     (at.into(), message.into())
 }
 
-fn check_value(at: &str, v: &Value) -> Result<(), Problem> {
+pub(super) fn check_value(at: &str, v: &Value) -> Result<(), Problem> {
     v.check().map_err(|m| problem(at, m))
 }
 
@@ -21,7 +21,7 @@ fn check_opt(at: &str, v: Option<&Value>) -> Result<(), Problem> {
     v.map_or(Ok(()), |v| check_value(at, v))
 }
 
-fn check_non_negative(at: &str, v: &Value) -> Result<(), Problem> {
+pub(super) fn check_non_negative(at: &str, v: &Value) -> Result<(), Problem> {
     check_value(at, v)?;
     if v.min() < 0.0 {
         return Err(problem(
@@ -32,7 +32,7 @@ fn check_non_negative(at: &str, v: &Value) -> Result<(), Problem> {
     Ok(())
 }
 
-fn check_string(at: &str, s: &str, max: usize) -> Result<(), Problem> {
+pub(super) fn check_string(at: &str, s: &str, max: usize) -> Result<(), Problem> {
     if s.contains('\0') {
         return Err(problem(at, "must not contain NUL"));
     }
@@ -296,49 +296,6 @@ fn check_gpu(at: &str, g: &GpuSpec) -> Result<(), Problem> {
         }
     }
 
-    let mig_ids: Vec<u32> = g
-        .mig
-        .as_ref()
-        .map(|m| m.instances.iter().map(|i| i.gpu_instance_id).collect())
-        .unwrap_or_default();
-    if let Some(mig) = &g.mig {
-        if !mig.enabled && !mig.instances.is_empty() {
-            return Err(problem(
-                format!("{at}.mig.instances"),
-                "MIG devices exist only when enabled is true",
-            ));
-        }
-        let mut seen = HashSet::new();
-        for (i, inst) in mig.instances.iter().enumerate() {
-            let iat = format!("{at}.mig.instances[{i}]");
-            if !seen.insert((inst.gpu_instance_id, inst.compute_instance_id)) {
-                return Err(problem(
-                    iat,
-                    "duplicate (gpu_instance_id, compute_instance_id)",
-                ));
-            }
-            if !inst.uuid.starts_with("MIG-") {
-                return Err(problem(format!("{iat}.uuid"), "must start with \"MIG-\""));
-            }
-            check_string(&format!("{iat}.uuid"), &inst.uuid, 80)?;
-            check_string(
-                &format!("{iat}.profile"),
-                &format!("{} MIG {}", g.name, inst.profile),
-                96,
-            )?;
-            check_non_negative(&format!("{iat}.memory_used_mib"), &inst.memory_used_mib)?;
-            if inst.memory_used_mib.max() > inst.memory_total_mib as f64 {
-                return Err(problem(iat, "memory_used_mib exceeds memory_total_mib"));
-            }
-        }
-        let max = mig.max_devices.unwrap_or(7);
-        if mig.instances.len() > max as usize {
-            return Err(problem(
-                format!("{at}.mig.instances"),
-                format!("{} devices exceed max_devices ({max})", mig.instances.len()),
-            ));
-        }
-    }
     if let Some(gpm) = &g.gpm {
         for id in names::GPM_METRICS.iter().map(|m| m.id) {
             if let Some((v, _)) = gpm.metric(id) {
@@ -355,14 +312,6 @@ fn check_gpu(at: &str, g: &GpuSpec) -> Result<(), Problem> {
         }
         check_opt(&format!("{pat}.sm_util"), p.sm_util.as_ref())?;
         check_opt(&format!("{pat}.mem_util"), p.mem_util.as_ref())?;
-        if let Some(gi) = p.gpu_instance_id
-            && !mig_ids.contains(&gi)
-        {
-            return Err(problem(
-                format!("{pat}.gpu_instance_id"),
-                format!("no MIG instance with gpu_instance_id {gi} on this GPU"),
-            ));
-        }
     }
     for (i, u) in g.unsupported.iter().enumerate() {
         if !known_unsupported(u) {
@@ -438,17 +387,25 @@ pub(super) fn expand_and_check(s: &Scenario) -> Result<Vec<Device>, Problem> {
             spec.pci_bus_id = pci.bus_id();
             spec.minor_number = Some(g.minor_number.map_or(index, |m| m + k));
             spec.serial = g.serial.as_deref().map(|s| offset_serial(s, k));
-            if let Some(mig) = &mut spec.mig {
-                for (i, inst) in mig.instances.iter_mut().enumerate() {
+            if let Some(m) = &mut spec.mig {
+                mig::for_each_instance(m, |iat, inst| {
                     inst.uuid = offset_uuid(&inst.uuid, k).ok_or_else(|| {
                         problem(
-                            format!("{at}.mig.instances[{i}].uuid"),
+                            format!("{at}.{iat}.uuid"),
                             "the last group must be hex with room to count up",
                         )
                     })?;
-                }
+                    Ok(())
+                })?;
             }
-            devices.push(Device { index, spec, pci });
+            let timeline = mig::timeline(&at, &spec)?;
+            mig::check_processes(&at, &spec, timeline.as_ref())?;
+            devices.push(Device {
+                index,
+                spec,
+                pci,
+                mig: timeline,
+            });
         }
     }
 
@@ -465,9 +422,13 @@ pub(super) fn expand_and_check(s: &Scenario) -> Result<Vec<Device>, Problem> {
                 format!("duplicate PCI bus id {}", d.spec.pci_bus_id),
             ));
         }
-        for inst in d.spec.mig.iter().flat_map(|m| &m.instances) {
-            if !uuids.insert(inst.uuid.to_ascii_lowercase()) {
-                return Err(problem(at.clone(), format!("duplicate UUID {}", inst.uuid)));
+        let mut slots = HashSet::new();
+        for inst in d.mig.iter().flat_map(|m| m.all_devices()) {
+            if slots.insert(inst.slot) && !uuids.insert(inst.spec.uuid.to_ascii_lowercase()) {
+                return Err(problem(
+                    at.clone(),
+                    format!("duplicate UUID {}", inst.spec.uuid),
+                ));
             }
         }
     }
