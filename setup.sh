@@ -522,7 +522,25 @@ grafana_login() {
     port=$(env_value "$env" GRAFANA_PORT)
     echo "  Grafana:          http://$host_ip:${port:-3000}  (user ${user:-admin}; password: GRAFANA_ADMIN_PASSWORD in $env)"
     echo "                    show it with: grep GRAFANA_ADMIN_PASSWORD $env"
-    echo "  VictoriaMetrics:  http://$host_ip:8428/vmui"
+    victoriametrics_url "$env"
+}
+
+victoriametrics_url() { # host .env: where VictoriaMetrics can be reached
+    local env=$1 bind port
+    bind=$(env_value "$env" VM_BIND)
+    port=$(env_value "$env" VM_PORT)
+    bind=${bind:-127.0.0.1} port=${port:-8428}
+    case $bind in
+        127.* | localhost | ::1 | "[::1]")
+            echo "  VictoriaMetrics:  http://127.0.0.1:$port/vmui  (this machine only: its API has no authentication)"
+            echo "                    from your machine: ssh -L $port:127.0.0.1:$port $host_ip, then http://localhost:$port/vmui"
+            ;;
+        *)
+            [[ $bind == 0.0.0.0 || $bind == "::" || $bind == "[::]" ]] && bind=$host_ip
+            echo "  VictoriaMetrics:  http://$bind:$port/vmui"
+            warn "VictoriaMetrics is published on ${bind}:$port without authentication (VM_BIND in $env): whoever reaches it reads and writes every series. Firewall it, put vmauth in front, or set VM_BIND=127.0.0.1 (compose/README.md, 'Reaching VictoriaMetrics')"
+            ;;
+    esac
 }
 
 case $mode in

@@ -169,7 +169,13 @@ def test_host_writes_env_with_a_generated_password_and_prints_urls(tmp_path):
     assert password not in r.stdout + r.stderr
     assert f"GRAFANA_ADMIN_PASSWORD in {box.root}/compose/host/.env" in r.stdout
     assert "Algalon monitoring host is up:" in r.stdout
-    assert "http://10.1.2.3:8428/vmui" in r.stdout
+    # VictoriaMetrics has no authentication: loopback only, reached through ssh.
+    assert (
+        "VictoriaMetrics:  http://127.0.0.1:8428/vmui  (this machine only" in r.stdout
+    )
+    assert "ssh -L 8428:127.0.0.1:8428 10.1.2.3" in r.stdout
+    assert "http://10.1.2.3:8428" not in r.stdout
+    assert box.env_file("host")["VM_BIND"] == "127.0.0.1"
     assert "./setup.sh --add-worker WORKER_IP --cluster CLUSTER_NAME" in r.stdout
     assert (
         f"docker compose -f {box.root}/compose/host/docker-compose.yml up -d --build"
@@ -180,6 +186,26 @@ def test_host_writes_env_with_a_generated_password_and_prints_urls(tmp_path):
     assert r.returncode == 0
     assert "keeping the existing" in r.stdout
     assert box.env_file("host")["GRAFANA_ADMIN_PASSWORD"] == password
+
+
+def test_host_warns_when_victoriametrics_is_published(tmp_path):
+    """An .env kept from before (VM_BIND=0.0.0.0) publishes VictoriaMetrics'
+    unauthenticated API: setup.sh says so on every run."""
+    box = Sandbox(tmp_path)
+    env = box.root / "compose/host/.env"
+    env.write_text(
+        (box.root / "compose/host/.env.example")
+        .read_text()
+        .replace("VM_BIND=127.0.0.1", "VM_BIND=0.0.0.0")
+        .replace("GRAFANA_ADMIN_PASSWORD=", "GRAFANA_ADMIN_PASSWORD=x")
+    )
+    r = box.run("--host", "--host-ip", "10.1.2.3", "--no-start")
+    assert r.returncode == 0, r.stderr
+    assert "VictoriaMetrics:  http://10.1.2.3:8428/vmui" in r.stdout
+    assert (
+        "warning: VictoriaMetrics is published on 10.1.2.3:8428 without authentication"
+        f" (VM_BIND in {env})" in r.stderr
+    )
 
 
 def test_passwords_differ_between_installs(tmp_path):

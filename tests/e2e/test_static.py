@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e_stack import COMPOSE, ROOT, load_compose, read_env_file
+from e2e_stack import (
+    COMPOSE,
+    ROOT,
+    docker_compose_config,
+    interpolate,
+    load_compose,
+    read_env_file,
+)
 
 SCHEMA = COMPOSE / "schema/compose-spec.json"
 COMPOSE_FILES = sorted(COMPOSE.glob("*/docker-compose.yml"))
@@ -135,6 +142,59 @@ def test_host_publishes_only_grafana_and_victoriametrics():
     vm = doc["services"]["victoriametrics"]
     assert "-retentionPeriod=${VM_RETENTION:-90d}" in vm["command"]
     assert any(v.endswith(":/storage") and not v.startswith(".") for v in vm["volumes"])
+
+
+def published(path: Path, service: str, env: dict[str, str]) -> list[str]:
+    """The service's ports as compose interpolates them with `env`."""
+    svc = load_compose(path)["services"][service]
+    return [interpolate(p, env) for p in svc.get("ports", [])]
+
+
+def test_victoriametrics_is_published_on_loopback_only_by_default():
+    """Its API has no authentication: 127.0.0.1 unless VM_BIND says otherwise,
+    with the .env setup.sh writes (from .env.example) and without one."""
+    host = COMPOSE / "host/docker-compose.yml"
+    example = read_env_file(COMPOSE / "host/.env.example")
+    for env in (example, {}):
+        assert published(host, "victoriametrics", env) == ["127.0.0.1:8428:8428"]
+        assert published(host, "grafana", env) == ["0.0.0.0:3000:3000"]
+    assert published(host, "victoriametrics", {**example, "VM_BIND": "0.0.0.0"}) == [
+        "0.0.0.0:8428:8428"
+    ]
+    # The switch is documented where people set it, and the safe ways in.
+    text = (COMPOSE / "host/.env.example").read_text()
+    assert "VM_BIND=0.0.0.0" in text and "ssh -L 8428:127.0.0.1:8428" in text
+    readme = (COMPOSE / "README.md").read_text()
+    assert "## Reaching VictoriaMetrics" in readme
+    assert "ssh -L 8428:127.0.0.1:8428" in readme and "vmauth" in readme
+
+
+def compose_copy(tmp: Path) -> Path:
+    """compose/ with the .env files setup.sh would write (from .env.example)."""
+    dst = tmp / "compose"
+    shutil.copytree(COMPOSE, dst, ignore=shutil.ignore_patterns(".env"))
+    for part in ("host", "worker"):
+        text = (dst / part / ".env.example").read_text()
+        text = text.replace("GRAFANA_ADMIN_PASSWORD=\n", "GRAFANA_ADMIN_PASSWORD=x\n")
+        (dst / part / ".env").write_text(text)
+    return dst
+
+
+@pytest.mark.parametrize("part", ["host", "single-node"])
+def test_compose_renders_victoriametrics_on_loopback(tmp_path, part):
+    """What `docker compose config` hands the engine: VictoriaMetrics on
+    127.0.0.1, Grafana on every interface."""
+    copy = compose_copy(tmp_path)
+    model = docker_compose_config([copy / part / "docker-compose.yml"], tmp_path)
+    if model is None:
+        pytest.skip("Docker Compose v2 is not installed (docker compose config)")
+    services = model["services"]
+    vm = services["victoriametrics"]["ports"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in vm] == [
+        ("127.0.0.1", "8428", 8428)
+    ]
+    grafana = services["grafana"]["ports"]
+    assert [(p["host_ip"], p["target"]) for p in grafana] == [("0.0.0.0", 3000)]
 
 
 def test_vmagent_reads_target_files_often_enough():
