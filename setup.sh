@@ -304,7 +304,7 @@ HEADER
     fi
     unlock_targets
     for t in "${new[@]}"; do
-        echo "setup.sh: added $t to cluster $name ($file); VMAgent scrapes it within 20 s, no restart"
+        echo "setup.sh: added $t to cluster $name ($file); VMAgent scrapes it within 10 s, no restart"
         ((probe)) && probe_health "$t"
     done
     return 0

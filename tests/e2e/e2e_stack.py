@@ -164,6 +164,16 @@ def service_flags(compose_file: Path, service: str, rw: Rewrite) -> list[str]:
     return out
 
 
+def service_env(compose_file: Path, service: str) -> dict[str, str]:
+    """The service's `environment:`, interpolated with the directory's .env.example."""
+    svc = load_compose(compose_file)["services"][service]
+    env = read_env_file(compose_file.parent / ".env.example")
+    raw = svc.get("environment", {})
+    if isinstance(raw, list):
+        raw = dict(item.split("=", 1) for item in raw)
+    return {k: interpolate(str(v), env) for k, v in raw.items()}
+
+
 class Processes:
     """Every process the test starts; all are stopped, by pid, at the end."""
 
