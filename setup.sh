@@ -19,6 +19,16 @@
 # worker's /health (ALGALON_HEALTH_TIMEOUT seconds, default 3) and warns when
 # it does not answer; the worker is added either way.
 #
+# Simulated GPUs, to see the whole stack before it goes on GPU machines:
+#
+#   ./setup.sh --single-node --simulate [--scenario FILE]
+#   ./setup.sh --worker --simulate [--scenario FILE]
+#
+# run the exporter on the fake NVML (testing/fake-nvml, built by 'make
+# fake-nvml' into target/fake-nvml, or ALGALON_FAKE_NVML_DIR) with the
+# scenario's GPUs (default testing/scenarios/h100x8.json: 8 x H100) instead
+# of the NVIDIA runtime: compose/worker/simulate.override.yml, Compose 2.24.4+.
+#
 # Options: --no-start (write the files, start nothing), -h/--help.
 # Checks Docker, Docker Compose and, on workers, the NVIDIA driver and
 # Container Toolkit first, and names exactly what is missing. Writes .env
@@ -49,6 +59,8 @@ host_ip=""
 workers=()
 cluster=""
 start=1
+simulate=0
+scenario=""
 
 set_mode() {
     [[ -z $mode ]] || die "choose one of --host, --worker, --single-node, --add-worker, --remove-worker, --list-workers (got --$mode and $1)"
@@ -76,6 +88,15 @@ while (($#)); do
             shift
             ;;
         --no-start) start=0 ;;
+        --simulate) simulate=1 ;;
+        --scenario)
+            if (($# < 2)) || [[ $2 == -* ]]; then
+                die "--scenario needs a file: --scenario testing/scenarios/h100x8.json"
+            fi
+            scenario=$2
+            simulate=1
+            shift
+            ;;
         -h | --help)
             usage
             exit 0
@@ -102,6 +123,9 @@ case $mode in
         [[ -z $cluster ]] || die "--cluster goes with --add-worker, --remove-worker, --list-workers, --worker or --single-node, not --host"
         ;;
 esac
+if ((simulate)) && [[ $mode != worker && $mode != single-node ]]; then
+    die "--simulate goes with --worker or --single-node (the exporter's side), not --$mode"
+fi
 if [[ -n $cluster && ! $cluster =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]]; then
     die "'$cluster' is not a cluster name: use letters, digits, '.', '_' and '-'"
 fi
@@ -426,16 +450,34 @@ check_docker() {
     local version
     if ! version=$(docker compose version --short 2>/dev/null); then
         need "Docker Compose v2 is not installed ('docker compose' does not run): install the docker-compose-plugin package"
-    elif [[ $mode == single-node ]]; then
-        local major minor
-        IFS=. read -r major minor _ <<<"${version#v}"
-        if ((major < 2 || (major == 2 && minor < 20))); then
-            need "Docker Compose $version is too old for --single-node (needs 2.20 or later for 'include'): upgrade docker-compose-plugin"
-        fi
+    elif ((simulate)) && ! version_at_least "$version" 2 24 4; then
+        need "Docker Compose $version is too old for --simulate (needs 2.24.4 or later for '!reset' in simulate.override.yml): upgrade docker-compose-plugin"
+    elif [[ $mode == single-node ]] && ! version_at_least "$version" 2 20 0; then
+        need "Docker Compose $version is too old for --single-node (needs 2.20 or later for 'include'): upgrade docker-compose-plugin"
     fi
     local err
     if ! err=$(docker info --format '{{.ServerVersion}}' 2>&1 >/dev/null); then
         need "the Docker daemon is not reachable ($(head -n 1 <<<"$err")): start it (sudo systemctl start docker) or run setup.sh as a user in the 'docker' group"
+    fi
+}
+
+version_at_least() { # version, major, minor, patch
+    local major minor patch
+    IFS=.- read -r major minor patch _ <<<"${1#v}"
+    major=$((10#${major:-0})) minor=$((10#${minor:-0})) patch=$((10#${patch%%[!0-9]*}0 / 10))
+    ((major > $2 || (major == $2 && (minor > $3 || (minor == $3 && patch >= $4)))))
+}
+
+# The fake NVML and the scenario --simulate mounts into the exporter.
+fake_nvml=${ALGALON_FAKE_NVML_DIR:-$root/target/fake-nvml}/libnvidia-ml.so.1
+scenario=${scenario:-$root/testing/scenarios/h100x8.json}
+
+check_simulation() {
+    if [[ ! -f $fake_nvml ]]; then
+        need "the fake NVML library for --simulate ($fake_nvml): build it with 'make fake-nvml' in $root (needs Rust), or point ALGALON_FAKE_NVML_DIR at its directory"
+    fi
+    if [[ ! -f $scenario ]]; then
+        need "the scenario for --simulate ($scenario does not exist): give one with --scenario FILE (see testing/README.md, or testing/scenarios/)"
     fi
 }
 
@@ -453,7 +495,11 @@ check_gpu() {
 }
 
 check_docker
-[[ $mode == host ]] || check_gpu
+if ((simulate)); then
+    check_simulation
+elif [[ $mode != host ]]; then
+    check_gpu
+fi
 if ((${#missing[@]})); then
     echo "setup.sh: cannot set up --$mode on this machine; missing:" >&2
     printf '  - %s\n' "${missing[@]}" >&2
@@ -498,14 +544,75 @@ host_env() {
         "GRAFANA_ROOT_URL=http://$host_ip:3000"
 }
 
-compose_up() { # compose file
+simulate_override=$compose_dir/worker/simulate.override.yml
+
+yaml_quote() { # a path as a single-quoted YAML scalar, '$' escaped from compose's interpolation
+    local v=${1//\'/\'\'}
+    printf "'%s'" "${v//\$/\$\$}"
+}
+
+write_simulate_override() {
+    local lib scn
+    lib=$(cd "$(dirname "$fake_nvml")" && pwd)/$(basename "$fake_nvml")
+    scn=$(cd "$(dirname "$scenario")" && pwd)/$(basename "$scenario")
+    cat >"$simulate_override.tmp" <<YAML
+# Written by ./setup.sh --simulate (rewritten on every run with it, deleted
+# by a run without it): algalon-exporter on the fake NVML instead of the
+# NVIDIA runtime, with the GPUs of a scenario. Used as a second compose file:
+#   docker compose -f docker-compose.yml -f simulate.override.yml up -d
+# Needs Compose 2.24.4 or later (!reset).
+services:
+  algalon-exporter:
+    # No GPU reservation: no NVIDIA runtime is needed, the GPUs are simulated.
+    deploy: !reset {}
+    environment:
+      # The exporter loads this library instead of the driver's libnvidia-ml.so.1.
+      ALGALON_NVML_LIB: /opt/algalon/fake-nvml/libnvidia-ml.so.1
+      LD_LIBRARY_PATH: /opt/algalon/fake-nvml
+      # testing/README.md: the fake NVML serves the GPUs this file describes.
+      ALGALON_FAKE_NVML_SCENARIO: /opt/algalon/scenario.json
+    volumes:
+      - type: bind
+        source: $(yaml_quote "$lib")
+        target: /opt/algalon/fake-nvml/libnvidia-ml.so.1
+        read_only: true
+      - type: bind
+        source: $(yaml_quote "$scn")
+        target: /opt/algalon/scenario.json
+        read_only: true
+YAML
+    mv "$simulate_override.tmp" "$simulate_override"
+    echo "setup.sh: wrote $simulate_override (simulated GPUs: $scn)"
+}
+
+compose_up() { # compose files
+    local files=() f
+    for f in "$@"; do
+        files+=(-f "$f")
+    done
     if ((start)); then
-        echo "setup.sh: docker compose -f $1 up -d --build"
-        docker compose -f "$1" up -d --build
+        echo "setup.sh: docker compose ${files[*]} up -d --build"
+        docker compose "${files[@]}" up -d --build
     else
-        echo "setup.sh: --no-start: run 'docker compose -f $1 up -d --build' when ready"
+        echo "setup.sh: --no-start: run 'docker compose ${files[*]} up -d --build' when ready"
     fi
 }
+
+extra=() # compose files for the worker half, after the main one
+
+prepare_exporter() {
+    if ((simulate)); then
+        write_simulate_override
+        extra=("$simulate_override")
+    elif [[ -f $simulate_override ]]; then
+        rm -f "$simulate_override"
+        echo "setup.sh: removed $simulate_override: the exporter reads the real GPUs again"
+    fi
+    return 0
+}
+
+simulated_gpus=""
+((simulate)) && simulated_gpus=" (simulated GPUs: $(basename "$scenario"))"
 
 # What the summary says: "is up", or, with --no-start, that nothing runs yet.
 if ((start)); then
@@ -556,10 +663,11 @@ case $mode in
         ;;
     worker)
         write_env "$compose_dir/worker"
-        compose_up "$compose_dir/worker/docker-compose.yml"
+        prepare_exporter
+        compose_up "$compose_dir/worker/docker-compose.yml" "${extra[@]}"
         me=$(hostname -I 2>/dev/null | awk '{print $1}') || true
         echo
-        echo "algalon-exporter $state on this worker:"
+        echo "algalon-exporter $state on this worker${simulated_gpus:-}:"
         echo "  metrics:  http://${me:-THIS_WORKER_IP}:9400/metrics   live page: http://${me:-THIS_WORKER_IP}:9400/"
         echo
         echo "On the monitoring host ($host_ip), run:"
@@ -570,9 +678,10 @@ case $mode in
         host_env
         write_env "$compose_dir/worker"
         add_workers "${cluster:-local}" 0 host.docker.internal:9400
-        compose_up "$compose_dir/single-node/docker-compose.yml"
+        prepare_exporter
+        compose_up "$compose_dir/single-node/docker-compose.yml" "${extra[@]}"
         echo
-        echo "Algalon $state on this machine:"
+        echo "Algalon $state on this machine${simulated_gpus:-}:"
         grafana_login
         echo "  exporter:         http://$host_ip:9400/"
         ;;

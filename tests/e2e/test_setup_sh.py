@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e_stack import COMPOSE, ROOT
+from e2e_stack import COMPOSE, ROOT, docker_compose_config
 
 TOOLS = [
     "bash",
@@ -531,3 +531,183 @@ def test_add_worker_checks_the_workers_health(tmp_path):
     assert "It is added anyway" in r.stderr
     # Added either way.
     assert targets(box, "a") == [f"127.0.0.1:{p}" for p in (up, stale, down)]
+
+
+# ------------------------------------------------------- simulated GPUs
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's !reset and !override tags."""
+
+
+def _reset(loader: yaml.SafeLoader, node: yaml.Node) -> tuple[str, object]:
+    if isinstance(node, yaml.MappingNode):
+        return ("!reset", loader.construct_mapping(node))
+    if isinstance(node, yaml.SequenceNode):
+        return ("!reset", loader.construct_sequence(node))
+    return ("!reset", loader.construct_scalar(node))
+
+
+ComposeLoader.add_constructor("!reset", _reset)
+
+
+def sim_box(tmp: Path, **kw) -> Sandbox:
+    """A machine without NVIDIA driver or runtime, with a checkout's
+    scenarios and a built fake NVML (a stand-in file: setup.sh only mounts
+    it; tests/e2e/test_simulate.py runs the real one)."""
+    box = Sandbox(tmp, nvidia_smi=False, **kw)
+    box.env["FAKE_RUNTIMES"] = '{"io.containerd.runc.v2":{"path":"runc"}}'
+    (box.root / "testing/scenarios").mkdir(parents=True)
+    shutil.copy2(ROOT / "testing/scenarios/h100x8.json", box.root / "testing/scenarios")
+    lib = box.root / "target/fake-nvml/libnvidia-ml.so.1"
+    lib.parent.mkdir(parents=True)
+    lib.write_bytes(b"\x7fELF stand-in")
+    return box
+
+
+def simulate_override(box: Sandbox) -> dict:
+    path = box.root / "compose/worker/simulate.override.yml"
+    return yaml.load(path.read_text(), Loader=ComposeLoader)
+
+
+def mounts(service: dict) -> dict[str, str]:
+    """container path -> host path of a service's bind mounts (long syntax)."""
+    return {v["target"]: v["source"] for v in service["volumes"] if isinstance(v, dict)}
+
+
+def test_worker_simulate_needs_no_gpu_and_runs_the_fake_nvml(tmp_path):
+    box = sim_box(tmp_path)
+    r = box.run("--worker", "--simulate", "--host-ip", "10.1.2.3")
+    assert r.returncode == 0, r.stderr
+    assert "NVIDIA" not in r.stderr  # no driver, no toolkit: not asked for
+    worker = box.root / "compose/worker"
+    assert (
+        f"docker compose -f {worker}/docker-compose.yml -f {worker}/simulate.override.yml up -d --build"
+        in box.log.read_text()
+    )
+    assert (
+        "algalon-exporter is up on this worker (simulated GPUs: h100x8.json):"
+        in r.stdout
+    )
+    svc = simulate_override(box)["services"]["algalon-exporter"]
+    assert svc["deploy"] == ("!reset", {})  # no GPU reservation, no NVIDIA runtime
+    env = svc["environment"]
+    bound = mounts(svc)
+    # The exporter loads the mounted fake library, which serves the mounted scenario.
+    assert bound[env["ALGALON_NVML_LIB"]] == str(
+        box.root / "target/fake-nvml/libnvidia-ml.so.1"
+    )
+    assert env["LD_LIBRARY_PATH"] == str(Path(env["ALGALON_NVML_LIB"]).parent)
+    assert bound[env["ALGALON_FAKE_NVML_SCENARIO"]] == str(
+        box.root / "testing/scenarios/h100x8.json"
+    )
+    assert all(v["read_only"] for v in svc["volumes"])
+
+
+@pytest.mark.parametrize("part", ["worker", "single-node"])
+def test_simulate_override_as_compose_renders_it(tmp_path, part):
+    """What `docker compose config` would hand the engine: the exporter
+    service without a GPU reservation, with the fake NVML and the scenario
+    mounted and named in its environment."""
+    box = sim_box(tmp_path)
+    r = box.run(f"--{part}", "--simulate", "--no-start")
+    assert r.returncode == 0, r.stderr
+    assert "is up" not in r.stdout
+    files = [
+        box.root / f"compose/{part}/docker-compose.yml",
+        box.root / "compose/worker/simulate.override.yml",
+    ]
+    started = f"docker compose -f {files[0]} -f {files[1]} up -d --build"
+    assert started in r.stdout  # the command --no-start leaves to run
+    model = docker_compose_config(files, box.root)
+    if model is None:
+        pytest.skip("Docker Compose v2 is not installed (docker compose config)")
+    svc = model["services"]["algalon-exporter"]
+    assert "deploy" not in svc
+    bound = mounts(svc)
+    env = svc["environment"]
+    assert bound[env["ALGALON_NVML_LIB"]] == str(
+        box.root / "target/fake-nvml/libnvidia-ml.so.1"
+    )
+    assert bound[env["ALGALON_FAKE_NVML_SCENARIO"]] == str(
+        box.root / "testing/scenarios/h100x8.json"
+    )
+    assert bound["/etc/algalon/collectors.csv"] == str(
+        box.root / "compose/worker/collectors.csv"
+    )
+    # The rest of the worker's service is unchanged.
+    assert svc["pid"] == "host" and svc["read_only"] is True
+    assert [p["target"] for p in svc["ports"]] == [9400]
+    if part == "single-node":
+        assert {"victoriametrics", "vmagent", "grafana"} <= set(model["services"])
+
+
+def test_single_node_simulate_scrapes_the_local_exporter(tmp_path):
+    box = sim_box(tmp_path)
+    r = box.run(
+        "--single-node",
+        "--simulate",
+        "--scenario",
+        str(ROOT / "testing/scenarios/h100x8.json"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert targets(box, "local") == ["host.docker.internal:9400"]
+    assert "Algalon is up on this machine (simulated GPUs: h100x8.json):" in r.stdout
+    # --scenario FILE is mounted as given.
+    svc = simulate_override(box)["services"]["algalon-exporter"]
+    assert mounts(svc)["/opt/algalon/scenario.json"] == str(
+        ROOT / "testing/scenarios/h100x8.json"
+    )
+
+
+def test_simulate_without_the_fake_nvml_says_how_to_build_it(tmp_path):
+    box = sim_box(tmp_path)
+    (box.root / "target/fake-nvml/libnvidia-ml.so.1").unlink()
+    r = box.run("--single-node", "--simulate")
+    assert r.returncode == 1
+    assert (
+        f"the fake NVML library for --simulate ({box.root}/target/fake-nvml/libnvidia-ml.so.1):"
+        " build it with 'make fake-nvml'" in r.stderr
+    )
+    assert not (box.root / "compose/worker/simulate.override.yml").exists()
+    assert not (box.root / "compose/host/.env").exists()
+    r = box.run("--worker", "--scenario", "nope.json")
+    assert r.returncode == 1
+    assert "the scenario for --simulate (nope.json does not exist)" in r.stderr
+
+
+def test_simulate_needs_compose_2_24_4_and_an_exporter(tmp_path):
+    box = sim_box(tmp_path)
+    r = box.run("--worker", "--simulate", FAKE_COMPOSE_VERSION="2.24.3")
+    assert r.returncode == 1
+    assert (
+        "Docker Compose 2.24.3 is too old for --simulate (needs 2.24.4 or later"
+        in r.stderr
+    )
+    assert (
+        box.run(
+            "--worker", "--simulate", FAKE_COMPOSE_VERSION="v2.24.4-desktop.1"
+        ).returncode
+        == 0
+    )
+    r = box.run("--host", "--simulate")
+    assert r.returncode == 1
+    assert "--simulate goes with --worker or --single-node" in r.stderr
+
+
+def test_a_run_without_simulate_goes_back_to_real_gpus(tmp_path):
+    box = sim_box(tmp_path)
+    assert box.run("--worker", "--simulate").returncode == 0
+    # The machine gets its GPUs: driver and toolkit present.
+    box._script("nvidia-smi", FAKE_NVIDIA_SMI)
+    r = box.run(
+        "--worker", FAKE_RUNTIMES='{"nvidia":{"path":"nvidia-container-runtime"}}'
+    )
+    assert r.returncode == 0, r.stderr
+    assert not (box.root / "compose/worker/simulate.override.yml").exists()
+    assert "the exporter reads the real GPUs again" in r.stdout
+    last = box.log.read_text().splitlines()[-1]
+    assert (
+        last
+        == f"docker compose -f {box.root}/compose/worker/docker-compose.yml up -d --build"
+    )
