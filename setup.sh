@@ -222,6 +222,9 @@ worker_target() { # address as given -> host:port as VMAgent scrapes it, or dies
             host=${host,,}
         fi
     fi
+    if [[ $v6 == *%* ]]; then
+        die "'$a': '$v6' has a zone (%…): link-local addresses cannot be scraped across machines; give the worker's global or ULA (fd…) address"
+    fi
     if [[ -n $v6 ]]; then
         host=$(canonical_ipv6 "$v6") || die "'$a': '$v6' is not an IPv6 address (e.g. fd00::11; with a port: [fd00::11]:9400)"
         host="[$host]"

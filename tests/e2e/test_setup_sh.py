@@ -367,6 +367,7 @@ def test_add_worker_takes_the_cluster_before_or_after_the_address(tmp_path):
         ("fd00::1::2", "'fd00::1::2' is not an IPv6 address"),
         ("[fd00::g]:9400", "'fd00::g' is not an IPv6 address"),
         ("[fd00::1]:70000", "'70000' is not a TCP port"),
+        ("fe80::1%eth0", "'fe80::1%eth0' has a zone"),
     ],
 )
 def test_add_worker_rejects_bad_addresses(tmp_path, address, message):
