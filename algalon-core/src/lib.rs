@@ -47,6 +47,7 @@ pub mod dcgm_fields;
 mod encoder;
 mod error;
 pub mod jobs;
+mod nvml_error;
 pub mod procinfo;
 mod sampler;
 mod snapshot;
@@ -57,9 +58,9 @@ pub use catalog::{CATALOG, Field, FieldDef, Kind};
 pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};
 pub use encoder::{Encoder, Format};
 pub use error::{Error, Result};
+pub use nvml_error::error_name;
 pub use sampler::{
     BackgroundSampler, CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions,
-    error_name,
 };
 pub use snapshot::{
     CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value, unix_seconds,
