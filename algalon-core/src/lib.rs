@@ -36,7 +36,8 @@
 //! * [`dcgm_fields`]: every DCGM field name a CSV may use; [`xid_text`]:
 //!   dcgm-exporter's XID texts.
 //! * [`Sampler`] / [`BackgroundSampler`]: the only NVML callers.
-//! * [`Encoder`]: Prometheus text / OpenMetrics.
+//! * [`Encoder`]: Prometheus text / OpenMetrics, every series Algalon
+//!   writes; [`labels`]: label-name rules.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -47,6 +48,7 @@ pub mod dcgm_fields;
 mod encoder;
 mod error;
 pub mod jobs;
+pub mod labels;
 mod nvml_error;
 pub mod procinfo;
 mod sampler;
