@@ -31,7 +31,8 @@
 //! Nothing here is async and nothing here serves HTTP: the exporter, the
 //! Python package and the C library are thin faces over these types.
 //!
-//! * [`catalog`]: every exportable field, declared once.
+//! * [`catalog`]: every exportable field, declared once; [`series`]: every
+//!   `algalon_*` series Algalon writes itself.
 //! * [`collectors`]: dcgm-exporter's collectors CSV.
 //! * [`dcgm_fields`]: every DCGM field name a CSV may use; [`xid_text`]:
 //!   dcgm-exporter's XID texts.
@@ -52,6 +53,7 @@ pub mod labels;
 mod nvml_error;
 pub mod procinfo;
 mod sampler;
+pub mod series;
 mod snapshot;
 mod xid;
 pub mod xid_text;

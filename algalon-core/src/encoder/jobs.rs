@@ -4,17 +4,19 @@ use std::borrow::Cow;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
 
+use super::render::own_family;
 use super::{Format, encode_collector};
 use crate::jobs::{GpuReport, JobReport};
 use crate::labels::sanitize_label_name;
+use crate::series::{Series, SeriesKind};
 use crate::snapshot::Value;
 
 /// Job series (see [`crate::jobs::encode_reports`]).
 pub(crate) fn encode_jobs(reports: &[(JobReport, bool)], format: Format) -> String {
     let collector = JobCollector {
         reports: reports.to_vec(),
+        format,
     };
     encode_collector(collector, format, 4096)
 }
@@ -22,6 +24,7 @@ pub(crate) fn encode_jobs(reports: &[(JobReport, bool)], format: Format) -> Stri
 #[derive(Debug)]
 struct JobCollector {
     reports: Vec<(JobReport, bool)>,
+    format: Format,
 }
 
 impl Collector for JobCollector {
@@ -35,12 +38,7 @@ impl Collector for JobCollector {
             .map(|(r, _)| r.id.0.to_string())
             .collect();
         {
-            let mut family = encoder.encode_descriptor(
-                "algalon_job",
-                "A job or window measured by Algalon: its name and identity (Slurm, torchrun, Kubernetes, user labels).",
-                None,
-                MetricType::Info,
-            )?;
+            let mut family = own_family(&mut encoder, Series::Job, self.format)?;
             for ((report, _), id) in self.reports.iter().zip(&ids) {
                 let mut labels: Vec<(String, Cow<'_, str>)> = vec![
                     ("job_id".to_owned(), Cow::Borrowed(id)),
@@ -56,22 +54,14 @@ impl Collector for JobCollector {
             }
         }
         type JobReading = fn(&JobReport, bool) -> Option<Value>;
-        let per_job: [(&str, &str, MetricType, JobReading); 2] = [
-            (
-                "algalon_job_duration_seconds",
-                "Time between the first and the last sample of the job.",
-                MetricType::Gauge,
-                |r, _| Some(Value::Float(r.duration_s)),
-            ),
-            (
-                "algalon_job_running",
-                "Whether the job's window is still open (1) or ended (0).",
-                MetricType::Gauge,
-                |_, running| Some(Value::Int(u64::from(running))),
-            ),
+        let per_job: [(Series, JobReading); 2] = [
+            (Series::JobDuration, |r, _| Some(Value::Float(r.duration_s))),
+            (Series::JobRunning, |_, running| {
+                Some(Value::Int(u64::from(running)))
+            }),
         ];
-        for (name, help, metric_type, reading) in per_job {
-            let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+        for (series, reading) in per_job {
+            let mut family = own_family(&mut encoder, series, self.format)?;
             for ((report, running), id) in self.reports.iter().zip(&ids) {
                 let Some(v) = reading(report, *running) else {
                     continue;
@@ -85,12 +75,7 @@ impl Collector for JobCollector {
             }
         }
         {
-            let mut family = encoder.encode_descriptor(
-                "algalon_job_interrupted",
-                "Whether the job ended by an exception (1, with its type as the exception label: KeyboardInterrupt, ...) instead of finishing its with block (0).",
-                None,
-                MetricType::Gauge,
-            )?;
+            let mut family = own_family(&mut encoder, Series::JobInterrupted, self.format)?;
             for ((report, _), id) in self.reports.iter().zip(&ids) {
                 match &report.interrupted {
                     None => family
@@ -103,12 +88,7 @@ impl Collector for JobCollector {
             }
         }
         if self.reports.iter().any(|(r, _)| !r.counts.is_empty()) {
-            let mut family = encoder.encode_descriptor(
-                "algalon_job_progress",
-                "Progress the job reported (samples, tokens, …), by unit.",
-                None,
-                MetricType::Counter,
-            )?;
+            let mut family = own_family(&mut encoder, Series::JobProgress, self.format)?;
             for ((report, _), id) in self.reports.iter().zip(&ids) {
                 for (unit, n) in &report.counts {
                     let labels = [("job_id", id.as_str()), ("unit", unit.as_str())];
@@ -119,45 +99,23 @@ impl Collector for JobCollector {
             }
         }
         type GpuReading = fn(&GpuReport) -> Option<f64>;
-        let per_gpu: [(&str, &str, MetricType, GpuReading); 6] = [
-            (
-                "algalon_job_gpu_energy_joules",
-                "Energy the GPU used during the job, in joules; source says whether from NVML's energy counter or integrated power.",
-                MetricType::Counter,
-                |g| g.energy_j,
-            ),
-            (
-                "algalon_job_gpu_utilization_ratio",
-                "Mean GPU utilization during the job (0-1).",
-                MetricType::Gauge,
-                |g| g.util_mean.map(|u| u / 100.0),
-            ),
-            (
-                "algalon_job_gpu_utilization_max_ratio",
-                "Highest GPU utilization during the job (0-1).",
-                MetricType::Gauge,
-                |g| g.util_max.map(|u| u / 100.0),
-            ),
-            (
-                "algalon_job_gpu_memory_peak_bytes",
-                "Highest GPU memory used during the job, in bytes.",
-                MetricType::Gauge,
-                |g| g.memory_peak_bytes.map(|b| b as f64),
-            ),
-            (
-                "algalon_job_gpu_power_mean_watts",
-                "Mean GPU power draw during the job, in watts.",
-                MetricType::Gauge,
-                |g| g.power_mean_w,
-            ),
-            (
-                "algalon_job_gpu_process_memory_peak_bytes",
-                "Highest GPU memory used by the job's own processes, in bytes.",
-                MetricType::Gauge,
-                |g| g.process_memory_peak_bytes.map(|b| b as f64),
-            ),
+        let per_gpu: [(Series, GpuReading); 6] = [
+            (Series::JobGpuEnergy, |g| g.energy_j),
+            (Series::JobGpuUtilization, |g| {
+                g.util_mean.map(|u| u / 100.0)
+            }),
+            (Series::JobGpuUtilizationMax, |g| {
+                g.util_max.map(|u| u / 100.0)
+            }),
+            (Series::JobGpuMemoryPeak, |g| {
+                g.memory_peak_bytes.map(|b| b as f64)
+            }),
+            (Series::JobGpuPowerMean, |g| g.power_mean_w),
+            (Series::JobGpuProcessMemoryPeak, |g| {
+                g.process_memory_peak_bytes.map(|b| b as f64)
+            }),
         ];
-        for (name, help, metric_type, reading) in per_gpu {
+        for (series, reading) in per_gpu {
             let present = self
                 .reports
                 .iter()
@@ -165,7 +123,7 @@ impl Collector for JobCollector {
             if !present {
                 continue;
             }
-            let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+            let mut family = own_family(&mut encoder, series, self.format)?;
             for ((report, _), id) in self.reports.iter().zip(&ids) {
                 for g in &report.gpus {
                     let Some(v) = reading(g) else { continue };
@@ -175,7 +133,7 @@ impl Collector for JobCollector {
                         ("gpu", index.as_str()),
                         ("UUID", g.uuid.as_str()),
                     ];
-                    if metric_type == MetricType::Counter {
+                    if series.def().kind == SeriesKind::Counter {
                         labels.push(("source", g.energy_source.map_or("", |s| s.as_str())));
                         family
                             .encode_family(&labels)?

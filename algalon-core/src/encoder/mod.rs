@@ -19,12 +19,11 @@
 //!
 //! A reading that is absent leaves its series out; a family with no series
 //! is left out entirely.
-
 //!
 //! One module per concern: `render` writes label sets and help text as the
 //! formats require, `snapshot` the GPU, process and sampler series of a
-//! [`Snapshot`], `jobs` the job series of job reports. Label-name rules
-//! come from [`crate::labels`].
+//! [`Snapshot`], `jobs` the job series of job reports. Algalon's own series
+//! come from [`crate::series`]; label-name rules from [`crate::labels`].
 
 mod jobs;
 mod render;

@@ -3,9 +3,25 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, LabelSetEncoder, MetricEncoder,
+};
 
 use super::Format;
+use crate::series::Series;
+
+/// Starts the family of one of Algalon's own series, with the name, help
+/// and type of its row in [`crate::series::SERIES`], the help escaped as
+/// `format` requires.
+pub(super) fn own_family<'s>(
+    encoder: &'s mut DescriptorEncoder<'_>,
+    series: Series,
+    format: Format,
+) -> Result<MetricEncoder<'s>, std::fmt::Error> {
+    let def = series.def();
+    let help = help_text(def.help, format);
+    encoder.encode_descriptor(def.name, &help, None, def.kind.metric_type())
+}
 
 /// Help text as `format` requires it. prometheus-client escapes backslashes
 /// and newlines in the text format's HELP but writes OpenMetrics HELP

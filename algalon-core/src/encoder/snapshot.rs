@@ -9,8 +9,9 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
 use super::Format;
-use super::render::{Labels, RenderedLabels, help_text};
+use super::render::{Labels, RenderedLabels, help_text, own_family};
 use crate::collectors::{CollectorConfig, MetricType as CsvType};
+use crate::series::Series;
 use crate::snapshot::{GpuSample, Snapshot, Value, unix_seconds};
 
 #[derive(Debug)]
@@ -99,12 +100,7 @@ impl Collector for SnapshotCollector {
         }
 
         {
-            let mut family = encoder.encode_descriptor(
-                "algalon_gpu_up",
-                "Whether NVML answers for this GPU (1) or it is lost or failing (0).",
-                None,
-                MetricType::Gauge,
-            )?;
+            let mut family = own_family(&mut encoder, Series::GpuUp, self.format)?;
             for (gpu, labels) in snap.gpus.iter().zip(&base) {
                 family
                     .encode_family(labels)?
@@ -113,12 +109,7 @@ impl Collector for SnapshotCollector {
         }
 
         if snap.gpus.iter().any(|g| !g.xid_counts.is_empty()) {
-            let mut family = encoder.encode_descriptor(
-                "algalon_xid_errors",
-                "XID errors reported by the driver since the sampler started, by XID.",
-                None,
-                MetricType::Counter,
-            )?;
+            let mut family = own_family(&mut encoder, Series::XidErrors, self.format)?;
             for (gpu, labels) in snap.gpus.iter().zip(&base) {
                 for (xid, count) in &gpu.xid_counts {
                     let xid_label = [("xid", xid.to_string())];
@@ -130,8 +121,8 @@ impl Collector for SnapshotCollector {
             }
         }
 
-        encode_processes(&mut encoder, snap, &base)?;
-        encode_self_metrics(&mut encoder, snap)
+        encode_processes(&mut encoder, snap, &base, self.format)?;
+        encode_self_metrics(&mut encoder, snap, self.format)
     }
 }
 
@@ -139,26 +130,21 @@ fn encode_processes(
     encoder: &mut DescriptorEncoder<'_>,
     snap: &Snapshot,
     base: &[Labels<'_>],
+    format: Format,
 ) -> Result<(), std::fmt::Error> {
     type Reading = fn(&crate::snapshot::ProcessSample) -> Option<Value>;
-    let families: [(&str, &str, Reading); 3] = [
-        (
-            "algalon_process_gpu_memory_bytes",
-            "GPU memory used by a process, in bytes.",
-            |p| p.used_memory_bytes.map(Value::Int),
-        ),
-        (
-            "algalon_process_gpu_sm_utilization_ratio",
-            "SM utilization of a process over the last interval (0-1).",
-            |p| p.sm_util.map(|u| Value::Float(f64::from(u) / 100.0)),
-        ),
-        (
-            "algalon_process_gpu_memory_utilization_ratio",
-            "Memory-controller utilization of a process over the last interval (0-1).",
-            |p| p.mem_util.map(|u| Value::Float(f64::from(u) / 100.0)),
-        ),
+    let families: [(Series, Reading); 3] = [
+        (Series::ProcessGpuMemory, |p| {
+            p.used_memory_bytes.map(Value::Int)
+        }),
+        (Series::ProcessSmUtilization, |p| {
+            p.sm_util.map(|u| Value::Float(f64::from(u) / 100.0))
+        }),
+        (Series::ProcessMemoryUtilization, |p| {
+            p.mem_util.map(|u| Value::Float(f64::from(u) / 100.0))
+        }),
     ];
-    for (name, help, reading) in families {
+    for (series, reading) in families {
         let present = snap
             .gpus
             .iter()
@@ -166,7 +152,7 @@ fn encode_processes(
         if !present {
             continue;
         }
-        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        let mut family = own_family(encoder, series, format)?;
         for (gpu, labels) in snap.gpus.iter().zip(base) {
             for p in &gpu.processes {
                 let Some(v) = reading(p) else { continue };
@@ -196,6 +182,7 @@ fn encode_processes(
 fn encode_self_metrics(
     encoder: &mut DescriptorEncoder<'_>,
     snap: &Snapshot,
+    format: Format,
 ) -> Result<(), std::fmt::Error> {
     let info: Vec<(&str, Cow<'_, str>)> = [
         ("version", Some(Cow::Borrowed(env!("CARGO_PKG_VERSION")))),
@@ -216,46 +203,16 @@ fn encode_self_metrics(
     .into_iter()
     .filter_map(|(k, v)| Some((k, v?)))
     .collect();
-    encoder
-        .encode_descriptor(
-            "algalon_build",
-            "Algalon version and the NVIDIA driver and NVML it runs on.",
-            None,
-            MetricType::Info,
-        )?
-        .encode_info(&info)?;
+    own_family(encoder, Series::Build, format)?.encode_info(&info)?;
 
-    encoder
-        .encode_descriptor(
-            "algalon_sample_duration_seconds",
-            "Time the last sample of all GPUs took, NVML calls included.",
-            None,
-            MetricType::Gauge,
-        )?
+    own_family(encoder, Series::SampleDuration, format)?
         .encode_gauge(&snap.duration.as_secs_f64())?;
-    encoder
-        .encode_descriptor(
-            "algalon_sample_timestamp_seconds",
-            "Unix time at which the last sample started; now minus this is the sample age.",
-            None,
-            MetricType::Gauge,
-        )?
+    own_family(encoder, Series::SampleTimestamp, format)?
         .encode_gauge(&unix_seconds(snap.taken_at))?;
-    encoder
-        .encode_descriptor(
-            "algalon_samples",
-            "Samples taken since the sampler started.",
-            None,
-            MetricType::Counter,
-        )?
+    own_family(encoder, Series::Samples, format)?
         .encode_counter::<NoLabelSet, _, u64>(&snap.seq, None)?;
     if !snap.errors.is_empty() {
-        let mut family = encoder.encode_descriptor(
-            "algalon_nvml_errors",
-            "NVML calls that failed (other than \"not supported\") since the sampler started.",
-            None,
-            MetricType::Counter,
-        )?;
+        let mut family = own_family(encoder, Series::NvmlErrors, format)?;
         for e in &snap.errors {
             let labels = [("call", e.call), ("error", e.error)];
             family
