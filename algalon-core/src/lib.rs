@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod background;
 pub mod catalog;
 pub mod collectors;
 pub mod dcgm_fields;
@@ -58,14 +59,13 @@ mod snapshot;
 mod xid;
 pub mod xid_text;
 
+pub use background::BackgroundSampler;
 pub use catalog::{CATALOG, Field, FieldDef, Kind};
 pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};
 pub use encoder::{Encoder, Format};
 pub use error::{Error, Result};
 pub use nvml_error::error_name;
-pub use sampler::{
-    BackgroundSampler, CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions,
-};
+pub use sampler::{CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions};
 pub use snapshot::{
     CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value, unix_seconds,
 };

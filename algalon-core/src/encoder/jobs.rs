@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 
-use super::render::own_family;
-use super::{Format, encode_collector};
+use super::format::Format;
+use super::render::{encode_collector, own_family};
 use crate::jobs::{GpuReport, JobReport};
 use crate::labels::sanitize_label_name;
 use crate::series::{Series, SeriesKind};

@@ -20,73 +20,24 @@
 //! A reading that is absent leaves its series out; a family with no series
 //! is left out entirely.
 //!
-//! One module per concern: `render` writes label sets and help text as the
-//! formats require, `snapshot` the GPU, process and sampler series of a
+//! One module per concern: `format` names the two formats, `render` writes
+//! label sets and help text as they require, `snapshot` the GPU, process and sampler series of a
 //! [`Snapshot`], `jobs` the job series of job reports. Algalon's own series
 //! come from [`crate::series`]; label-name rules from [`crate::labels`].
 
+mod format;
 mod jobs;
 mod render;
 mod snapshot;
 
 use std::sync::Arc;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::registry::Registry;
-
 use crate::collectors::CollectorConfig;
 use crate::snapshot::Snapshot;
+pub use format::Format;
 pub(crate) use jobs::encode_jobs;
+use render::encode_collector;
 use snapshot::SnapshotCollector;
-
-/// The exposition format to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// Prometheus text format 0.0.4, what dcgm-exporter serves.
-    PrometheusText,
-    /// OpenMetrics 1.0 text.
-    OpenMetrics,
-}
-
-impl Format {
-    /// The HTTP `Content-Type` of this format.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::PrometheusText => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        }
-    }
-
-    /// Picks the format a scraper asks for in its `Accept` header:
-    /// OpenMetrics when it lists `application/openmetrics-text` with a
-    /// weight at least that of `text/plain`, else text.
-    pub fn from_accept(accept: Option<&str>) -> Format {
-        let Some(accept) = accept else {
-            return Format::PrometheusText;
-        };
-        let weight = |media: &str| -> Option<f32> {
-            accept
-                .split(',')
-                .filter_map(|part| {
-                    let mut params = part.split(';').map(str::trim);
-                    let kind = params.next()?;
-                    if !kind.eq_ignore_ascii_case(media) {
-                        return None;
-                    }
-                    let q = params
-                        .find_map(|p| p.strip_prefix("q="))
-                        .and_then(|q| q.parse::<f32>().ok())
-                        .unwrap_or(1.0);
-                    Some(q)
-                })
-                .reduce(f32::max)
-        };
-        match (weight("application/openmetrics-text"), weight("text/plain")) {
-            (Some(om), text) if om > 0.0 && om >= text.unwrap_or(0.0) => Format::OpenMetrics,
-            _ => Format::PrometheusText,
-        }
-    }
-}
 
 /// Encodes snapshots for one collectors config.
 #[derive(Debug, Clone)]
@@ -133,27 +84,6 @@ impl Encoder {
     }
 }
 
-/// Runs one collector through prometheus-client's encoder for `format`.
-pub(super) fn encode_collector(
-    collector: impl Collector,
-    format: Format,
-    capacity: usize,
-) -> String {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(collector));
-    let mut out = String::with_capacity(capacity);
-    let written = match format {
-        Format::PrometheusText => {
-            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
-        }
-        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
-    };
-    // Writing into a String cannot fail; a formatting error here would be a
-    // bug in a label or value encoder.
-    written.expect("encoding into a String does not fail");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::Format;
@@ -192,28 +122,6 @@ mod tests {
         assert!(
             text.contains("# HELP DCGM_FI_DEV_GPU_UTIL say \"hi\" to C:\\\\new\n"),
             "{text}"
-        );
-    }
-
-    #[test]
-    fn accept_header_negotiation() {
-        let f = |a: &str| Format::from_accept(Some(a));
-        assert_eq!(Format::from_accept(None), Format::PrometheusText);
-        assert_eq!(f("*/*"), Format::PrometheusText);
-        // What Prometheus 2.x sends.
-        assert_eq!(
-            f(
-                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-            ),
-            Format::OpenMetrics
-        );
-        assert_eq!(
-            f("application/openmetrics-text;q=0"),
-            Format::PrometheusText
-        );
-        assert_eq!(
-            f("text/plain;version=0.0.4,application/openmetrics-text;q=0.5"),
-            Format::PrometheusText
         );
     }
 }

@@ -1,14 +1,39 @@
-//! Label sets and help text, written as each exposition format requires.
+//! Writing: a collector through prometheus-client, label sets and help
+//! text as each exposition format requires, own-series descriptors.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, LabelSetEncoder, MetricEncoder,
 };
 
-use super::Format;
+use prometheus_client::registry::Registry;
+
+use super::format::Format;
 use crate::series::Series;
+
+/// Runs one collector through prometheus-client's encoder for `format`.
+pub(super) fn encode_collector(
+    collector: impl Collector,
+    format: Format,
+    capacity: usize,
+) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(collector));
+    let mut out = String::with_capacity(capacity);
+    let written = match format {
+        Format::PrometheusText => {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        }
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+    };
+    // Writing into a String cannot fail; a formatting error here would be a
+    // bug in a label or value encoder.
+    written.expect("encoding into a String does not fail");
+    out
+}
 
 /// Starts the family of one of Algalon's own series, with the name, help
 /// and type of its row in [`crate::series::SERIES`], the help escaped as

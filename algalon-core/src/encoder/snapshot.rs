@@ -8,7 +8,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
-use super::Format;
+use super::format::Format;
 use super::render::{Labels, RenderedLabels, help_text, own_family};
 use crate::collectors::{CollectorConfig, MetricType as CsvType};
 use crate::series::Series;

@@ -6,8 +6,10 @@ use std::ffi::OsStr;
 use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 
-use super::NVML_LIB_ENV;
 use crate::error::{Error, Result};
+
+/// Environment variable naming the NVML library to load.
+pub const NVML_LIB_ENV: &str = "ALGALON_NVML_LIB";
 
 /// Sonames tried, in order, when no library is named.
 const SYSTEM_LIBRARIES: &[&str] = &["libnvidia-ml.so.1", "libnvidia-ml.so"];

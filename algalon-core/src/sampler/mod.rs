@@ -1,7 +1,7 @@
 //! The sampler: the only code that talks to NVML.
 //!
 //! [`Sampler::sample`] reads every selected GPU once and returns a
-//! [`Snapshot`]. [`BackgroundSampler`] calls it on a fixed-rate thread and
+//! [`Snapshot`]. [`BackgroundSampler`](crate::BackgroundSampler) calls it on a fixed-rate thread and
 //! publishes the latest `Arc<Snapshot>`, so readers (HTTP handlers, Python,
 //! C) never wait on NVML.
 //!
@@ -16,11 +16,10 @@
 //! One concern per file: `load` opens the library, `host` reads host facts,
 //! `select` resolves device selectors, `slot` is what is kept per GPU
 //! between samples, `gpu` reads one GPU (identity, labels, every catalog
-//! source), `processes` its process list, and `background` runs the
-//! sampling thread. How an NVML error affects a
-//! reading is [`crate::nvml_error`]'s, shared with the XID listener.
+//! source), and `processes` its process list. The background thread is
+//! [`crate::background`]'s; how an NVML error affects a reading is
+//! [`crate::nvml_error`]'s, shared with the XID listener.
 
-mod background;
 mod gpu;
 mod host;
 mod load;
@@ -44,15 +43,12 @@ use crate::error::Result;
 use crate::nvml_error::ErrorCounts;
 use crate::snapshot::{CallError, DownReason, Snapshot};
 use crate::xid::XidListener;
-pub use background::BackgroundSampler;
 use gpu::{Ctx, attach_xids, sample_gpu};
 use host::{System, read_system};
+pub use load::NVML_LIB_ENV;
 use load::open_nvml;
 use select::select_devices;
 use slot::{Slot, slot_sample};
-
-/// Environment variable naming the NVML library to load.
-pub const NVML_LIB_ENV: &str = "ALGALON_NVML_LIB";
 
 /// Fields every sampler reads whatever the collectors file says: per-job
 /// accounting and the faces' GPU views need them.

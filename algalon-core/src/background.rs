@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::Sampler;
 use crate::error::{Error, Result};
+use crate::sampler::Sampler;
 use crate::snapshot::Snapshot;
 
 /// Samples on a fixed-rate thread and publishes the latest snapshot.
