@@ -17,9 +17,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::cli::Cli;
+use crate::connections;
 use crate::error::StartError;
+use crate::routes::{self, AppState};
 use crate::sampling::Sampling;
-use crate::server::{self, AppState};
 use crate::state;
 use crate::webconfig::WebConfig;
 
@@ -127,9 +128,10 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         crate::compat::log_start_notes(&cli);
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(server::serve(
+        let server = tokio::spawn(connections::serve(
             listener,
-            app_state,
+            routes::router(app_state),
+            Arc::clone(&web),
             usize::try_from(cli.max_connections).unwrap_or(256),
             stop_rx,
         ));
