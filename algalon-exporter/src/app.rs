@@ -110,17 +110,23 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
             // NVML cannot serve are expected, not the operator's mistake.
             if cli.collectors.is_some() {
                 tracing::warn!(
-                    "{source}:{}: {} is not exported: {}",
+                    file = %source,
+                    line = s.line,
+                    metric = %s.name,
+                    reason = %s.reason,
+                    "{source}:{}: {} is not exported",
                     s.line,
                     s.name,
-                    s.reason
                 );
             } else {
                 tracing::debug!(
-                    "{source}:{}: {} is not exported: {}",
+                    file = %source,
+                    line = s.line,
+                    metric = %s.name,
+                    reason = %s.reason,
+                    "{source}:{}: {} is not exported",
                     s.line,
                     s.name,
-                    s.reason
                 );
             }
         }
@@ -180,21 +186,29 @@ fn log_started(cli: &Cli, sampling: &Sampling, web: &WebConfig, local: SocketAdd
         .and_then(|s| s.driver_version.clone())
         .unwrap_or_else(|| "unknown".into());
     tracing::info!(
-        "algalon-exporter {} ({}): sampling {gpus} GPUs every {} ms through {} (NVML {nvml}, driver {driver}){}",
+        version = env!("CARGO_PKG_VERSION"),
+        revision = env!("ALGALON_GIT_HASH"),
+        gpus,
+        interval_ms = cli.collect_interval_ms,
+        nvml_library = sampling.nvml_library(),
+        nvml_version = %nvml,
+        driver_version = %driver,
+        processes = cli.processes,
+        "algalon-exporter {} ({}): sampling {}",
         env!("CARGO_PKG_VERSION"),
         env!("ALGALON_GIT_HASH"),
-        cli.collect_interval_ms,
-        sampling.nvml_library(),
-        if cli.processes {
-            ", per-process metrics on"
-        } else {
-            ""
-        },
+        count(gpus, "GPU", "GPUs"),
     );
     if let Some(auth) = &web.auth {
-        tracing::info!("basic auth on: {auth:?}");
+        tracing::info!(users = %auth.users().join(","), "basic auth on");
     }
-    tracing::info!("listening on {}://{local}", web.scheme());
+    let url = format!("{}://{local}", web.scheme());
+    tracing::info!(url = %url, "listening on {url}");
+}
+
+/// `1 GPU`, `4 GPUs`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn load_collectors(path: Option<&Path>) -> Result<CollectorConfig, StartError> {
@@ -360,26 +374,36 @@ impl Reloader {
                 Ok(config) => {
                     for s in &config.skipped {
                         tracing::warn!(
-                            "{}:{}: {} is not exported: {}",
+                            file = %path.display(),
+                            line = s.line,
+                            metric = %s.name,
+                            reason = %s.reason,
+                            "{}:{}: {} is not exported",
                             path.display(),
                             s.line,
                             s.name,
-                            s.reason
                         );
                     }
                     let metrics = config.metrics.len();
                     match self.sampling.apply(config) {
                         Ok(()) => tracing::info!(
-                            "collectors reloaded from {}: {metrics} metrics",
-                            path.display()
+                            file = %path.display(),
+                            metrics,
+                            "collectors reloaded from {}: {}",
+                            path.display(),
+                            count(metrics, "metric", "metrics"),
                         ),
                         Err(e) => tracing::error!(
-                            "collectors reload failed: {e}; the previous collectors keep serving"
+                            file = %path.display(),
+                            error = %e,
+                            "collectors reload failed; the previous collectors keep serving"
                         ),
                     }
                 }
                 Err(e) => tracing::error!(
-                    "collectors reload failed: {e}; the previous collectors keep serving"
+                    file = %path.display(),
+                    error = %e,
+                    "collectors reload failed; the previous collectors keep serving"
                 ),
             }
         }
@@ -393,13 +417,17 @@ impl Reloader {
                     let auth = if config.auth.is_some() { "on" } else { "off" };
                     self.web.store(Arc::new(config));
                     tracing::info!(
+                        file = %path.display(),
+                        scheme,
+                        basic_auth = auth,
                         "web config reloaded from {}: serving {scheme}, basic auth {auth}",
                         path.display()
                     );
                 }
                 Err(e) => tracing::error!(
-                    "web config reload failed: {}; the previous web config keeps serving",
-                    e.one_line()
+                    file = %path.display(),
+                    error = %e.one_line(),
+                    "web config reload failed; the previous web config keeps serving"
                 ),
             }
         }

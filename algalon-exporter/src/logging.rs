@@ -1,5 +1,10 @@
 //! Logging: `tracing` to stderr, as text or JSON lines; the core's `log`
 //! records are forwarded into it.
+//!
+//! Values a log shipper filters on travel as fields, not inside the
+//! message: `gpu`, `uuid`, `xid`, `call`, `error`, `file`, `line`, …. Text
+//! lines show them as `key=value` after the message; JSON lines carry them
+//! as top-level keys beside `timestamp`, `level` and `message`.
 
 use std::io::IsTerminal as _;
 
@@ -26,7 +31,12 @@ pub fn init(format: LogFormat, level: LogLevel) {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
-        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
     };
     if let Err(e) = installed {
         eprintln!("algalon-exporter: logging not initialised: {e}");

@@ -8,7 +8,7 @@
 //! the old one serving. A generation number keeps a retiring sampler's last
 //! in-flight sample from overwriting the new one's body.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -135,6 +135,7 @@ impl Sampling {
         let published = Arc::clone(&self.published);
         let history = Arc::clone(&self.history);
         let mut last_down = 0usize;
+        let mut was_up: HashMap<String, bool> = HashMap::new();
         move |snapshot: &Arc<Snapshot>| {
             let _guard = lock(&lock_);
             if current.load(Ordering::SeqCst) != generation {
@@ -146,11 +147,17 @@ impl Sampling {
             let rendered = Published::render(snapshot, &encoder.load(), &progress, &history);
             drop(history);
             let render_time = started.elapsed();
+            log_gpu_changes(snapshot, &mut was_up);
             if rendered.down.len() != last_down {
                 if rendered.down.is_empty() {
                     tracing::info!("every GPU is up again");
                 } else {
-                    tracing::warn!("GPUs down: {}", rendered.down.join("; "));
+                    tracing::warn!(
+                        down = rendered.down.len(),
+                        gpus = rendered.gpus,
+                        "GPUs down: {}",
+                        rendered.down.join("; ")
+                    );
                 }
                 last_down = rendered.down.len();
             }
@@ -234,6 +241,36 @@ impl Sampling {
                 "the sampler did not stop within {grace:?} (NVML call still in progress); exiting anyway"
             );
         }
+    }
+}
+
+/// Logs each GPU that went down or came back since the last sample, once,
+/// with its index, UUID and the failing call as fields.
+fn log_gpu_changes(snapshot: &Snapshot, was_up: &mut HashMap<String, bool>) {
+    for gpu in &snapshot.gpus {
+        let before = was_up.insert(gpu.uuid.clone(), gpu.up);
+        match (before, gpu.up) {
+            (Some(true) | None, false) => {
+                let (call, error) = gpu.down_reason.as_ref().map_or(("", String::new()), |r| {
+                    (r.call, crate::api::nvml_text(&r.error))
+                });
+                tracing::warn!(
+                    gpu = gpu.index,
+                    uuid = %gpu.uuid,
+                    call,
+                    error = %error,
+                    "GPU {} is down",
+                    gpu.index
+                );
+            }
+            (Some(false), true) => {
+                tracing::info!(gpu = gpu.index, uuid = %gpu.uuid, "GPU {} is up again", gpu.index);
+            }
+            _ => {}
+        }
+    }
+    if was_up.len() > snapshot.gpus.len() {
+        was_up.retain(|uuid, _| snapshot.gpu_by_uuid(uuid).is_some());
     }
 }
 

@@ -95,7 +95,7 @@ impl Published {
             .iter()
             .filter(|g| !g.up)
             .map(|g| match &g.down_reason {
-                Some(reason) => format!("GPU {}: {reason}", g.index),
+                Some(reason) => format!("GPU {}: {}", g.index, crate::api::down_text(reason)),
                 None => format!("GPU {}: down", g.index),
             })
             .collect();
@@ -144,9 +144,9 @@ impl Published {
             return Err(format!("every GPU is down: {}", self.down.join("; ")));
         }
         let mut msg = format!(
-            "ok: {} of {} GPUs up, last sample {:.1} s ago",
+            "ok: {} of {} up, last sample {:.1} s ago",
             self.gpus - self.down.len(),
-            self.gpus,
+            crate::app::count(self.gpus, "GPU", "GPUs"),
             age.as_secs_f64()
         );
         if !self.down.is_empty() {
@@ -241,6 +241,13 @@ mod tests {
         let mut p = Published::empty();
         assert!(p.health(Instant::now(), Duration::from_secs(10)).is_err());
         p.seq = 1;
+        p.gpus = 1;
+        let one = p.health(Instant::now(), Duration::from_secs(10));
+        assert!(
+            one.as_ref()
+                .is_ok_and(|m| m.starts_with("ok: 1 of 1 GPU up")),
+            "{one:?}"
+        );
         p.gpus = 2;
         assert!(p.health(Instant::now(), Duration::from_secs(10)).is_ok());
         let later = Instant::now() + Duration::from_secs(11);
