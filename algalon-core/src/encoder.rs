@@ -199,6 +199,8 @@ mod tests {
 pub struct Encoder {
     config: Arc<CollectorConfig>,
     hostname_label: bool,
+    /// Labels a face adds to `algalon_build_info` (e.g. its git revision).
+    build_labels: Arc<[(&'static str, String)]>,
 }
 
 impl Default for Encoder {
@@ -213,7 +215,16 @@ impl Encoder {
         Encoder {
             config: Arc::new(config),
             hostname_label: true,
+            build_labels: Arc::new([]),
         }
+    }
+
+    /// Adds `key="value"` to `algalon_build_info`, after Algalon's own labels.
+    pub fn with_build_label(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        let mut labels = self.build_labels.to_vec();
+        labels.push((key, value.into()));
+        self.build_labels = labels.into();
+        self
     }
 
     /// Leaves the `Hostname` label out (dcgm-exporter's `--no-hostname`).
@@ -233,6 +244,7 @@ impl Encoder {
             snapshot: Arc::clone(snapshot),
             config: Arc::clone(&self.config),
             hostname_label: self.hostname_label,
+            build_labels: Arc::clone(&self.build_labels),
             format,
         };
         encode_collector(collector, format, 64 * 1024)
@@ -261,6 +273,7 @@ struct SnapshotCollector {
     snapshot: Arc<Snapshot>,
     config: Arc<CollectorConfig>,
     hostname_label: bool,
+    build_labels: Arc<[(&'static str, String)]>,
     format: Format,
 }
 
@@ -441,7 +454,7 @@ impl Collector for SnapshotCollector {
         }
 
         encode_processes(&mut encoder, snap, &base)?;
-        encode_self_metrics(&mut encoder, snap)
+        encode_self_metrics(&mut encoder, snap, &self.build_labels)
     }
 }
 
@@ -506,8 +519,9 @@ fn encode_processes(
 fn encode_self_metrics(
     encoder: &mut DescriptorEncoder<'_>,
     snap: &Snapshot,
+    build_labels: &[(&'static str, String)],
 ) -> Result<(), std::fmt::Error> {
-    let info: Vec<(&str, Cow<'_, str>)> = [
+    let mut info: Vec<(&str, Cow<'_, str>)> = [
         ("version", Some(Cow::Borrowed(env!("CARGO_PKG_VERSION")))),
         (
             "driver_version",
@@ -526,6 +540,11 @@ fn encode_self_metrics(
     .into_iter()
     .filter_map(|(k, v)| Some((k, v?)))
     .collect();
+    info.extend(
+        build_labels
+            .iter()
+            .map(|(k, v)| (*k, Cow::Borrowed(v.as_str()))),
+    );
     encoder
         .encode_descriptor(
             "algalon_build",

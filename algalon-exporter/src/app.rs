@@ -22,6 +22,7 @@ use crate::error::StartError;
 use crate::routes::{self, AppState};
 use crate::sampling::Sampling;
 use crate::state;
+use crate::telemetry::Telemetry;
 use crate::webconfig::WebConfig;
 
 /// Runs the exporter until SIGTERM / SIGINT.
@@ -69,16 +70,19 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         })?;
 
     let web = Arc::new(ArcSwap::from_pointee(web));
+    let telemetry = Arc::new(Telemetry::default());
     let app_state = Arc::new(AppState {
         published,
         web: Arc::clone(&web),
         stale_after: cli.stale_after(),
+        telemetry: Arc::clone(&telemetry),
     });
     let reloader = Reloader {
         collectors: cli.collectors.clone(),
         web_config: cli.web_config_file.clone(),
         sampling: Arc::clone(&sampling),
         web: Arc::clone(&web),
+        telemetry,
     };
     let reload = reloader.start()?;
 
@@ -335,6 +339,7 @@ struct Reloader {
     web_config: Option<PathBuf>,
     sampling: Arc<Sampling>,
     web: Arc<ArcSwap<WebConfig>>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Reloader {
@@ -361,8 +366,10 @@ impl Reloader {
         tracing::info!("SIGHUP: reloading configuration");
         if self.collectors.is_none() && self.web_config.is_none() {
             tracing::info!("nothing to reload: neither --collectors nor --web-config-file is set");
+            self.telemetry.reloaded(true);
             return;
         }
+        let mut ok = true;
         if let Some(path) = &self.collectors {
             let parsed = read_settled(path)
                 .map_err(|source| algalon_core::Error::CollectorsIo {
@@ -370,41 +377,38 @@ impl Reloader {
                     source,
                 })
                 .and_then(|text| CollectorConfig::parse(&text, &path.display().to_string()));
-            match parsed {
-                Ok(config) => {
-                    for s in &config.skipped {
-                        tracing::warn!(
-                            file = %path.display(),
-                            line = s.line,
-                            metric = %s.name,
-                            reason = %s.reason,
-                            "{}:{}: {} is not exported",
-                            path.display(),
-                            s.line,
-                            s.name,
-                        );
-                    }
-                    let metrics = config.metrics.len();
-                    match self.sampling.apply(config) {
-                        Ok(()) => tracing::info!(
-                            file = %path.display(),
-                            metrics,
-                            "collectors reloaded from {}: {}",
-                            path.display(),
-                            count(metrics, "metric", "metrics"),
-                        ),
-                        Err(e) => tracing::error!(
-                            file = %path.display(),
-                            error = %e,
-                            "collectors reload failed; the previous collectors keep serving"
-                        ),
-                    }
+            let applied = parsed.and_then(|config| {
+                for s in &config.skipped {
+                    tracing::warn!(
+                        file = %path.display(),
+                        line = s.line,
+                        metric = %s.name,
+                        reason = %s.reason,
+                        "{}:{}: {} is not exported",
+                        path.display(),
+                        s.line,
+                        s.name,
+                    );
                 }
-                Err(e) => tracing::error!(
+                let metrics = config.metrics.len();
+                self.sampling.apply(config).map(|()| metrics)
+            });
+            match applied {
+                Ok(metrics) => tracing::info!(
                     file = %path.display(),
-                    error = %e,
-                    "collectors reload failed; the previous collectors keep serving"
+                    metrics,
+                    "collectors reloaded from {}: {}",
+                    path.display(),
+                    count(metrics, "metric", "metrics"),
                 ),
+                Err(e) => {
+                    ok = false;
+                    tracing::error!(
+                        file = %path.display(),
+                        error = %e,
+                        "collectors reload failed; the previous collectors keep serving"
+                    );
+                }
             }
         }
         if let Some(path) = &self.web_config {
@@ -424,13 +428,17 @@ impl Reloader {
                         path.display()
                     );
                 }
-                Err(e) => tracing::error!(
-                    file = %path.display(),
-                    error = %e.one_line(),
-                    "web config reload failed; the previous web config keeps serving"
-                ),
+                Err(e) => {
+                    ok = false;
+                    tracing::error!(
+                        file = %path.display(),
+                        error = %e.one_line(),
+                        "web config reload failed; the previous web config keeps serving"
+                    );
+                }
             }
         }
+        self.telemetry.reloaded(ok);
     }
 }
 

@@ -24,4 +24,5 @@ pub mod logging;
 pub mod routes;
 pub mod sampling;
 pub mod state;
+pub mod telemetry;
 pub mod webconfig;

@@ -24,6 +24,7 @@ use axum::routing::get;
 
 use crate::auth::Verdict;
 use crate::state::{Shared, accepts_gzip};
+use crate::telemetry::Telemetry;
 use crate::webconfig::WebConfig;
 
 /// Longest a request may take once read (only basic auth can wait).
@@ -41,6 +42,8 @@ pub struct AppState {
     pub web: Arc<ArcSwap<WebConfig>>,
     /// /health turns 503 when the last sample is older than this.
     pub stale_after: Duration,
+    /// The exporter's own counters, served at the end of /metrics.
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// The routes.
@@ -59,6 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// config's extra headers.
 async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let web = state.web.load_full();
+    let handler = Telemetry::handler(req.uri().path());
     let work = async {
         if req.uri().path() != "/health"
             && let Some(auth) = &web.auth
@@ -67,6 +71,7 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
             match auth.check(header).await {
                 Verdict::Allowed => {}
                 Verdict::Denied => {
+                    state.telemetry.auth_failure();
                     return (
                         StatusCode::UNAUTHORIZED,
                         [(
@@ -101,13 +106,18 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     for (name, value) in &web.headers {
         response.headers_mut().insert(name.clone(), value.clone());
     }
+    state.telemetry.request(handler, response.status().as_u16());
     response
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
-    let body = state.published.load().metrics(format, gzip).clone();
+    let tail = state.telemetry.encode(format);
+    let body = state
+        .published
+        .load()
+        .metrics(format, gzip, tail.as_bytes());
     let mut response = Response::new(Body::from(body));
     let h = response.headers_mut();
     h.insert(

@@ -286,7 +286,8 @@ fn retire(bg: BackgroundSampler) {
 }
 
 fn make_encoder(config: CollectorConfig, hostname_label: bool) -> Encoder {
-    let encoder = Encoder::new(config);
+    // The revision the binary was built from, beside the version.
+    let encoder = Encoder::new(config).with_build_label("revision", env!("ALGALON_GIT_REVISION"));
     if hostname_label {
         encoder
     } else {
