@@ -7,8 +7,8 @@
 
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::TrySendError;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use algalon_core::{CollectorConfig, SamplerOptions};
@@ -83,6 +83,7 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         sampling: Arc::clone(&sampling),
         web: Arc::clone(&web),
         telemetry,
+        serial: std::sync::Mutex::new(()),
     };
     let reload = reloader.start()?;
 
@@ -205,6 +206,9 @@ fn log_started(cli: &Cli, sampling: &Sampling, web: &WebConfig, local: SocketAdd
     );
     if let Some(auth) = &web.auth {
         tracing::info!(users = %auth.users().join(","), "basic auth on");
+    }
+    for warning in &web.warnings {
+        tracing::warn!("{warning}");
     }
     let url = format!("{}://{local}", web.scheme());
     tracing::info!(url = %url, "listening on {url}");
@@ -340,29 +344,94 @@ struct Reloader {
     sampling: Arc<Sampling>,
     web: Arc<ArcSwap<WebConfig>>,
     telemetry: Arc<Telemetry>,
+    /// One reload at a time, whether a SIGHUP or a changed certificate.
+    serial: std::sync::Mutex<()>,
+}
+
+/// How often the TLS files the web config names are checked for changes.
+const TLS_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What identifies a file's content without reading it. Metadata follows
+/// symlinks, so a Kubernetes secret's `..data` swap shows as a new inode.
+type Stamp = Option<(u64, u64, u64, i64, i64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 impl Reloader {
-    /// Starts the reload thread. Each message sent asks for one reload; the
-    /// channel holds one, so SIGHUPs that arrive during a reload collapse
-    /// into a single reload after it, which reads the files as they are then.
+    /// Starts the reload thread, and, with a web config, the thread that
+    /// watches its certificate files. Each message sent asks for one reload;
+    /// the channel holds one, so SIGHUPs that arrive during a reload
+    /// collapse into a single reload after it, which reads the files as they
+    /// are then.
     fn start(self) -> Result<std::sync::mpsc::SyncSender<()>, StartError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let this = Arc::new(self);
+        let reloader = Arc::clone(&this);
         std::thread::Builder::new()
             .name("algalon-reload".into())
             .spawn(move || {
                 while rx.recv().is_ok() {
-                    self.reload();
+                    reloader.reload();
                 }
             })
             .map_err(|source| StartError::Runtime {
                 what: "the reload thread",
                 source,
             })?;
+        if this.web_config.is_some() {
+            std::thread::Builder::new()
+                .name("algalon-tls-watch".into())
+                .spawn(move || this.watch_tls())
+                .map_err(|source| StartError::Runtime {
+                    what: "the certificate watcher",
+                    source,
+                })?;
+        }
         Ok(tx)
     }
 
+    /// Reloads the web config whenever a certificate, key or client CA file
+    /// it names changes (rotation), without waiting for a SIGHUP.
+    fn watch_tls(&self) {
+        let Some(path) = &self.web_config else { return };
+        let stamps = |paths: &[PathBuf]| -> Vec<(PathBuf, Stamp)> {
+            paths.iter().map(|p| (p.clone(), stamp(p))).collect()
+        };
+        let mut seen = stamps(&self.web.load().watched);
+        loop {
+            std::thread::sleep(TLS_WATCH_INTERVAL);
+            let now = stamps(&self.web.load().watched);
+            let same_files =
+                now.len() == seen.len() && now.iter().zip(&seen).all(|(a, b)| a.0 == b.0);
+            if !same_files || now == seen {
+                // A reload named other files: watch those from here on.
+                seen = now;
+                continue;
+            }
+            let changed: Vec<String> = now
+                .iter()
+                .zip(&seen)
+                .filter(|(a, b)| a.1 != b.1)
+                .map(|(a, _)| a.0.display().to_string())
+                .collect();
+            seen = now;
+            let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
+            tracing::info!(
+                files = %changed.join(","),
+                "TLS files changed ({}): reloading the web config",
+                changed.join(", ")
+            );
+            let ok = self.reload_web(path);
+            self.telemetry.reloaded(ok);
+        }
+    }
+
     fn reload(&self) {
+        let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
         tracing::info!("SIGHUP: reloading configuration");
         if self.collectors.is_none() && self.web_config.is_none() {
             tracing::info!("nothing to reload: neither --collectors nor --web-config-file is set");
@@ -412,33 +481,43 @@ impl Reloader {
             }
         }
         if let Some(path) = &self.web_config {
-            let loaded = read_settled(path)
-                .map_err(|e| StartError::web(path, None, format!("cannot read: {e}")))
-                .and_then(|text| WebConfig::parse(&text, path));
-            match loaded {
-                Ok(config) => {
-                    let scheme = config.scheme();
-                    let auth = if config.auth.is_some() { "on" } else { "off" };
-                    self.web.store(Arc::new(config));
-                    tracing::info!(
-                        file = %path.display(),
-                        scheme,
-                        basic_auth = auth,
-                        "web config reloaded from {}: serving {scheme}, basic auth {auth}",
-                        path.display()
-                    );
-                }
-                Err(e) => {
-                    ok = false;
-                    tracing::error!(
-                        file = %path.display(),
-                        error = %e.one_line(),
-                        "web config reload failed; the previous web config keeps serving"
-                    );
-                }
-            }
+            ok &= self.reload_web(path);
         }
         self.telemetry.reloaded(ok);
+    }
+
+    /// Re-reads the web config at `path`; false when it failed and the
+    /// previous one keeps serving.
+    fn reload_web(&self, path: &Path) -> bool {
+        let loaded = read_settled(path)
+            .map_err(|e| StartError::web(path, None, format!("cannot read: {e}")))
+            .and_then(|text| WebConfig::parse(&text, path));
+        match loaded {
+            Ok(config) => {
+                let scheme = config.scheme();
+                let auth = if config.auth.is_some() { "on" } else { "off" };
+                for warning in &config.warnings {
+                    tracing::warn!("{warning}");
+                }
+                self.web.store(Arc::new(config));
+                tracing::info!(
+                    file = %path.display(),
+                    scheme,
+                    basic_auth = auth,
+                    "web config reloaded from {}: serving {scheme}, basic auth {auth}",
+                    path.display()
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    file = %path.display(),
+                    error = %e.one_line(),
+                    "web config reload failed; the previous web config keeps serving"
+                );
+                false
+            }
+        }
     }
 }
 

@@ -16,9 +16,19 @@
 //! file is loaded — readable PEM, a key that matches the certificate, valid
 //! bcrypt hashes — so a mistake is reported at start-up or reload, not on the
 //! first connection.
+//!
+//! Every value node_exporter's toolkit accepts is accepted. Where rustls
+//! cannot do what Go does, the closest safe thing is served and a one-line
+//! warning says so ([`WebConfig::warnings`]): `min_version: TLS10`/`TLS11`
+//! serve TLS 1.2 and 1.3 (rustls has no TLS 1.0/1.1); cipher suites and
+//! curves rustls lacks (CBC suites, P-521) are left out of the lists given.
+//! The certificate, key and client CA files are watched
+//! ([`WebConfig::watched`]): when one changes the config is reloaded without
+//! a SIGHUP, as the toolkit re-reads them on each new connection, so a
+//! rotated certificate is served at once.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
@@ -42,6 +52,11 @@ pub struct WebConfig {
     pub auth: Option<Arc<BasicAuth>>,
     /// Extra response headers (`http_server_config.headers`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Values accepted but served differently than Go would, one line each.
+    pub warnings: Vec<String>,
+    /// The certificate, key and client CA files the TLS config was read
+    /// from: a change to any of them reloads the web config.
+    pub watched: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,8 +132,19 @@ impl WebConfig {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let err = |key: &str, msg: String| StartError::web(path, line_of(text, key), msg);
 
+        let mut warnings = Vec::new();
+        let mut watched = Vec::new();
         let tls = match &file.tls_server_config {
-            Some(t) => Some(Arc::new(build_tls(t, &dir, &err)?)),
+            Some(t) => {
+                for f in [&t.cert_file, &t.key_file, &t.client_ca_file]
+                    .into_iter()
+                    .flatten()
+                    .filter(|f| !f.is_empty())
+                {
+                    watched.push(dir.join(f));
+                }
+                Some(Arc::new(build_tls(t, &dir, &err, &mut warnings)?))
+            }
             None => None,
         };
 
@@ -145,7 +171,21 @@ impl WebConfig {
             }
         }
 
-        Ok(WebConfig { tls, auth, headers })
+        let at = |key: &str| match line_of(text, key) {
+            Some(line) => format!("{}:{line}: ", path.display()),
+            None => format!("{}: ", path.display()),
+        };
+        let warnings = warnings
+            .into_iter()
+            .map(|(key, msg): (&str, String)| format!("{}{msg}", at(key)))
+            .collect();
+        Ok(WebConfig {
+            tls,
+            auth,
+            headers,
+            warnings,
+            watched,
+        })
     }
 
     /// `https` or `http`.
@@ -192,6 +232,7 @@ fn build_tls(
     t: &TlsFile,
     dir: &Path,
     err: &dyn Fn(&str, String) -> StartError,
+    warnings: &mut Vec<(&'static str, String)>,
 ) -> Result<ServerConfig, StartError> {
     let (cert_pem, cert_src) = pem_input(t.cert.as_ref(), t.cert_file.as_ref(), dir, "cert")
         .map_err(|m| err("cert_file", m))?
@@ -231,25 +272,34 @@ fn build_tls(
         )
     })?;
 
-    for (name, value) in [
-        ("cipher_suites", t.cipher_suites.as_ref()),
-        ("curve_preferences", t.curve_preferences.as_ref()),
-        ("client_allowed_sans", t.client_allowed_sans.as_ref()),
-    ] {
-        if value.is_some_and(|v| !v.is_empty()) {
-            return Err(err(
-                name,
-                format!(
-                    "tls_server_config.{name} is not supported by algalon-exporter (rustls offers \
-                     only modern suites and groups); remove it"
-                ),
-            ));
-        }
+    if t.client_allowed_sans
+        .as_ref()
+        .is_some_and(|v| !v.is_empty())
+    {
+        return Err(err(
+            "client_allowed_sans",
+            "tls_server_config.client_allowed_sans is not supported by algalon-exporter yet; \
+             remove it (client_auth_type RequireAndVerifyClientCert with a dedicated \
+             client_ca_file limits who may connect)"
+                .into(),
+        ));
+    }
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(names) = t.cipher_suites.as_ref().filter(|v| !v.is_empty()) {
+        let (suites, warning) = cipher_suites(names).map_err(|m| err("cipher_suites", m))?;
+        provider.cipher_suites = suites;
+        warnings.extend(warning.map(|w| ("cipher_suites", w)));
+    }
+    if let Some(names) = t.curve_preferences.as_ref().filter(|v| !v.is_empty()) {
+        let (groups, warning) = curves(names).map_err(|m| err("curve_preferences", m))?;
+        provider.kx_groups = groups;
+        warnings.extend(warning.map(|w| ("curve_preferences", w)));
     }
 
-    let versions = versions(t.min_version.as_deref(), t.max_version.as_deref())
+    let (versions, warning) = versions(t.min_version.as_deref(), t.max_version.as_deref())
         .map_err(|m| err("min_version", m))?;
-    let builder = ServerConfig::builder_with_provider(provider())
+    warnings.extend(warning.map(|w| ("min_version", w)));
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&versions)
         .map_err(|e| err("min_version", format!("tls_server_config: {e}")))?;
 
@@ -275,19 +325,27 @@ fn build_tls(
     Ok(config)
 }
 
+/// The TLS versions to serve for `min_version`/`max_version`, and a warning
+/// when TLS 1.0 or 1.1 was asked for (rustls serves 1.2 and 1.3 only).
 fn versions(
     min: Option<&str>,
     max: Option<&str>,
-) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+) -> Result<
+    (
+        Vec<&'static rustls::SupportedProtocolVersion>,
+        Option<String>,
+    ),
+    String,
+> {
     fn rank(v: &str, key: &str) -> Result<u8, String> {
         match v {
+            "TLS10" => Ok(0),
+            "TLS11" => Ok(1),
             "TLS12" => Ok(2),
             "TLS13" => Ok(3),
-            "TLS10" | "TLS11" => Err(format!(
-                "tls_server_config.{key}: {v} is not supported (insecure); use TLS12 or TLS13"
-            )),
             other => Err(format!(
-                "tls_server_config.{key}: unknown TLS version {other:?}; use TLS12 or TLS13"
+                "tls_server_config.{key}: unknown TLS version {other:?}; use TLS10, TLS11, \
+                 TLS12 or TLS13"
             )),
         }
     }
@@ -302,6 +360,15 @@ fn versions(
     if lo > hi {
         return Err("tls_server_config: min_version is above max_version".into());
     }
+    let warning = (lo < 2).then(|| {
+        format!(
+            "tls_server_config: TLS {} cannot be served (rustls implements TLS 1.2 and 1.3 \
+             only); serving TLS 1.2{}",
+            if hi < 2 { "1.0/1.1 only" } else { "1.0/1.1" },
+            if hi >= 3 { " and 1.3" } else { "" }
+        )
+    });
+    let (lo, hi) = (lo.max(2), hi.max(2));
     let mut out = Vec::new();
     if lo <= 2 && 2 <= hi {
         out.push(&rustls::version::TLS12);
@@ -309,7 +376,134 @@ fn versions(
     if lo <= 3 && 3 <= hi {
         out.push(&rustls::version::TLS13);
     }
-    Ok(out)
+    Ok((out, warning))
+}
+
+/// Go's `crypto/tls` cipher suite names that rustls does not implement
+/// (CBC, RSA key exchange, RC4, 3DES): accepted, left out with a warning.
+const GO_ONLY_SUITES: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+];
+
+/// The suites for `cipher_suites` (Go names). As in Go, the list limits
+/// TLS 1.2 only: the TLS 1.3 suites are always offered.
+fn cipher_suites(
+    names: &[String],
+) -> Result<(Vec<rustls::SupportedCipherSuite>, Option<String>), String> {
+    let all = rustls::crypto::ring::default_provider().cipher_suites;
+    let name_of = |s: &rustls::SupportedCipherSuite| s.suite().as_str().unwrap_or("");
+    let mut tls12 = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        // Go also knows the ChaCha20 suites without their `_SHA256`.
+        // rustls prefixes the TLS 1.3 suites with `TLS13_`.
+        let full = if name.ends_with("_CHACHA20_POLY1305") {
+            format!("{name}_SHA256")
+        } else if let Some(rest) = name.strip_prefix("TLS_")
+            && (rest.starts_with("AES_") || rest.starts_with("CHACHA20_"))
+        {
+            format!("TLS13_{rest}")
+        } else {
+            name.clone()
+        };
+        match all.iter().find(|s| name_of(s) == full) {
+            Some(suite) if suite.tls13().is_some() => {}
+            Some(suite) => {
+                if !tls12
+                    .iter()
+                    .any(|s: &rustls::SupportedCipherSuite| s.suite() == suite.suite())
+                {
+                    tls12.push(*suite);
+                }
+            }
+            None if GO_ONLY_SUITES.contains(&name.as_str()) => missing.push(name.as_str()),
+            None => {
+                return Err(format!(
+                    "tls_server_config.cipher_suites: unknown cipher {name:?}; use Go's \
+                     crypto/tls names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+                ));
+            }
+        }
+    }
+    let mut warning = (!missing.is_empty()).then(|| {
+        format!(
+            "tls_server_config.cipher_suites: {} not available in rustls, left out",
+            missing.join(", ")
+        )
+    });
+    let tls13 = all.iter().filter(|s| s.tls13().is_some()).copied();
+    if tls12.is_empty() {
+        warning = Some(format!(
+            "{}; no listed TLS 1.2 suite is available, so TLS 1.2 uses rustls' defaults",
+            warning.unwrap_or_else(|| "tls_server_config.cipher_suites".into())
+        ));
+        return Ok((all, warning));
+    }
+    Ok((tls13.chain(tls12).collect(), warning))
+}
+
+/// The key exchange groups for `curve_preferences` (Go names), in order.
+fn curves(
+    names: &[String],
+) -> Result<
+    (
+        Vec<&'static dyn rustls::crypto::SupportedKxGroup>,
+        Option<String>,
+    ),
+    String,
+> {
+    use rustls::crypto::ring::kx_group;
+    let mut groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup> = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        let group: &'static dyn rustls::crypto::SupportedKxGroup = match name.as_str() {
+            "X25519" => kx_group::X25519,
+            "CurveP256" => kx_group::SECP256R1,
+            "CurveP384" => kx_group::SECP384R1,
+            "CurveP521" => {
+                missing.push(name.as_str());
+                continue;
+            }
+            other => {
+                return Err(format!(
+                    "tls_server_config.curve_preferences: unknown curve {other:?}; use \
+                     CurveP256, CurveP384, CurveP521 or X25519"
+                ));
+            }
+        };
+        if !groups.iter().any(|g| g.name() == group.name()) {
+            groups.push(group);
+        }
+    }
+    let mut warning = (!missing.is_empty()).then(|| {
+        format!(
+            "tls_server_config.curve_preferences: {} not available in rustls, left out",
+            missing.join(", ")
+        )
+    });
+    if groups.is_empty() {
+        warning = Some(format!(
+            "{}; rustls' default groups are used",
+            warning.unwrap_or_default()
+        ));
+        return Ok((rustls::crypto::ring::default_provider().kx_groups, warning));
+    }
+    Ok((groups, warning))
 }
 
 fn client_verifier(t: &TlsFile, dir: &Path) -> Result<Option<Arc<dyn ClientCertVerifier>>, String> {
@@ -485,9 +679,112 @@ mod tests {
 
     #[test]
     fn versions_range() {
-        assert_eq!(versions(None, None).expect("default").len(), 2);
-        assert_eq!(versions(Some("TLS13"), None).expect("1.3 only").len(), 1);
-        assert!(versions(Some("TLS10"), None).is_err());
+        assert_eq!(versions(None, None).expect("default").0.len(), 2);
+        assert_eq!(versions(Some("TLS13"), None).expect("1.3 only").0.len(), 1);
         assert!(versions(Some("TLS13"), Some("TLS12")).is_err());
+        assert!(versions(Some("SSL3"), None).is_err());
+        // Go's TLS 1.0/1.1 floors: accepted, served as TLS 1.2+, said once.
+        for old in ["TLS10", "TLS11"] {
+            let (v, warning) = versions(Some(old), None).expect("accepted");
+            assert_eq!(v.len(), 2, "{old}");
+            let warning = warning.expect("a warning");
+            assert!(warning.contains("serving TLS 1.2 and 1.3"), "{warning}");
+        }
+        let (v, warning) = versions(Some("TLS10"), Some("TLS11")).expect("accepted");
+        assert_eq!(v.len(), 1, "TLS 1.2 only");
+        assert!(warning.is_some());
+        assert!(versions(None, None).expect("default").1.is_none());
+    }
+
+    #[test]
+    fn every_client_auth_type_and_toolkit_key_is_accepted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        let clients =
+            rcgen::generate_simple_self_signed(vec!["client".to_owned()]).expect("certificate");
+        std::fs::write(dir.path().join("s.crt"), server.cert.pem()).expect("write");
+        std::fs::write(dir.path().join("s.key"), server.signing_key.serialize_pem())
+            .expect("write");
+        std::fs::write(dir.path().join("ca.crt"), clients.cert.pem()).expect("write");
+        let web = dir.path().join("web.yml");
+        for kind in [
+            "NoClientCert",
+            "RequestClientCert",
+            "RequireAnyClientCert",
+            "VerifyClientCertIfGiven",
+            "RequireAndVerifyClientCert",
+        ] {
+            let ca = if kind == "NoClientCert" {
+                ""
+            } else {
+                "  client_ca_file: ca.crt\n"
+            };
+            let text = format!(
+                "tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n  \
+                 client_auth_type: {kind}\n{ca}  min_version: TLS11\n  max_version: TLS12\n  \
+                 prefer_server_cipher_suites: false\n  cipher_suites: []\n  \
+                 curve_preferences: [CurveP256, CurveP384, CurveP521, X25519]\n\
+                 http_server_config:\n  http2: false\n  headers:\n    \
+                 Strict-Transport-Security: max-age=31536000\n"
+            );
+            let config = WebConfig::parse(&text, &web).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert!(config.tls.is_some(), "{kind}");
+            assert_eq!(config.warnings.len(), 2, "{kind}: {:?}", config.warnings);
+            assert!(
+                config.warnings[0].starts_with(&format!("{}:", web.display())),
+                "{:?}",
+                config.warnings
+            );
+            let watched = if ca.is_empty() { 2 } else { 3 };
+            assert_eq!(config.watched.len(), watched, "{kind}");
+        }
+    }
+
+    #[test]
+    fn cipher_suites_by_go_name() {
+        let (suites, warning) = cipher_suites(&[
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305".into(),
+            "TLS_AES_128_GCM_SHA256".into(),
+        ])
+        .expect("known names");
+        assert!(warning.is_none());
+        let tls12: Vec<_> = suites.iter().filter(|s| s.tls13().is_none()).collect();
+        assert_eq!(tls12.len(), 2, "only the listed TLS 1.2 suites");
+        assert!(suites.iter().filter(|s| s.tls13().is_some()).count() >= 2);
+
+        let (suites, warning) = cipher_suites(&[
+            "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA".into(),
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".into(),
+        ])
+        .expect("a Go-only suite is accepted");
+        assert!(
+            warning
+                .expect("warned")
+                .contains("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA")
+        );
+        assert_eq!(suites.iter().filter(|s| s.tls13().is_none()).count(), 1);
+
+        let e = cipher_suites(&["TLS_NOT_A_SUITE".into()]).expect_err("unknown");
+        assert!(e.contains("unknown cipher \"TLS_NOT_A_SUITE\""), "{e}");
+    }
+
+    #[test]
+    fn curves_by_go_name() {
+        let (groups, warning) =
+            curves(&["CurveP384".into(), "X25519".into()]).expect("known names");
+        assert!(warning.is_none());
+        assert_eq!(groups.len(), 2);
+        assert_eq!(
+            groups[0].name(),
+            rustls::NamedGroup::secp384r1,
+            "order kept"
+        );
+        let (groups, warning) =
+            curves(&["CurveP521".into(), "CurveP256".into()]).expect("P-521 accepted");
+        assert_eq!(groups.len(), 1);
+        assert!(warning.expect("warned").contains("CurveP521"));
+        assert!(curves(&["CurveP999".into()]).is_err());
     }
 }
