@@ -118,20 +118,20 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
                     file = %source,
                     line = s.line,
                     metric = %s.name,
-                    reason = %s.reason,
-                    "{source}:{}: {} is not exported",
+                    "{source}:{}: {} is not exported: {}",
                     s.line,
                     s.name,
+                    s.reason,
                 );
             } else {
                 tracing::debug!(
                     file = %source,
                     line = s.line,
                     metric = %s.name,
-                    reason = %s.reason,
-                    "{source}:{}: {} is not exported",
+                    "{source}:{}: {} is not exported: {}",
                     s.line,
                     s.name,
+                    s.reason,
                 );
             }
         }
@@ -452,11 +452,11 @@ impl Reloader {
                         file = %path.display(),
                         line = s.line,
                         metric = %s.name,
-                        reason = %s.reason,
-                        "{}:{}: {} is not exported",
+                        "{}:{}: {} is not exported: {}",
                         path.display(),
                         s.line,
                         s.name,
+                        s.reason,
                     );
                 }
                 let metrics = config.metrics.len();
