@@ -14,6 +14,7 @@ pub mod api;
 pub mod app;
 pub mod args;
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod compat;
 pub mod connections;
