@@ -49,12 +49,14 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
     };
     let skipped = collectors.skipped.clone();
     let source = collectors.source.clone();
+    let telemetry = Arc::new(Telemetry::default());
     let sampling = Arc::new(Sampling::start(
         options,
         collectors,
         cli.interval(),
         !cli.no_hostname,
         Arc::clone(&published),
+        Arc::clone(&telemetry),
     )?);
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
@@ -70,9 +72,8 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         })?;
 
     let web = Arc::new(ArcSwap::from_pointee(web));
-    let telemetry = Arc::new(Telemetry::default());
     let app_state = Arc::new(AppState {
-        published,
+        published: Arc::clone(&published),
         web: Arc::clone(&web),
         stale_after: cli.stale_after(),
         telemetry: Arc::clone(&telemetry),
@@ -137,6 +138,12 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         }
         log_started(&cli, &sampling, &web.load(), local);
         crate::compat::log_start_notes(&cli);
+        crate::watchdog::spawn(Arc::clone(&published), &sampling, cli.stale_after()).map_err(
+            |source| StartError::Runtime {
+                what: "the NVML watchdog",
+                source,
+            },
+        )?;
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(connections::serve(

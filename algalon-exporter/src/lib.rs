@@ -26,4 +26,5 @@ pub mod routes;
 pub mod sampling;
 pub mod state;
 pub mod telemetry;
+pub mod watchdog;
 pub mod webconfig;

@@ -21,6 +21,7 @@ use arc_swap::ArcSwap;
 
 use crate::history::History;
 use crate::state::{Published, Shared};
+use crate::telemetry::Telemetry;
 
 /// The running sampler and how its output is encoded.
 #[derive(Debug)]
@@ -37,6 +38,8 @@ pub struct Sampling {
     nvml_library: String,
     /// The `/` page's recent readings; outlives sampler restarts on reload.
     history: Arc<Mutex<History>>,
+    /// Where sample durations are recorded.
+    telemetry: Arc<Telemetry>,
 }
 
 #[derive(Debug)]
@@ -83,6 +86,7 @@ impl Sampling {
         interval: Duration,
         hostname_label: bool,
         published: Shared,
+        telemetry: Arc<Telemetry>,
     ) -> algalon_core::Result<Sampling> {
         let encoder = Arc::new(ArcSwap::from_pointee(make_encoder(
             config.clone(),
@@ -101,6 +105,7 @@ impl Sampling {
             current: Mutex::new(None),
             nvml_library,
             history: Arc::new(Mutex::new(History::new(interval))),
+            telemetry,
         };
         let progress = sampler.progress();
         let on_sample = sampling.on_sample(1, Arc::clone(&progress));
@@ -134,6 +139,7 @@ impl Sampling {
         let encoder = Arc::clone(&self.encoder);
         let published = Arc::clone(&self.published);
         let history = Arc::clone(&self.history);
+        let telemetry = Arc::clone(&self.telemetry);
         let mut last_down = 0usize;
         let mut was_up: HashMap<String, bool> = HashMap::new();
         move |snapshot: &Arc<Snapshot>| {
@@ -141,6 +147,7 @@ impl Sampling {
             if current.load(Ordering::SeqCst) != generation {
                 return;
             }
+            telemetry.observe_sample(snapshot.duration);
             let started = std::time::Instant::now();
             let mut history = lock(&history);
             history.record(snapshot);

@@ -1,19 +1,21 @@
 //! The exporter's own series, appended to every `/metrics` body: HTTP
 //! requests by handler and code, failed basic-auth checks, the outcome of
-//! the last configuration reload (under Prometheus' names), and the
-//! process metrics Go exporters carry (`process_*`, read from
+//! the last configuration reload (under Prometheus' names), the
+//! distribution of sample durations (the core's gauge shows only the last),
+//! and the process metrics Go exporters carry (`process_*`, read from
 //! `/proc/self`). Encoded per scrape — a few hundred bytes, no NVML.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use algalon_core::{Format, unix_seconds};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Linux reports CPU time in clock ticks of `USER_HZ`, 100 on every
@@ -23,6 +25,12 @@ const USER_HZ: f64 = 100.0;
 /// The `handler` label values; any other path counts as `other`.
 const HANDLERS: [&str; 4] = ["/metrics", "/health", "/api/v1/gpus", "/"];
 
+/// Upper bounds of the sample duration buckets, seconds: a healthy 8-GPU
+/// sample takes milliseconds; the top buckets catch hung NVML calls.
+const SAMPLE_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
 /// Counters and gauges the exporter keeps about itself.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -31,6 +39,7 @@ pub struct Telemetry {
     reload_ok: AtomicBool,
     /// Unix seconds (as `f64` bits) of the last successful (re)load.
     reload_success_at: AtomicU64,
+    sample_durations: Histogram,
     proc_root: PathBuf,
 }
 
@@ -49,6 +58,7 @@ impl Telemetry {
             auth_failures: AtomicU64::new(0),
             reload_ok: AtomicBool::new(true),
             reload_success_at: AtomicU64::new(unix_seconds(SystemTime::now()).to_bits()),
+            sample_durations: Histogram::new(SAMPLE_BUCKETS),
             proc_root: proc_root.to_owned(),
         }
     }
@@ -83,6 +93,11 @@ impl Telemetry {
         }
     }
 
+    /// Records how long one sample of every GPU took.
+    pub fn observe_sample(&self, duration: Duration) {
+        self.sample_durations.observe(duration.as_secs_f64());
+    }
+
     /// The series in `format`; OpenMetrics ends with `# EOF`.
     pub fn encode(&self, format: Format) -> String {
         let snapshot = Encoded {
@@ -94,6 +109,7 @@ impl Telemetry {
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             reload_ok: self.reload_ok.load(Ordering::Relaxed),
             reload_success_at: f64::from_bits(self.reload_success_at.load(Ordering::Relaxed)),
+            sample_durations: self.sample_durations.clone(),
             process: ProcessStats::read(&self.proc_root.join("self"), &self.proc_root),
         };
         let mut registry = Registry::default();
@@ -123,6 +139,7 @@ struct Encoded {
     auth_failures: u64,
     reload_ok: bool,
     reload_success_at: f64,
+    sample_durations: Histogram,
     process: ProcessStats,
 }
 
@@ -167,6 +184,12 @@ impl Collector for Encoded {
                 MetricType::Gauge,
             )?
             .encode_gauge(&self.reload_success_at)?;
+        self.sample_durations.encode(encoder.encode_descriptor(
+            "algalon_sample_latency_seconds",
+            "Time each sample of all GPUs took, NVML calls included (algalon_sample_duration_seconds is the last one).",
+            None,
+            MetricType::Histogram,
+        )?)?;
         self.process.encode(&mut encoder)
     }
 }
@@ -356,6 +379,8 @@ mod tests {
         t.request(Telemetry::handler("/nope"), 404);
         t.auth_failure();
         t.reloaded(false);
+        t.observe_sample(Duration::from_millis(3));
+        t.observe_sample(Duration::from_secs(70));
         let text = t.encode(Format::PrometheusText);
         assert!(
             text.contains("algalon_http_requests_total{handler=\"/metrics\",code=\"200\"} 2\n"),
@@ -373,6 +398,16 @@ mod tests {
         assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
         assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
         assert!(!text.contains("# EOF"));
+        assert!(
+            text.contains("algalon_sample_latency_seconds_bucket{le=\"0.005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("algalon_sample_latency_seconds_bucket{le=\"60\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("algalon_sample_latency_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("algalon_sample_latency_seconds_count 2\n"));
         let om = t.encode(Format::OpenMetrics);
         assert!(om.ends_with("# EOF\n"), "{om}");
     }

@@ -114,3 +114,63 @@ fn a_failed_reload_names_file_and_error_as_fields() {
     assert!(error.contains(":2:"), "file and line in {error}");
     assert!(error.contains("DCGM_FI_NOPE"), "{error}");
 }
+
+#[test]
+fn an_nvml_hang_is_logged_once_when_it_starts_and_once_when_it_ends() {
+    // hang-once.json: GPU 0's power reading takes 3 s once, at t = 1 s.
+    let exporter = Exporter::start(
+        "hang-once.json",
+        &[
+            "-c",
+            "100",
+            "--health-stale-after",
+            "1000",
+            "--log-format",
+            "json",
+        ],
+    );
+    exporter.wait_log("NVML answers again", Duration::from_secs(20));
+    let lines = json_lines(&exporter);
+    let hung: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("NVML hangs"))
+        })
+        .collect();
+    assert_eq!(hung.len(), 1, "once at the start: {lines:#?}");
+    assert_eq!(hung[0]["level"], "WARN");
+    assert_eq!(hung[0]["gpu"], 0);
+    assert_eq!(hung[0]["uuid"], "GPU-00000000-aaaa-4bbb-8ccc-dddddddddd00");
+    let back: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("NVML answers again"))
+        })
+        .collect();
+    assert_eq!(back.len(), 1, "once at the end: {lines:#?}");
+    assert_eq!(back[0]["gpu"], 0);
+    let seconds = back[0]["seconds"].as_f64().expect("seconds");
+    assert!(
+        (2.5..10.0).contains(&seconds),
+        "the hang lasted about 3 s: {seconds}"
+    );
+
+    // The slow sample stays visible after the fact in the histogram.
+    let text = exporter.metrics();
+    let le = |bound: &str| {
+        common::value(
+            &text,
+            "algalon_sample_latency_seconds_bucket",
+            &[&format!("le=\"{bound}\"")],
+        )
+        .expect("bucket")
+    };
+    assert!(
+        le("+Inf") - le("2.5") >= 1.0,
+        "one sample over 2.5 s:\n{text}"
+    );
+}
