@@ -41,6 +41,11 @@ fn json_logs_carry_gpu_uuid_call_and_error_as_fields() {
             assert!(line[key].is_string(), "{key} at the top level: {line}");
         }
         assert!(line.get("fields").is_none(), "fields are flattened: {line}");
+        assert!(
+            line.as_object()
+                .is_some_and(|o| o.keys().all(|k| !k.starts_with("log."))),
+            "no tracing-log bookkeeping: {line}"
+        );
     }
     let find = |needle: &str| {
         lines
