@@ -272,18 +272,6 @@ fn build_tls(
         )
     })?;
 
-    if t.client_allowed_sans
-        .as_ref()
-        .is_some_and(|v| !v.is_empty())
-    {
-        return Err(err(
-            "client_allowed_sans",
-            "tls_server_config.client_allowed_sans is not supported by algalon-exporter yet; \
-             remove it (client_auth_type RequireAndVerifyClientCert with a dedicated \
-             client_ca_file limits who may connect)"
-                .into(),
-        ));
-    }
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = t.cipher_suites.as_ref().filter(|v| !v.is_empty()) {
         let (suites, warning) = cipher_suites(names).map_err(|m| err("cipher_suites", m))?;
@@ -303,7 +291,25 @@ fn build_tls(
         .with_protocol_versions(&versions)
         .map_err(|e| err("min_version", format!("tls_server_config: {e}")))?;
 
-    let verifier = client_verifier(t, dir).map_err(|m| err("client_auth_type", m))?;
+    let mut verifier = client_verifier(t, dir).map_err(|m| err("client_auth_type", m))?;
+    if let Some(sans) = t.client_allowed_sans.as_ref().filter(|v| !v.is_empty()) {
+        let kind = t.client_auth_type.as_deref().unwrap_or("NoClientCert");
+        let Some(inner) = verifier
+            .take()
+            .filter(|_| kind == "RequireAndVerifyClientCert")
+        else {
+            return Err(err(
+                "client_allowed_sans",
+                format!(
+                    "tls_server_config.client_allowed_sans needs client_auth_type \
+                     RequireAndVerifyClientCert (it is {kind})"
+                ),
+            ));
+        };
+        let (allowed, warning) = AllowedSans::new(inner, sans);
+        warnings.extend(warning.map(|w| ("client_allowed_sans", w)));
+        verifier = Some(Arc::new(allowed));
+    }
     let builder = match verifier {
         Some(v) => builder.with_client_cert_verifier(v),
         None => builder.with_no_client_auth(),
@@ -561,6 +567,99 @@ fn client_verifier(t: &TlsFile, dir: &Path) -> Result<Option<Arc<dyn ClientCertV
              RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven or \
              RequireAndVerifyClientCert"
         )),
+    }
+}
+
+/// `client_allowed_sans`: a verified client certificate must also name one
+/// of these DNS names or IP addresses among its subject alternative names.
+#[derive(Debug)]
+struct AllowedSans {
+    inner: Arc<dyn ClientCertVerifier>,
+    names: Vec<rustls::pki_types::ServerName<'static>>,
+}
+
+impl AllowedSans {
+    /// Wraps `inner`; e-mail and URI entries, which this check cannot
+    /// match, are named in the warning (leaving them out only narrows who
+    /// may connect).
+    fn new(inner: Arc<dyn ClientCertVerifier>, sans: &[String]) -> (Self, Option<String>) {
+        let mut names = Vec::new();
+        let mut unsupported = Vec::new();
+        for san in sans {
+            match rustls::pki_types::ServerName::try_from(san.clone()) {
+                Ok(name) => names.push(name),
+                Err(_) => unsupported.push(san.as_str()),
+            }
+        }
+        let warning = (!unsupported.is_empty()).then(|| {
+            format!(
+                "tls_server_config.client_allowed_sans: {} matched only as DNS names or IP \
+                 addresses; these entries allow no client",
+                unsupported.join(", ")
+            )
+        });
+        (AllowedSans { inner, names }, warning)
+    }
+}
+
+impl ClientCertVerifier for AllowedSans {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        if self
+            .names
+            .iter()
+            .any(|name| cert.verify_is_valid_for_subject_name(name).is_ok())
+        {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

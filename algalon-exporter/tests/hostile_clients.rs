@@ -888,3 +888,61 @@ fn secrets_never_reach_the_log_or_a_response() {
         }
     }
 }
+
+#[test]
+fn client_allowed_sans_admits_only_the_named_clients() {
+    let pki = pki();
+    let web = pki.dir.path().join("web.yml");
+    let config = |sans: &str, kind: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+             client_auth_type: {kind}\n  client_ca_file: ca.crt\n  \
+             client_allowed_sans: {sans}\n"
+        )
+    };
+    let both: &[&'static rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS12, &rustls::version::TLS13];
+
+    std::fs::write(&web, config("[scraper]", "RequireAndVerifyClientCert")).expect("write");
+    let exporter = with_web_config(&web, &["-c", "1000"]);
+    assert_eq!(
+        tls_get(exporter.addr, &pki, Some(&pki.client), both),
+        Ok(200)
+    );
+    let stranger = tls_get(exporter.addr, &pki, Some(&pki.stranger), both);
+    assert!(stranger.is_err(), "right SAN, wrong CA: {stranger:?}");
+    drop(exporter);
+
+    std::fs::write(
+        &web,
+        config(
+            "[vmagent.example, ops@example.com]",
+            "RequireAndVerifyClientCert",
+        ),
+    )
+    .expect("write");
+    let exporter = with_web_config(&web, &["-c", "1000"]);
+    let refused = tls_get(exporter.addr, &pki, Some(&pki.client), both);
+    assert!(refused.is_err(), "a SAN not in the list: {refused:?}");
+    let line = exporter.wait_log("ops@example.com", Duration::from_secs(5));
+    assert!(
+        line.contains("WARN") && line.contains("allow no client"),
+        "{line}"
+    );
+    drop(exporter);
+
+    // As in exporter-toolkit, the list needs verified client certificates.
+    std::fs::write(&web, config("[scraper]", "VerifyClientCertIfGiven")).expect("write");
+    let mut cmd = common::command(&common::scenario("steps.json"));
+    cmd.arg("--nvml-lib")
+        .arg(common::fake_nvml())
+        .args(["-a", "127.0.0.1:0", "--web-config-file"])
+        .arg(&web);
+    let (status, log) = common::run_to_failure(cmd);
+    assert!(!status.success());
+    let log = log.join("\n");
+    assert!(
+        log.contains("client_allowed_sans needs client_auth_type RequireAndVerifyClientCert"),
+        "{log}"
+    );
+}
