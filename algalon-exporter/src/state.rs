@@ -24,6 +24,12 @@ use crate::history::History;
 /// costs well under a millisecond for an 8-GPU body, once per sample.
 const GZIP_LEVEL: u32 = 6;
 
+thread_local! {
+    /// The compressor for `/metrics` tails, one per HTTP worker thread.
+    static TAIL_DEFLATE: std::cell::RefCell<Compress> =
+        std::cell::RefCell::new(Compress::new(Compression::fast(), false));
+}
+
 /// gzip member header: deflate, no name or time, OS unknown.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
 
@@ -79,9 +85,14 @@ impl Body {
         }
         let mut out = Vec::with_capacity(self.gzip_open.len() + tail.len() / 2 + 32);
         out.extend_from_slice(&self.gzip_open);
-        // The tail is a few hundred bytes: the fastest level is plenty.
-        let mut deflate = Compress::new(Compression::fast(), false);
-        if let Err(e) = deflate_into(&mut deflate, tail, &mut out, FlushCompress::Finish) {
+        // The tail is a few kilobytes: the fastest level is plenty, and each
+        // worker thread keeps one compressor (reset, not re-allocated).
+        let deflated = TAIL_DEFLATE.with(|deflate| {
+            let mut deflate = deflate.borrow_mut();
+            deflate.reset();
+            deflate_into(&mut deflate, tail, &mut out, FlushCompress::Finish)
+        });
+        if let Err(e) = deflated {
             tracing::error!(error = %e, "gzip failed");
             return Bytes::new();
         }

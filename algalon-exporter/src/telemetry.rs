@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use algalon_core::{Format, unix_seconds};
 use prometheus_client::collector::Collector;
@@ -21,6 +21,10 @@ use prometheus_client::registry::Registry;
 /// Linux reports CPU time in clock ticks of `USER_HZ`, 100 on every
 /// architecture Linux supports (as Go's procfs assumes too).
 const USER_HZ: f64 = 100.0;
+
+/// How long read process statistics are reused: scrapers a second apart or
+/// less (several Prometheus replicas) share one read of `/proc/self`.
+const PROCESS_STATS_FOR: Duration = Duration::from_secs(1);
 
 /// The `handler` label values; any other path counts as `other`.
 const HANDLERS: [&str; 4] = ["/metrics", "/health", "/api/v1/gpus", "/"];
@@ -41,6 +45,8 @@ pub struct Telemetry {
     reload_success_at: AtomicU64,
     sample_durations: Histogram,
     proc_root: PathBuf,
+    /// The last read of `/proc/self`, and when.
+    process: Mutex<Option<(Instant, ProcessStats)>>,
 }
 
 impl Default for Telemetry {
@@ -60,6 +66,7 @@ impl Telemetry {
             reload_success_at: AtomicU64::new(unix_seconds(SystemTime::now()).to_bits()),
             sample_durations: Histogram::new(SAMPLE_BUCKETS),
             proc_root: proc_root.to_owned(),
+            process: Mutex::new(None),
         }
     }
 
@@ -98,6 +105,19 @@ impl Telemetry {
         self.sample_durations.observe(duration.as_secs_f64());
     }
 
+    /// `/proc/self`'s statistics, read at most once per `PROCESS_STATS_FOR`.
+    fn process_stats(&self) -> ProcessStats {
+        let mut cached = self.process.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*cached {
+            Some((at, stats)) if at.elapsed() < PROCESS_STATS_FOR => stats.clone(),
+            _ => {
+                let stats = ProcessStats::read(&self.proc_root.join("self"), &self.proc_root);
+                *cached = Some((Instant::now(), stats.clone()));
+                stats
+            }
+        }
+    }
+
     /// The series in `format`; OpenMetrics ends with `# EOF`.
     pub fn encode(&self, format: Format) -> String {
         let snapshot = Encoded {
@@ -110,7 +130,7 @@ impl Telemetry {
             reload_ok: self.reload_ok.load(Ordering::Relaxed),
             reload_success_at: f64::from_bits(self.reload_success_at.load(Ordering::Relaxed)),
             sample_durations: self.sample_durations.clone(),
-            process: ProcessStats::read(&self.proc_root.join("self"), &self.proc_root),
+            process: self.process_stats(),
         };
         let mut registry = Registry::default();
         registry.register_collector(Box::new(snapshot));
