@@ -3,7 +3,9 @@
 //! web config's extra headers. Connections, TLS and their limits are
 //! [`crate::connections`]' concern.
 //!
-//! Handlers never call NVML and never encode: they clone pre-encoded bytes.
+//! Handlers never call NVML. The GPU part of `/metrics` is encoded (and
+//! compressed) once per sample; a scrape adds only the exporter's own
+//! series, a few kilobytes encoded on the spot ([`crate::telemetry`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! What the HTTP handlers serve: bodies encoded once per sample, on the
 //! sampler thread, and published behind an [`ArcSwap`]. A scrape loads the
 //! current [`Published`] and clones a [`Bytes`] — a refcount bump — so its cost
-//! does not depend on the GPU count, and a hung NVML call never holds one up.
+//! does not depend on the GPU count (beyond copying the body), and a hung
+//! NVML call never holds one up.
 //!
 //! `/metrics` ends with the exporter's own series (requests, process), a few
 //! hundred bytes encoded per scrape ([`crate::telemetry`]). The GPU part is
@@ -107,6 +108,27 @@ impl Body {
     }
 }
 
+/// The CRC-32 (IEEE, reflected) register step for each byte value.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+            bit += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
 /// CRC-32 of `a` then `b` from the CRCs of each and the length of `b`: the
 /// CRC register of `a` advanced over `len_b` zero bytes, XOR the CRC of `b`
 /// (the pre- and post-conditioning cancel out). Linear in `len_b`, which is
@@ -114,13 +136,7 @@ impl Body {
 fn crc32_combine(crc_a: u32, crc_b: u32, len_b: usize) -> u32 {
     let mut register = crc_a;
     for _ in 0..len_b {
-        for _ in 0..8 {
-            register = if register & 1 == 1 {
-                (register >> 1) ^ 0xEDB8_8320
-            } else {
-                register >> 1
-            };
-        }
+        register = (register >> 8) ^ CRC_TABLE[(register & 0xff) as usize];
     }
     register ^ crc_b
 }
