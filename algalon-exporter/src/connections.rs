@@ -449,7 +449,7 @@ async fn drive<I>(
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
         }
         _ = activity.idle_for(IDLE_TIMEOUT) => {
-            tracing::debug!("closing a connection idle for {IDLE_TIMEOUT:?}");
+            tracing::debug!("closing a connection idle for {} s", IDLE_TIMEOUT.as_secs());
         }
     }
 }

@@ -245,7 +245,8 @@ impl Sampling {
             });
         if spawned.is_ok() && rx.recv_timeout(grace).is_err() {
             tracing::warn!(
-                "the sampler did not stop within {grace:?} (NVML call still in progress); exiting anyway"
+                "the sampler did not stop within {:.1} s (NVML call still in progress); exiting anyway",
+                grace.as_secs_f64()
             );
         }
     }
