@@ -155,7 +155,7 @@ series! {
         "Memory-controller utilization of a process over the last interval (0-1).";
     // The sampler itself.
     Build => "algalon_build", Info, "",
-        [; "version", "driver_version?", "nvml_version?", "cuda_driver_version?"],
+        [; "version", "driver_version?", "nvml_version?", "cuda_driver_version?", "revision?"],
         "Algalon version and the NVIDIA driver and NVML it runs on.";
     SampleDuration => "algalon_sample_duration_seconds", Gauge, "seconds", [],
         "Time the last sample of all GPUs took, NVML calls included.";

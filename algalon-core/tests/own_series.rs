@@ -284,7 +284,7 @@ fn families(text: &str) -> BTreeMap<String, Family> {
 
 #[test]
 fn every_own_series_is_written_as_its_table_row_says() {
-    let encoder = Encoder::default();
+    let encoder = Encoder::default().with_build_label("revision", "0123abc");
     let snapshot = snapshot();
     let reports = reports();
     for format in [Format::PrometheusText, Format::OpenMetrics] {

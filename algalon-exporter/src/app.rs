@@ -7,8 +7,8 @@
 
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::TrySendError;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use algalon_core::{CollectorConfig, SamplerOptions};
@@ -17,10 +17,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::cli::Cli;
+use crate::connections;
 use crate::error::StartError;
+use crate::routes::{self, AppState};
 use crate::sampling::Sampling;
-use crate::server::{self, AppState};
 use crate::state;
+use crate::telemetry::Telemetry;
 use crate::webconfig::WebConfig;
 
 /// Runs the exporter until SIGTERM / SIGINT.
@@ -47,12 +49,14 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
     };
     let skipped = collectors.skipped.clone();
     let source = collectors.source.clone();
+    let telemetry = Arc::new(Telemetry::default());
     let sampling = Arc::new(Sampling::start(
         options,
         collectors,
         cli.interval(),
         !cli.no_hostname,
         Arc::clone(&published),
+        Arc::clone(&telemetry),
     )?);
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
@@ -69,15 +73,18 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
 
     let web = Arc::new(ArcSwap::from_pointee(web));
     let app_state = Arc::new(AppState {
-        published,
+        published: Arc::clone(&published),
         web: Arc::clone(&web),
         stale_after: cli.stale_after(),
+        telemetry: Arc::clone(&telemetry),
     });
     let reloader = Reloader {
         collectors: cli.collectors.clone(),
         web_config: cli.web_config_file.clone(),
         sampling: Arc::clone(&sampling),
         web: Arc::clone(&web),
+        telemetry,
+        serial: std::sync::Mutex::new(()),
     };
     let reload = reloader.start()?;
 
@@ -109,27 +116,40 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
             // NVML cannot serve are expected, not the operator's mistake.
             if cli.collectors.is_some() {
                 tracing::warn!(
+                    file = %source,
+                    line = s.line,
+                    metric = %s.name,
                     "{source}:{}: {} is not exported: {}",
                     s.line,
                     s.name,
-                    s.reason
+                    s.reason,
                 );
             } else {
                 tracing::debug!(
+                    file = %source,
+                    line = s.line,
+                    metric = %s.name,
                     "{source}:{}: {} is not exported: {}",
                     s.line,
                     s.name,
-                    s.reason
+                    s.reason,
                 );
             }
         }
         log_started(&cli, &sampling, &web.load(), local);
         crate::compat::log_start_notes(&cli);
+        crate::watchdog::spawn(Arc::clone(&published), &sampling, cli.stale_after()).map_err(
+            |source| StartError::Runtime {
+                what: "the NVML watchdog",
+                source,
+            },
+        )?;
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(server::serve(
+        let server = tokio::spawn(connections::serve(
             listener,
-            app_state,
+            routes::router(app_state),
+            Arc::clone(&web),
             usize::try_from(cli.max_connections).unwrap_or(256),
             stop_rx,
         ));
@@ -178,21 +198,32 @@ fn log_started(cli: &Cli, sampling: &Sampling, web: &WebConfig, local: SocketAdd
         .and_then(|s| s.driver_version.clone())
         .unwrap_or_else(|| "unknown".into());
     tracing::info!(
-        "algalon-exporter {} ({}): sampling {gpus} GPUs every {} ms through {} (NVML {nvml}, driver {driver}){}",
+        version = env!("CARGO_PKG_VERSION"),
+        revision = env!("ALGALON_GIT_HASH"),
+        gpus,
+        interval_ms = cli.collect_interval_ms,
+        nvml_library = sampling.nvml_library(),
+        nvml_version = %nvml,
+        driver_version = %driver,
+        processes = cli.processes,
+        "algalon-exporter {} ({}): sampling {}",
         env!("CARGO_PKG_VERSION"),
         env!("ALGALON_GIT_HASH"),
-        cli.collect_interval_ms,
-        sampling.nvml_library(),
-        if cli.processes {
-            ", per-process metrics on"
-        } else {
-            ""
-        },
+        count(gpus, "GPU", "GPUs"),
     );
     if let Some(auth) = &web.auth {
-        tracing::info!("basic auth on: {auth:?}");
+        tracing::info!(users = %auth.users().join(","), "basic auth on");
     }
-    tracing::info!("listening on {}://{local}", web.scheme());
+    for warning in &web.warnings {
+        tracing::warn!("{warning}");
+    }
+    let url = format!("{}://{local}", web.scheme());
+    tracing::info!(url = %url, "listening on {url}");
+}
+
+/// `1 GPU`, `4 GPUs`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn load_collectors(path: Option<&Path>) -> Result<CollectorConfig, StartError> {
@@ -319,34 +350,102 @@ struct Reloader {
     web_config: Option<PathBuf>,
     sampling: Arc<Sampling>,
     web: Arc<ArcSwap<WebConfig>>,
+    telemetry: Arc<Telemetry>,
+    /// One reload at a time, whether a SIGHUP or a changed certificate.
+    serial: std::sync::Mutex<()>,
+}
+
+/// How often the TLS files the web config names are checked for changes.
+const TLS_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What identifies a file's content without reading it. Metadata follows
+/// symlinks, so a Kubernetes secret's `..data` swap shows as a new inode.
+type Stamp = Option<(u64, u64, u64, i64, i64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 impl Reloader {
-    /// Starts the reload thread. Each message sent asks for one reload; the
-    /// channel holds one, so SIGHUPs that arrive during a reload collapse
-    /// into a single reload after it, which reads the files as they are then.
+    /// Starts the reload thread, and, with a web config, the thread that
+    /// watches its certificate files. Each message sent asks for one reload;
+    /// the channel holds one, so SIGHUPs that arrive during a reload
+    /// collapse into a single reload after it, which reads the files as they
+    /// are then.
     fn start(self) -> Result<std::sync::mpsc::SyncSender<()>, StartError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let this = Arc::new(self);
+        let reloader = Arc::clone(&this);
         std::thread::Builder::new()
             .name("algalon-reload".into())
             .spawn(move || {
                 while rx.recv().is_ok() {
-                    self.reload();
+                    reloader.reload();
                 }
             })
             .map_err(|source| StartError::Runtime {
                 what: "the reload thread",
                 source,
             })?;
+        if this.web_config.is_some() {
+            std::thread::Builder::new()
+                .name("algalon-tls-watch".into())
+                .spawn(move || this.watch_tls())
+                .map_err(|source| StartError::Runtime {
+                    what: "the certificate watcher",
+                    source,
+                })?;
+        }
         Ok(tx)
     }
 
+    /// Reloads the web config whenever a certificate, key or client CA file
+    /// it names changes (rotation), without waiting for a SIGHUP.
+    fn watch_tls(&self) {
+        let Some(path) = &self.web_config else { return };
+        let stamps = |paths: &[PathBuf]| -> Vec<(PathBuf, Stamp)> {
+            paths.iter().map(|p| (p.clone(), stamp(p))).collect()
+        };
+        let mut seen = stamps(&self.web.load().watched);
+        loop {
+            std::thread::sleep(TLS_WATCH_INTERVAL);
+            let now = stamps(&self.web.load().watched);
+            let same_files =
+                now.len() == seen.len() && now.iter().zip(&seen).all(|(a, b)| a.0 == b.0);
+            if !same_files || now == seen {
+                // A reload named other files: watch those from here on.
+                seen = now;
+                continue;
+            }
+            let changed: Vec<String> = now
+                .iter()
+                .zip(&seen)
+                .filter(|(a, b)| a.1 != b.1)
+                .map(|(a, _)| a.0.display().to_string())
+                .collect();
+            seen = now;
+            let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
+            tracing::info!(
+                files = %changed.join(","),
+                "TLS files changed ({}): reloading the web config",
+                changed.join(", ")
+            );
+            let ok = self.reload_web(path);
+            self.telemetry.reloaded(ok);
+        }
+    }
+
     fn reload(&self) {
+        let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
         tracing::info!("SIGHUP: reloading configuration");
         if self.collectors.is_none() && self.web_config.is_none() {
             tracing::info!("nothing to reload: neither --collectors nor --web-config-file is set");
+            self.telemetry.reloaded(true);
             return;
         }
+        let mut ok = true;
         if let Some(path) = &self.collectors {
             let parsed = read_settled(path)
                 .map_err(|source| algalon_core::Error::CollectorsIo {
@@ -354,51 +453,76 @@ impl Reloader {
                     source,
                 })
                 .and_then(|text| CollectorConfig::parse(&text, &path.display().to_string()));
-            match parsed {
-                Ok(config) => {
-                    for s in &config.skipped {
-                        tracing::warn!(
-                            "{}:{}: {} is not exported: {}",
-                            path.display(),
-                            s.line,
-                            s.name,
-                            s.reason
-                        );
-                    }
-                    let metrics = config.metrics.len();
-                    match self.sampling.apply(config) {
-                        Ok(()) => tracing::info!(
-                            "collectors reloaded from {}: {metrics} metrics",
-                            path.display()
-                        ),
-                        Err(e) => tracing::error!(
-                            "collectors reload failed: {e}; the previous collectors keep serving"
-                        ),
-                    }
+            let applied = parsed.and_then(|config| {
+                for s in &config.skipped {
+                    tracing::warn!(
+                        file = %path.display(),
+                        line = s.line,
+                        metric = %s.name,
+                        "{}:{}: {} is not exported: {}",
+                        path.display(),
+                        s.line,
+                        s.name,
+                        s.reason,
+                    );
                 }
-                Err(e) => tracing::error!(
-                    "collectors reload failed: {e}; the previous collectors keep serving"
+                let metrics = config.metrics.len();
+                self.sampling.apply(config).map(|()| metrics)
+            });
+            match applied {
+                Ok(metrics) => tracing::info!(
+                    file = %path.display(),
+                    metrics,
+                    "collectors reloaded from {}: {}",
+                    path.display(),
+                    count(metrics, "metric", "metrics"),
                 ),
+                Err(e) => {
+                    ok = false;
+                    tracing::error!(
+                        file = %path.display(),
+                        error = %e,
+                        "collectors reload failed; the previous collectors keep serving"
+                    );
+                }
             }
         }
         if let Some(path) = &self.web_config {
-            let loaded = read_settled(path)
-                .map_err(|e| StartError::web(path, None, format!("cannot read: {e}")))
-                .and_then(|text| WebConfig::parse(&text, path));
-            match loaded {
-                Ok(config) => {
-                    let scheme = config.scheme();
-                    let auth = if config.auth.is_some() { "on" } else { "off" };
-                    self.web.store(Arc::new(config));
-                    tracing::info!(
-                        "web config reloaded from {}: serving {scheme}, basic auth {auth}",
-                        path.display()
-                    );
+            ok &= self.reload_web(path);
+        }
+        self.telemetry.reloaded(ok);
+    }
+
+    /// Re-reads the web config at `path`; false when it failed and the
+    /// previous one keeps serving.
+    fn reload_web(&self, path: &Path) -> bool {
+        let loaded = read_settled(path)
+            .map_err(|e| StartError::web(path, None, format!("cannot read: {e}")))
+            .and_then(|text| WebConfig::parse(&text, path));
+        match loaded {
+            Ok(config) => {
+                let scheme = config.scheme();
+                let auth = if config.auth.is_some() { "on" } else { "off" };
+                for warning in &config.warnings {
+                    tracing::warn!("{warning}");
                 }
-                Err(e) => tracing::error!(
-                    "web config reload failed: {}; the previous web config keeps serving",
-                    e.one_line()
-                ),
+                self.web.store(Arc::new(config));
+                tracing::info!(
+                    file = %path.display(),
+                    scheme,
+                    basic_auth = auth,
+                    "web config reloaded from {}: serving {scheme}, basic auth {auth}",
+                    path.display()
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    file = %path.display(),
+                    error = %e.one_line(),
+                    "web config reload failed; the previous web config keeps serving"
+                );
+                false
             }
         }
     }

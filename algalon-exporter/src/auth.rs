@@ -93,6 +93,11 @@ fn bcrypt_cost(hash: &str) -> Result<u32, String> {
 }
 
 impl BasicAuth {
+    /// The configured user names, sorted.
+    pub fn users(&self) -> &[String] {
+        &self.names
+    }
+
     /// Checks every hash; on error returns the user and what is wrong.
     pub fn new(users: &BTreeMap<String, String>) -> Result<BasicAuth, (String, String)> {
         let mut cost = 4;

@@ -190,6 +190,13 @@ pub struct Cli {
     #[arg(long = "healthcheck", value_name = "URL")]
     pub healthcheck: Option<String>,
 
+    /// Do not serve: check the collectors CSV (-f) and the web config
+    /// (--web-config-file) offline, print what would be exported (each
+    /// metric's name, type and help) and exit 0, or print each error with
+    /// its file and line and exit 1. NVML is not loaded.
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+
     /// Print the version, git commit and NVML version, then exit.
     #[arg(short = 'V', short_alias = 'v', long = "version", action = ArgAction::SetTrue)]
     pub version: bool,

@@ -20,6 +20,8 @@ use algalon_core::{Snapshot, unix_seconds};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::api::SnapshotView;
+
 /// Most points kept per GPU.
 pub const MAX_POINTS: usize = 120;
 /// Shortest time between two points.
@@ -84,7 +86,9 @@ impl GpuHistory {
 /// The JSON form of one GPU's history: columns of equal length.
 #[derive(Serialize)]
 struct GpuJson<'a> {
-    index: u32,
+    /// The NVML index, under dcgm-exporter's label name.
+    gpu: u32,
+    #[serde(rename = "UUID")]
     uuid: &'a str,
     t: Vec<f64>,
     util: Vec<Option<f64>>,
@@ -104,7 +108,7 @@ struct HistoryJson<'a> {
 #[derive(Serialize)]
 struct PageData<'a> {
     #[serde(flatten)]
-    snapshot: &'a Snapshot,
+    snapshot: SnapshotView<'a>,
     history: &'a RawValue,
 }
 
@@ -176,7 +180,7 @@ impl History {
             .map(|(uuid, h)| {
                 let column = |i: usize| h.points.iter().map(|p| p[i]).collect();
                 GpuJson {
-                    index: h.index,
+                    gpu: h.index,
                     uuid,
                     t: h.times.iter().copied().collect(),
                     util: column(0),
@@ -186,7 +190,7 @@ impl History {
                 }
             })
             .collect();
-        gpus.sort_by_key(|g| g.index);
+        gpus.sort_by_key(|g| g.gpu);
         let doc = HistoryJson {
             step_s: self.step.as_secs_f64(),
             max_points: MAX_POINTS,
@@ -206,7 +210,7 @@ impl History {
     /// The body of `/api/v1/gpus`: `snapshot` with this history under `history`.
     pub fn page_data(&self, snapshot: &Snapshot) -> serde_json::Result<Vec<u8>> {
         serde_json::to_vec(&PageData {
-            snapshot,
+            snapshot: SnapshotView::new(snapshot),
             history: &self.json,
         })
     }
@@ -253,7 +257,7 @@ mod tests {
         assert_eq!(j["step_s"], 5.0);
         let gpus = j["gpus"].as_array().expect("gpus");
         assert_eq!(gpus.len(), 2);
-        assert_eq!(gpus[1]["index"], 1);
+        assert_eq!(gpus[1]["gpu"], 1);
         assert_eq!(gpus[1]["util"].as_array().expect("util").len(), MAX_POINTS);
         let t = gpus[0]["t"].as_array().expect("t");
         assert_eq!(t.len(), MAX_POINTS);
@@ -296,7 +300,7 @@ mod tests {
         h.record(&s);
         let body: serde_json::Value =
             serde_json::from_slice(&h.page_data(&s).expect("serialises")).expect("JSON");
-        assert_eq!(body["gpus"][0]["index"], 0);
+        assert_eq!(body["gpus"][0]["gpu"], 0);
         assert_eq!(body["taken_at"], 7.0);
         assert_eq!(
             body["history"]["gpus"][0]["util"],

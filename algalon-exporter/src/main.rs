@@ -5,7 +5,7 @@
 
 #![forbid(unsafe_code)]
 
-use algalon_exporter::{app, cli, healthcheck, logging};
+use algalon_exporter::{app, check, cli, healthcheck, logging};
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
@@ -25,6 +25,14 @@ fn main() -> ExitCode {
     if cli.version {
         print_version(&cli);
         return ExitCode::SUCCESS;
+    }
+    if cli.check_config {
+        let valid = check::run(&cli, &mut std::io::stdout(), &mut std::io::stderr());
+        return if valid {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     if let Some(url) = &cli.healthcheck {
         let url = if url == "auto" {

@@ -8,7 +8,7 @@
 //! the old one serving. A generation number keeps a retiring sampler's last
 //! in-flight sample from overwriting the new one's body.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -21,6 +21,7 @@ use arc_swap::ArcSwap;
 
 use crate::history::History;
 use crate::state::{Published, Shared};
+use crate::telemetry::Telemetry;
 
 /// The running sampler and how its output is encoded.
 #[derive(Debug)]
@@ -37,6 +38,8 @@ pub struct Sampling {
     nvml_library: String,
     /// The `/` page's recent readings; outlives sampler restarts on reload.
     history: Arc<Mutex<History>>,
+    /// Where sample durations are recorded.
+    telemetry: Arc<Telemetry>,
 }
 
 #[derive(Debug)]
@@ -83,6 +86,7 @@ impl Sampling {
         interval: Duration,
         hostname_label: bool,
         published: Shared,
+        telemetry: Arc<Telemetry>,
     ) -> algalon_core::Result<Sampling> {
         let encoder = Arc::new(ArcSwap::from_pointee(make_encoder(
             config.clone(),
@@ -101,6 +105,7 @@ impl Sampling {
             current: Mutex::new(None),
             nvml_library,
             history: Arc::new(Mutex::new(History::new(interval))),
+            telemetry,
         };
         let progress = sampler.progress();
         let on_sample = sampling.on_sample(1, Arc::clone(&progress));
@@ -134,23 +139,32 @@ impl Sampling {
         let encoder = Arc::clone(&self.encoder);
         let published = Arc::clone(&self.published);
         let history = Arc::clone(&self.history);
+        let telemetry = Arc::clone(&self.telemetry);
         let mut last_down = 0usize;
+        let mut was_up: HashMap<String, bool> = HashMap::new();
         move |snapshot: &Arc<Snapshot>| {
             let _guard = lock(&lock_);
             if current.load(Ordering::SeqCst) != generation {
                 return;
             }
+            telemetry.observe_sample(snapshot.duration);
             let started = std::time::Instant::now();
             let mut history = lock(&history);
             history.record(snapshot);
             let rendered = Published::render(snapshot, &encoder.load(), &progress, &history);
             drop(history);
             let render_time = started.elapsed();
+            log_gpu_changes(snapshot, &mut was_up);
             if rendered.down.len() != last_down {
                 if rendered.down.is_empty() {
                     tracing::info!("every GPU is up again");
                 } else {
-                    tracing::warn!("GPUs down: {}", rendered.down.join("; "));
+                    tracing::warn!(
+                        down = rendered.down.len(),
+                        gpus = rendered.gpus,
+                        "GPUs down: {}",
+                        rendered.down.join("; ")
+                    );
                 }
                 last_down = rendered.down.len();
             }
@@ -231,9 +245,40 @@ impl Sampling {
             });
         if spawned.is_ok() && rx.recv_timeout(grace).is_err() {
             tracing::warn!(
-                "the sampler did not stop within {grace:?} (NVML call still in progress); exiting anyway"
+                "the sampler did not stop within {:.1} s (NVML call still in progress); exiting anyway",
+                grace.as_secs_f64()
             );
         }
+    }
+}
+
+/// Logs each GPU that went down or came back since the last sample, once,
+/// with its index, UUID and the failing call as fields.
+fn log_gpu_changes(snapshot: &Snapshot, was_up: &mut HashMap<String, bool>) {
+    for gpu in &snapshot.gpus {
+        let before = was_up.insert(gpu.uuid.clone(), gpu.up);
+        match (before, gpu.up) {
+            (Some(true) | None, false) => {
+                let (call, error) = gpu.down_reason.as_ref().map_or(("", String::new()), |r| {
+                    (r.call, crate::api::nvml_text(&r.error))
+                });
+                tracing::warn!(
+                    gpu = gpu.index,
+                    uuid = %gpu.uuid,
+                    call,
+                    error = %error,
+                    "GPU {} is down",
+                    gpu.index
+                );
+            }
+            (Some(false), true) => {
+                tracing::info!(gpu = gpu.index, uuid = %gpu.uuid, "GPU {} is up again", gpu.index);
+            }
+            _ => {}
+        }
+    }
+    if was_up.len() > snapshot.gpus.len() {
+        was_up.retain(|uuid, _| snapshot.gpu_by_uuid(uuid).is_some());
     }
 }
 
@@ -249,7 +294,8 @@ fn retire(bg: BackgroundSampler) {
 }
 
 fn make_encoder(config: CollectorConfig, hostname_label: bool) -> Encoder {
-    let encoder = Encoder::new(config);
+    // The revision the binary was built from, beside the version.
+    let encoder = Encoder::new(config).with_build_label("revision", env!("ALGALON_GIT_REVISION"));
     if hostname_label {
         encoder
     } else {

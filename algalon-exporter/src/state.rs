@@ -1,17 +1,23 @@
 //! What the HTTP handlers serve: bodies encoded once per sample, on the
 //! sampler thread, and published behind an [`ArcSwap`]. A scrape loads the
 //! current [`Published`] and clones a [`Bytes`] — a refcount bump — so its cost
-//! does not depend on the GPU count, and a hung NVML call never holds one up.
+//! does not depend on the GPU count (beyond copying the body), and a hung
+//! NVML call never holds one up.
+//!
+//! `/metrics` ends with the exporter's own series (requests, process), a few
+//! hundred bytes encoded per scrape ([`crate::telemetry`]). The GPU part is
+//! compressed once per sample and left open (a full flush, no final block),
+//! so a scrape that accepts gzip only compresses its own short tail and
+//! closes the one gzip member ([`Body::with_tail`]): no per-scrape
+//! compression of the GPU part, and one member that every client reads.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use algalon_core::{Encoder, Format, SampleProgress, Snapshot};
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use bytes::{BufMut as _, Bytes, BytesMut};
+use flate2::{Compress, Compression, Crc, FlushCompress};
 
 use crate::history::History;
 
@@ -19,20 +25,148 @@ use crate::history::History;
 /// costs well under a millisecond for an 8-GPU body, once per sample.
 const GZIP_LEVEL: u32 = 6;
 
-/// One encoded body and its gzip-compressed twin.
-#[derive(Debug, Clone, Default)]
+thread_local! {
+    /// The compressor for `/metrics` tails, one per HTTP worker thread.
+    static TAIL_DEFLATE: std::cell::RefCell<Compress> =
+        std::cell::RefCell::new(Compress::new(Compression::fast(), false));
+}
+
+/// gzip member header: deflate, no name or time, OS unknown.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// One encoded body, uncompressed and as the open start of a gzip member.
+#[derive(Debug, Clone)]
 pub struct Body {
-    /// Uncompressed.
+    /// Uncompressed (OpenMetrics without its `# EOF` line: the tail ends it).
     pub plain: Bytes,
-    /// gzip-compressed.
-    pub gzip: Bytes,
+    /// gzip header and the deflate blocks of `plain`, flushed, not final.
+    gzip_open: Bytes,
+    /// CRC-32 of `plain`, for the gzip trailer.
+    crc: u32,
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::new(String::new())
+    }
 }
 
 impl Body {
-    fn new(text: String) -> Body {
+    /// `text` with a trailing OpenMetrics `# EOF` line removed.
+    pub fn new(mut text: String) -> Body {
+        if text.ends_with("# EOF\n") {
+            text.truncate(text.len() - "# EOF\n".len());
+        }
         let plain = Bytes::from(text);
-        let gzip = gzip(&plain);
-        Body { plain, gzip }
+        let mut out = Vec::with_capacity(plain.len() / 4 + 64);
+        out.extend_from_slice(&GZIP_HEADER);
+        let mut deflate = Compress::new(Compression::new(GZIP_LEVEL), false);
+        // A full flush ends the blocks on a byte boundary with no reference
+        // past it: a new deflate stream can follow in the same member.
+        if let Err(e) = deflate_into(&mut deflate, &plain, &mut out, FlushCompress::Full) {
+            tracing::error!(error = %e, "gzip failed");
+            out.truncate(GZIP_HEADER.len());
+        }
+        let mut crc = Crc::new();
+        crc.update(&plain);
+        Body {
+            plain,
+            gzip_open: Bytes::from(out),
+            crc: crc.sum(),
+        }
+    }
+
+    /// This body followed by `tail`, gzip-compressed when `gzip`.
+    pub fn with_tail(&self, tail: &[u8], gzip: bool) -> Bytes {
+        if !gzip {
+            let mut out = BytesMut::with_capacity(self.plain.len() + tail.len());
+            out.put_slice(&self.plain);
+            out.put_slice(tail);
+            return out.freeze();
+        }
+        let mut out = Vec::with_capacity(self.gzip_open.len() + tail.len() / 2 + 32);
+        out.extend_from_slice(&self.gzip_open);
+        // The tail is a few kilobytes: the fastest level is plenty, and each
+        // worker thread keeps one compressor (reset, not re-allocated).
+        let deflated = TAIL_DEFLATE.with(|deflate| {
+            let mut deflate = deflate.borrow_mut();
+            deflate.reset();
+            deflate_into(&mut deflate, tail, &mut out, FlushCompress::Finish)
+        });
+        if let Err(e) = deflated {
+            tracing::error!(error = %e, "gzip failed");
+            return Bytes::new();
+        }
+        let mut tail_crc = Crc::new();
+        tail_crc.update(tail);
+        let crc = crc32_combine(self.crc, tail_crc.sum(), tail.len());
+        // ISIZE is the length modulo 2^32.
+        let len = (self.plain.len() as u64 + tail.len() as u64) as u32;
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        Bytes::from(out)
+    }
+}
+
+/// The CRC-32 (IEEE, reflected) register step for each byte value.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+            bit += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 of `a` then `b` from the CRCs of each and the length of `b`: the
+/// CRC register of `a` advanced over `len_b` zero bytes, XOR the CRC of `b`
+/// (the pre- and post-conditioning cancel out). Linear in `len_b`, which is
+/// the short tail here.
+fn crc32_combine(crc_a: u32, crc_b: u32, len_b: usize) -> u32 {
+    let mut register = crc_a;
+    for _ in 0..len_b {
+        register = (register >> 8) ^ CRC_TABLE[(register & 0xff) as usize];
+    }
+    register ^ crc_b
+}
+
+/// Deflates all of `input` onto `out` with `flush` at its end.
+fn deflate_into(
+    deflate: &mut Compress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    flush: FlushCompress,
+) -> Result<(), flate2::CompressError> {
+    let start_in = deflate.total_in();
+    loop {
+        let consumed = usize::try_from(deflate.total_in() - start_in).unwrap_or(usize::MAX);
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(1024));
+        }
+        let before = out.len();
+        let status = deflate.compress_vec(&input[consumed..], out, flush)?;
+        let done_in = deflate.total_in() - start_in == input.len() as u64;
+        match status {
+            flate2::Status::StreamEnd => return Ok(()),
+            // A flush is complete once all input is in and it left spare
+            // output room (zlib's rule for Z_FULL_FLUSH).
+            _ if done_in && flush != FlushCompress::Finish && out.len() < out.capacity() => {
+                return Ok(());
+            }
+            flate2::Status::BufError if out.len() == before && done_in => return Ok(()),
+            _ => {}
+        }
     }
 }
 
@@ -95,7 +229,7 @@ impl Published {
             .iter()
             .filter(|g| !g.up)
             .map(|g| match &g.down_reason {
-                Some(reason) => format!("GPU {}: {reason}", g.index),
+                Some(reason) => format!("GPU {}: {}", g.index, crate::api::down_text(reason)),
                 None => format!("GPU {}: down", g.index),
             })
             .collect();
@@ -111,13 +245,14 @@ impl Published {
         }
     }
 
-    /// The body for a scrape.
-    pub fn metrics(&self, format: Format, gzip: bool) -> &Bytes {
+    /// The body for a scrape: the GPU part of `format` followed by `tail`
+    /// (which, for OpenMetrics, ends with `# EOF`).
+    pub fn metrics(&self, format: Format, gzip: bool, tail: &[u8]) -> Bytes {
         let body = match format {
             Format::PrometheusText => &self.text,
             Format::OpenMetrics => &self.openmetrics,
         };
-        if gzip { &body.gzip } else { &body.plain }
+        body.with_tail(tail, gzip)
     }
 
     /// `Ok(message)` while healthy, `Err(reason)` when /health must say 503.
@@ -144,9 +279,9 @@ impl Published {
             return Err(format!("every GPU is down: {}", self.down.join("; ")));
         }
         let mut msg = format!(
-            "ok: {} of {} GPUs up, last sample {:.1} s ago",
+            "ok: {} of {} up, last sample {:.1} s ago",
             self.gpus - self.down.len(),
-            self.gpus,
+            crate::app::count(self.gpus, "GPU", "GPUs"),
             age.as_secs_f64()
         );
         if !self.down.is_empty() {
@@ -162,21 +297,6 @@ pub type Shared = Arc<ArcSwap<Published>>;
 /// A new, empty slot.
 pub fn shared() -> Shared {
     Arc::new(ArcSwap::from_pointee(Published::empty()))
-}
-
-fn gzip(data: &[u8]) -> Bytes {
-    let mut enc = GzEncoder::new(
-        Vec::with_capacity(data.len() / 4 + 64),
-        Compression::new(GZIP_LEVEL),
-    );
-    // Writing into a Vec cannot fail.
-    match enc.write_all(data).and_then(|()| enc.finish()) {
-        Ok(v) => Bytes::from(v),
-        Err(e) => {
-            tracing::error!("gzip failed: {e}");
-            Bytes::new()
-        }
-    }
 }
 
 /// Whether an `Accept-Encoding` header allows gzip (`gzip`, `x-gzip` or `*`
@@ -224,16 +344,47 @@ mod tests {
         assert!(!accepts_gzip(None));
     }
 
-    #[test]
-    fn gzip_round_trips() {
+    fn gunzip_one_member(data: &[u8]) -> String {
         use std::io::Read as _;
-        let body = Body::new("DCGM_FI_DEV_GPU_UTIL{gpu=\"0\"} 85\n".repeat(100));
-        assert!(body.gzip.len() < body.plain.len());
+        // GzDecoder reads exactly one member: what it returns is all a
+        // client that stops after the first member would see.
         let mut out = String::new();
-        flate2::read::GzDecoder::new(&body.gzip[..])
+        flate2::read::GzDecoder::new(data)
             .read_to_string(&mut out)
             .expect("valid gzip");
-        assert_eq!(out.as_bytes(), &body.plain[..]);
+        out
+    }
+
+    #[test]
+    fn gzip_round_trips_with_a_tail_in_one_member() {
+        let text = "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\"} 85\n".repeat(100);
+        let body = Body::new(text.clone());
+        for tail in ["", "algalon_http_requests_total 1\n", &"x".repeat(100_000)] {
+            let gz = body.with_tail(tail.as_bytes(), true);
+            assert!(gz.len() < text.len() + tail.len(), "compressed");
+            assert_eq!(gunzip_one_member(&gz), format!("{text}{tail}"));
+            let plain = body.with_tail(tail.as_bytes(), false);
+            assert_eq!(&plain[..], format!("{text}{tail}").as_bytes());
+        }
+        // Large, poorly compressible input crosses many output buffers.
+        let noisy: String = (0..200_000u32)
+            .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+            .collect();
+        let body = Body::new(noisy.clone());
+        assert_eq!(
+            gunzip_one_member(&body.with_tail(b"end\n", true)),
+            noisy + "end\n"
+        );
+        assert_eq!(
+            gunzip_one_member(&Body::default().with_tail(b"a\n", true)),
+            "a\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_eof_moves_to_the_tail() {
+        let body = Body::new("a 1\n# EOF\n".to_owned());
+        assert_eq!(&body.plain[..], b"a 1\n");
     }
 
     #[test]
@@ -241,6 +392,13 @@ mod tests {
         let mut p = Published::empty();
         assert!(p.health(Instant::now(), Duration::from_secs(10)).is_err());
         p.seq = 1;
+        p.gpus = 1;
+        let one = p.health(Instant::now(), Duration::from_secs(10));
+        assert!(
+            one.as_ref()
+                .is_ok_and(|m| m.starts_with("ok: 1 of 1 GPU up")),
+            "{one:?}"
+        );
         p.gpus = 2;
         assert!(p.health(Instant::now(), Duration::from_secs(10)).is_ok());
         let later = Instant::now() + Duration::from_secs(11);

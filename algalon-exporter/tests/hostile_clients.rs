@@ -14,6 +14,16 @@ use std::time::{Duration, Instant};
 
 use common::{Exporter, get, parse_response, wait_for};
 
+/// The tests that load the machine (floods) or time it (latency
+/// percentiles, bcrypt cost) run one at a time: each asserts what a scraper
+/// sees under one attack, not under several at once on a 2-core machine.
+static LOAD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    LOAD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
@@ -226,6 +236,7 @@ fn scrape_loop(
 
 #[test]
 fn a_slowloris_flood_of_2000_connections_does_not_lock_out_a_scraper() {
+    let _load = exclusive();
     let count = 2000.min(open_files_limit().saturating_sub(300));
     assert!(
         count >= 1000,
@@ -341,6 +352,7 @@ fn a_request_head_trickled_byte_by_byte_is_cut_off() {
 
 #[test]
 fn busy_connections_at_the_cap_get_503_and_are_served_again_later() {
+    let _load = exclusive();
     // Every slot busy: four requests waiting on a slow bcrypt (two cores'
     // worth at a time, or fewer).
     let dir = tempfile::tempdir().expect("tempdir");
@@ -383,6 +395,7 @@ fn busy_connections_at_the_cap_get_503_and_are_served_again_later() {
 
 #[test]
 fn parked_keep_alive_connections_make_room_for_a_scraper() {
+    let _load = exclusive();
     let exporter = Exporter::start("steps.json", &["-c", "1000", "--max-connections", "4"]);
     // Four clients each make one keep-alive request, then sit on the
     // connection.
@@ -590,6 +603,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 #[test]
 fn unknown_users_cost_the_same_bcrypt_work_as_known_ones() {
+    let _load = exclusive();
     // A cost at which one bcrypt takes far longer than the rest of a
     // request, so that skipping it would show.
     let (_dir, web, _) = auth_config(9);
@@ -633,6 +647,7 @@ fn unknown_users_cost_the_same_bcrypt_work_as_known_ones() {
 
 #[test]
 fn a_password_guessing_flood_does_not_lock_out_a_scraper() {
+    let _load = exclusive();
     let (_dir, web, _) = auth_config(8);
     let exporter = with_web_config(&web, &["-c", "200"]);
     let addr = exporter.addr;
@@ -887,4 +902,62 @@ fn secrets_never_reach_the_log_or_a_response() {
             );
         }
     }
+}
+
+#[test]
+fn client_allowed_sans_admits_only_the_named_clients() {
+    let pki = pki();
+    let web = pki.dir.path().join("web.yml");
+    let config = |sans: &str, kind: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+             client_auth_type: {kind}\n  client_ca_file: ca.crt\n  \
+             client_allowed_sans: {sans}\n"
+        )
+    };
+    let both: &[&'static rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS12, &rustls::version::TLS13];
+
+    std::fs::write(&web, config("[scraper]", "RequireAndVerifyClientCert")).expect("write");
+    let exporter = with_web_config(&web, &["-c", "1000"]);
+    assert_eq!(
+        tls_get(exporter.addr, &pki, Some(&pki.client), both),
+        Ok(200)
+    );
+    let stranger = tls_get(exporter.addr, &pki, Some(&pki.stranger), both);
+    assert!(stranger.is_err(), "right SAN, wrong CA: {stranger:?}");
+    drop(exporter);
+
+    std::fs::write(
+        &web,
+        config(
+            "[vmagent.example, ops@example.com]",
+            "RequireAndVerifyClientCert",
+        ),
+    )
+    .expect("write");
+    let exporter = with_web_config(&web, &["-c", "1000"]);
+    let refused = tls_get(exporter.addr, &pki, Some(&pki.client), both);
+    assert!(refused.is_err(), "a SAN not in the list: {refused:?}");
+    let line = exporter.wait_log("ops@example.com", Duration::from_secs(5));
+    assert!(
+        line.contains("WARN") && line.contains("allow no client"),
+        "{line}"
+    );
+    drop(exporter);
+
+    // As in exporter-toolkit, the list needs verified client certificates.
+    std::fs::write(&web, config("[scraper]", "VerifyClientCertIfGiven")).expect("write");
+    let mut cmd = common::command(&common::scenario("steps.json"));
+    cmd.arg("--nvml-lib")
+        .arg(common::fake_nvml())
+        .args(["-a", "127.0.0.1:0", "--web-config-file"])
+        .arg(&web);
+    let (status, log) = common::run_to_failure(cmd);
+    assert!(!status.success());
+    let log = log.join("\n");
+    assert!(
+        log.contains("client_allowed_sans needs client_auth_type RequireAndVerifyClientCert"),
+        "{log}"
+    );
 }

@@ -6,7 +6,10 @@
 //!
 //! Only what truly varies between runs is normalised: the sample's duration,
 //! its wall-clock timestamp and the sample count (the exporter keeps
-//! sampling while the test reads), and the machine's host name.
+//! sampling while the test reads), the last reload time, the samples of the
+//! request counters, the sample-latency histogram and the `process_*`
+//! families (their HELP and TYPE lines are still compared), the build's git
+//! revision and the machine's host name.
 
 mod common;
 
@@ -20,6 +23,16 @@ const VARYING: &[&str] = &[
     "algalon_sample_duration_seconds",
     "algalon_sample_timestamp_seconds",
     "algalon_samples_total",
+    "algalon_config_last_reload_success_timestamp_seconds",
+];
+
+/// Families whose samples (values and label sets) change from scrape to
+/// scrape: the exporter's request counters, the sample-duration histogram
+/// and the process's own figures. Their HELP and TYPE lines are compared.
+const VARYING_FAMILIES: &[&str] = &[
+    "algalon_http_requests_total",
+    "algalon_sample_latency_seconds",
+    "process_",
 ];
 
 fn start() -> Exporter {
@@ -45,14 +58,39 @@ fn hostname() -> String {
 fn normalise(body: &str, hostname: &str) -> String {
     let host_label = format!("Hostname=\"{hostname}\"");
     let mut out = String::with_capacity(body.len());
+    let mut last_family: Option<&str> = None;
     for line in body.lines() {
+        if !line.starts_with('#')
+            && let Some(family) = VARYING_FAMILIES.iter().find(|f| line.starts_with(*f))
+        {
+            if last_family != Some(family) {
+                out.push_str(&format!("{family}… <varies>\n"));
+                last_family = Some(family);
+            }
+            continue;
+        }
+        last_family = None;
         match VARYING.iter().find(|v| line.starts_with(&format!("{v} "))) {
             Some(name) => out.push_str(&format!("{name} <varies>")),
-            None => out.push_str(&line.replace(&host_label, "Hostname=\"<host>\"")),
+            None => out.push_str(&revision_normalised(
+                &line.replace(&host_label, "Hostname=\"<host>\""),
+            )),
         }
         out.push('\n');
     }
     out
+}
+
+/// `revision="<commit>"` on `algalon_build_info`: the commit being tested.
+fn revision_normalised(line: &str) -> String {
+    match line.find("revision=\"") {
+        Some(at) => {
+            let value = at + "revision=\"".len();
+            let end = line[value..].find('"').map_or(line.len(), |e| value + e);
+            format!("{}<revision>{}", &line[..value], &line[end..])
+        }
+        None => line.to_owned(),
+    }
 }
 
 fn check_golden(name: &str, actual: &str) {

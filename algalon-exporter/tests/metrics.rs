@@ -204,9 +204,24 @@ fn gpus_api_and_page() {
     let json: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
     let gpus = json["gpus"].as_array().expect("gpus array");
     assert_eq!(gpus.len(), 2);
-    assert_eq!(gpus[1]["index"], 1);
+    assert_eq!(gpus[1]["gpu"], 1);
     assert_eq!(gpus[0]["values"]["DCGM_FI_DEV_GPU_UTIL"], 10);
     assert_eq!(json["driver_version"], "550.54.15");
+    // dcgm-exporter's label names, and plain numbers instead of Rust's
+    // Debug shapes.
+    for key in ["UUID", "modelName", "pci_bus_id", "device"] {
+        assert!(gpus[0][key].is_string(), "{key} in {}", gpus[0]);
+    }
+    assert!(json["Hostname"].is_string(), "{json}");
+    assert!(json["duration_seconds"].is_f64(), "{json}");
+    assert_eq!(
+        json["history"]["gpus"][0]["UUID"], gpus[0]["UUID"],
+        "the history is keyed like the GPUs"
+    );
+    let text = r.text();
+    for debug in ["\"secs\"", "\"nanos\"", "\"index\"", "\"uuid\""] {
+        assert!(!text.contains(debug), "{debug} in {text}");
+    }
 
     let page = exporter.get("/");
     assert_eq!(page.status, 200);
@@ -216,7 +231,7 @@ fn gpus_api_and_page() {
     );
     let html = page.text();
     assert!(
-        html.contains("\"GPU \" + gpu.index"),
+        html.contains("\"GPU \" + gpu.gpu"),
         "cards are titled GPU 0, GPU 1, …"
     );
     assert!(html.contains("api/v1/gpus"));

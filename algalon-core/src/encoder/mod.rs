@@ -44,6 +44,8 @@ use snapshot::SnapshotCollector;
 pub struct Encoder {
     config: Arc<CollectorConfig>,
     hostname_label: bool,
+    /// Labels a face adds to `algalon_build_info` (e.g. its git revision).
+    build_labels: Arc<[(&'static str, String)]>,
 }
 
 impl Default for Encoder {
@@ -58,7 +60,16 @@ impl Encoder {
         Encoder {
             config: Arc::new(config),
             hostname_label: true,
+            build_labels: Arc::new([]),
         }
+    }
+
+    /// Adds `key="value"` to `algalon_build_info`, after Algalon's own labels.
+    pub fn with_build_label(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        let mut labels = self.build_labels.to_vec();
+        labels.push((key, value.into()));
+        self.build_labels = labels.into();
+        self
     }
 
     /// Leaves the `Hostname` label out (dcgm-exporter's `--no-hostname`).
@@ -78,6 +89,7 @@ impl Encoder {
             Arc::clone(snapshot),
             Arc::clone(&self.config),
             self.hostname_label,
+            Arc::clone(&self.build_labels),
             format,
         );
         encode_collector(collector, format, 64 * 1024)

@@ -19,6 +19,7 @@ pub(super) struct SnapshotCollector {
     snapshot: Arc<Snapshot>,
     config: Arc<CollectorConfig>,
     hostname_label: bool,
+    build_labels: Arc<[(&'static str, String)]>,
     format: Format,
 }
 
@@ -27,12 +28,14 @@ impl SnapshotCollector {
         snapshot: Arc<Snapshot>,
         config: Arc<CollectorConfig>,
         hostname_label: bool,
+        build_labels: Arc<[(&'static str, String)]>,
         format: Format,
     ) -> Self {
         SnapshotCollector {
             snapshot,
             config,
             hostname_label,
+            build_labels,
             format,
         }
     }
@@ -122,7 +125,7 @@ impl Collector for SnapshotCollector {
         }
 
         encode_processes(&mut encoder, snap, &base, self.format)?;
-        encode_self_metrics(&mut encoder, snap, self.format)
+        encode_self_metrics(&mut encoder, snap, &self.build_labels, self.format)
     }
 }
 
@@ -182,9 +185,10 @@ fn encode_processes(
 fn encode_self_metrics(
     encoder: &mut DescriptorEncoder<'_>,
     snap: &Snapshot,
+    build_labels: &[(&'static str, String)],
     format: Format,
 ) -> Result<(), std::fmt::Error> {
-    let info: Vec<(&str, Cow<'_, str>)> = [
+    let mut info: Vec<(&str, Cow<'_, str>)> = [
         ("version", Some(Cow::Borrowed(env!("CARGO_PKG_VERSION")))),
         (
             "driver_version",
@@ -203,6 +207,11 @@ fn encode_self_metrics(
     .into_iter()
     .filter_map(|(k, v)| Some((k, v?)))
     .collect();
+    info.extend(
+        build_labels
+            .iter()
+            .map(|(k, v)| (*k, Cow::Borrowed(v.as_str()))),
+    );
     own_family(encoder, Series::Build, format)?.encode_info(&info)?;
 
     own_family(encoder, Series::SampleDuration, format)?

@@ -89,7 +89,9 @@ impl Exporter {
         loop {
             let found = log.lock().expect("log lock").iter().find_map(|l| {
                 let rest = l.split("listening on ").nth(1)?;
-                let (scheme, addr) = rest.trim().split_once("://")?;
+                // Text lines go on with ` url=…`, JSON lines with `",…`.
+                let rest = rest.split([' ', '"']).next()?;
+                let (scheme, addr) = rest.split_once("://")?;
                 Some((scheme == "https", addr.parse::<SocketAddr>().ok()?))
             });
             if let Some((https, addr)) = found {

@@ -1,10 +1,9 @@
-//! HTTP(S) serving: the axum router and a hand-written accept loop that adds
+//! Connections: a hand-written accept loop around the router that adds
 //! what a server exposed to a whole cluster needs — a cap on concurrent
 //! connections, header size limits, header-read / handshake / request / idle
 //! timeouts, TLS chosen per connection from the current web config (so a
-//! SIGHUP can change it), and graceful shutdown.
-//!
-//! Handlers never call NVML and never encode: they clone pre-encoded bytes.
+//! SIGHUP can change it), and graceful shutdown. What is served on a
+//! connection is [`crate::routes`]' concern.
 //!
 //! # Slow and idle clients cannot lock a scraper out
 //!
@@ -29,19 +28,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use algalon_core::Format;
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::header::{
-    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY,
-    WWW_AUTHENTICATE,
-};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -49,16 +37,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::Verdict;
-use crate::state::{Shared, accepts_gzip};
 use crate::webconfig::WebConfig;
 
 /// Time a client has to send a complete request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client has to complete a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a request may take once read (only basic auth can wait).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection with no bytes moving either way for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Largest request head (request line + headers) accepted.
@@ -72,165 +56,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long an evicted connection may take to finish writing a response.
 const EVICTION_GRACE: Duration = Duration::from_secs(1);
 
-/// The page at `/`.
-const INDEX_HTML: &str = include_str!("index.html");
-
-/// What the handlers read.
-#[derive(Debug)]
-pub struct AppState {
-    /// Pre-encoded bodies, replaced after every sample.
-    pub published: Shared,
-    /// Current web config (TLS, basic auth, extra headers).
-    pub web: Arc<ArcSwap<WebConfig>>,
-    /// /health turns 503 when the last sample is older than this.
-    pub stale_after: Duration,
-}
-
-/// The routes.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/metrics", get(metrics))
-        .route("/health", get(health))
-        .route("/api/v1/gpus", get(gpus))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
-        .with_state(state)
-}
-
-/// Basic auth (all paths but /health), the request timeout and the web
-/// config's extra headers.
-async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let web = state.web.load_full();
-    let work = async {
-        if req.uri().path() != "/health"
-            && let Some(auth) = &web.auth
-        {
-            let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
-            match auth.check(header).await {
-                Verdict::Allowed => {}
-                Verdict::Denied => {
-                    return (
-                        StatusCode::UNAUTHORIZED,
-                        [(
-                            WWW_AUTHENTICATE,
-                            HeaderValue::from_static(
-                                "Basic realm=\"algalon-exporter\", charset=\"UTF-8\"",
-                            ),
-                        )],
-                        "Unauthorized\n",
-                    )
-                        .into_response();
-                }
-                Verdict::Busy => {
-                    return (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        [(
-                            axum::http::header::RETRY_AFTER,
-                            HeaderValue::from_static("1"),
-                        )],
-                        "too many password checks in progress; retry shortly\n",
-                    )
-                        .into_response();
-                }
-            }
-        }
-        next.run(req).await
-    };
-    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
-        Ok(r) => r,
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "request timed out\n").into_response(),
-    };
-    for (name, value) in &web.headers {
-        response.headers_mut().insert(name.clone(), value.clone());
-    }
-    response
-}
-
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
-    let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
-    let body = state.published.load().metrics(format, gzip).clone();
-    let mut response = Response::new(Body::from(body));
-    let h = response.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
-    if gzip {
-        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
-    response
-}
-
-async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let published = state.published.load();
-    let (status, text) = match published.health(Instant::now(), state.stale_after) {
-        Ok(msg) => (StatusCode::OK, msg),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
-    };
-    (
-        status,
-        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        format!("{text}\n"),
-    )
-        .into_response()
-}
-
-async fn gpus(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.published.load().json.clone();
-    (
-        [
-            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-async fn index() -> Response {
-    (
-        [
-            (
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ),
-            (
-                axum::http::header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-                     connect-src 'self'; img-src 'self' data:",
-                ),
-            ),
-            (
-                axum::http::header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ],
-        INDEX_HTML,
-    )
-        .into_response()
-}
-
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        "not found: try /metrics, /health, /api/v1/gpus or /\n",
-    )
-        .into_response()
-}
-
-/// Serves `listener` until `shutdown` turns true, then lets in-flight
-/// requests finish (up to a grace period).
+/// Serves `app` on `listener`, over TLS when the current `web` config says
+/// so, until `shutdown` turns true, then lets in-flight requests finish (up
+/// to a grace period).
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<AppState>,
+    app: Router,
+    web: Arc<ArcSwap<WebConfig>>,
     max_connections: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let app = router(Arc::clone(&state));
     let slots = Arc::new(Semaphore::new(max_connections));
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     let open = Arc::new(Registry::default());
@@ -249,7 +84,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let tls = state.web.load().tls.clone();
+        let tls = web.load().tls.clone();
         let slot = match Arc::clone(&slots).try_acquire_owned() {
             Ok(slot) => slot,
             // Every slot is taken: the connection idle the longest gives its
@@ -614,7 +449,7 @@ async fn drive<I>(
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
         }
         _ = activity.idle_for(IDLE_TIMEOUT) => {
-            tracing::debug!("closing a connection idle for {IDLE_TIMEOUT:?}");
+            tracing::debug!("closing a connection idle for {} s", IDLE_TIMEOUT.as_secs());
         }
     }
 }
