@@ -20,7 +20,8 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::catalog::Field;
-use crate::error::{Error, Result};
+use crate::devices::{HostGpu, Visible};
+use crate::error::Result;
 use crate::snapshot::{Snapshot, unix_seconds};
 
 /// Identifies an open window of a [`JobTracker`].
@@ -556,76 +557,23 @@ impl JobTracker {
     }
 }
 
-/// Maps a `CUDA_VISIBLE_DEVICES` value to GPU UUIDs in CUDA order.
+/// Maps a `CUDA_VISIBLE_DEVICES` value to GPU UUIDs in CUDA order, by the
+/// one device grammar ([`crate::devices`]).
 ///
 /// `gpus` lists the host's GPUs as `(NVML index, UUID)` in NVML order (CUDA's
 /// default order is by PCI bus, which NVML's index also follows on Linux).
 /// Entries may be integers (NVML/CUDA index), `GPU-…` UUIDs, unique prefixes
 /// of them, or `MIG-…` ids (kept as given: a MIG instance is its own device).
-/// As CUDA does, parsing stops at the first entry that is invalid *as a
-/// syntax* (e.g. `-1`), so `0,-1,1` means just GPU 0; an entry that is
+/// As CUDA does, parsing stops at the first invalid entry (e.g. `-1`, or
+/// the empty one in `1,,2`), so `0,-1,1` means just GPU 0; an entry that is
 /// well-formed but matches no GPU is an error, since it means the job's
 /// report would silently cover the wrong devices.
 pub fn resolve_visible_devices(value: &str, gpus: &[(u32, String)]) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for raw in value.split(',') {
-        let entry = raw.trim();
-        if entry.is_empty() {
-            break;
-        }
-        let uuid = if let Ok(i) = entry.parse::<i64>() {
-            if i < 0 {
-                break;
-            }
-            gpus.iter()
-                .find(|(idx, _)| i64::from(*idx) == i)
-                .map(|(_, u)| u.clone())
-        } else if entry.starts_with("MIG-") {
-            Some(entry.to_owned())
-        } else {
-            let wanted = if entry.starts_with("GPU-") {
-                entry.to_owned()
-            } else {
-                format!("GPU-{entry}")
-            };
-            let matches: Vec<&String> = gpus
-                .iter()
-                .map(|(_, u)| u)
-                .filter(|u| u.starts_with(&wanted))
-                .collect();
-            match matches.as_slice() {
-                [one] => Some((*one).clone()),
-                [] => None,
-                _ => {
-                    return Err(Error::NoSuchDevice {
-                        selector: format!(
-                            "CUDA_VISIBLE_DEVICES entry {entry:?} (ambiguous prefix)"
-                        ),
-                        available: describe(gpus),
-                    });
-                }
-            }
-        };
-        match uuid {
-            Some(u) if !out.contains(&u) => out.push(u),
-            Some(_) => {}
-            None => {
-                return Err(Error::NoSuchDevice {
-                    selector: format!("CUDA_VISIBLE_DEVICES entry {entry:?}"),
-                    available: describe(gpus),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn describe(gpus: &[(u32, String)]) -> String {
-    if gpus.is_empty() {
-        return "no GPUs".to_owned();
-    }
-    let list: Vec<String> = gpus.iter().map(|(i, u)| format!("{i} ({u})")).collect();
-    format!("GPUs {}", list.join(", "))
+    let host = gpus
+        .iter()
+        .map(|(i, u)| HostGpu::new(*i, u.clone()))
+        .collect();
+    Ok(Visible::new(host, Some(value.to_owned()))?.cuda)
 }
 
 /// Job identity from the environment: Slurm (`SLURM_JOB_ID`,

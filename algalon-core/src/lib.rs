@@ -37,6 +37,8 @@
 //!   dcgm-exporter's XID texts.
 //! * [`Sampler`] / [`BackgroundSampler`]: the only NVML callers.
 //! * [`Encoder`]: Prometheus text / OpenMetrics.
+//! * [`devices`]: the one device-selector grammar (`-d`,
+//!   `CUDA_VISIBLE_DEVICES`, `gpus=`, the C options).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -44,6 +46,7 @@
 pub mod catalog;
 pub mod collectors;
 pub mod dcgm_fields;
+pub mod devices;
 mod encoder;
 mod error;
 pub mod jobs;

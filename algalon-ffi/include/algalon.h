@@ -682,9 +682,14 @@ algalon_result algalon_options_set_nvml_lib(struct algalon_options *opts,
                                             const char *path);
 
 /**
- * Samples only these GPUs: a comma-separated list of NVML indices or
- * UUIDs (a unique UUID prefix is enough), e.g. `"0,2"` or `"GPU-5e4b"`.
- * Checked by `algalon_sampler_new` (`ALGALON_RESULT_NO_SUCH_DEVICE`).
+ * Samples only these GPUs: a comma-separated list of NVML indices, UUIDs
+ * (a unique UUID prefix is enough, in any case) or CUDA indices (`cuda:0`,
+ * the first device `CUDA_VISIBLE_DEVICES` leaves this process), e.g.
+ * `"0,2"` or `"GPU-5e4b"` — the grammar of the exporter's `-d` and of
+ * `CUDA_VISIBLE_DEVICES` entries. A list that does not parse (an empty
+ * entry, `"0,,1"`) is `ALGALON_RESULT_INVALID_ARGUMENT` now; one that
+ * matches no GPU is `ALGALON_RESULT_NO_SUCH_DEVICE` from
+ * `algalon_sampler_new`.
  *
  * # Safety
  *

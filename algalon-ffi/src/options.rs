@@ -111,9 +111,14 @@ pub unsafe extern "C" fn algalon_options_set_nvml_lib(
     })
 }
 
-/// Samples only these GPUs: a comma-separated list of NVML indices or
-/// UUIDs (a unique UUID prefix is enough), e.g. `"0,2"` or `"GPU-5e4b"`.
-/// Checked by `algalon_sampler_new` (`ALGALON_RESULT_NO_SUCH_DEVICE`).
+/// Samples only these GPUs: a comma-separated list of NVML indices, UUIDs
+/// (a unique UUID prefix is enough, in any case) or CUDA indices (`cuda:0`,
+/// the first device `CUDA_VISIBLE_DEVICES` leaves this process), e.g.
+/// `"0,2"` or `"GPU-5e4b"` — the grammar of the exporter's `-d` and of
+/// `CUDA_VISIBLE_DEVICES` entries. A list that does not parse (an empty
+/// entry, `"0,,1"`) is `ALGALON_RESULT_INVALID_ARGUMENT` now; one that
+/// matches no GPU is `ALGALON_RESULT_NO_SUCH_DEVICE` from
+/// `algalon_sampler_new`.
 ///
 /// # Safety
 ///
@@ -128,20 +133,13 @@ pub unsafe extern "C" fn algalon_options_set_devices(
         let opts = unsafe { arg_mut(opts, "opts") }?;
         // SAFETY: the caller's contract.
         let devices = unsafe { arg_str(devices, "devices") }?;
-        let list: Vec<String> = devices
-            .split(',')
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if list.is_empty() {
-            return Err(Fail::new(
+        let list = algalon_core::devices::parse_list(devices).map_err(|e| {
+            Fail::new(
                 algalon_result::InvalidArgument,
-                format!(
-                    "argument `devices` ({devices:?}) names no GPU: give indices or UUIDs separated by commas, e.g. \"0,1\""
-                ),
-            ));
-        }
+                format!("argument `devices` ({devices:?}) is not a device list: {e}"),
+            )
+        })?;
+        let list: Vec<String> = list.iter().map(ToString::to_string).collect();
         opts.devices = Some(list);
         Ok(())
     })

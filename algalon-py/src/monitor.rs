@@ -23,7 +23,9 @@ use pyo3::exceptions::{PyOSError, PyUserWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::devices::{self, Gpu, GpuSelector, Visible};
+use algalon_core::devices::Visible;
+
+use crate::devices::{self, Gpu, GpuSelectors};
 use crate::errors::{AlgalonError, ConfigError, py_err};
 use crate::proctree;
 use crate::report::{Extras, Report};
@@ -378,7 +380,7 @@ impl Monitor {
     fn new(
         py: Python<'_>,
         interval: f64,
-        gpus: Option<Vec<GpuSelector>>,
+        gpus: Option<GpuSelectors>,
         nvml_lib: Option<PathBuf>,
     ) -> PyResult<Monitor> {
         if !(interval.is_finite() && interval > 0.0) {
@@ -404,46 +406,22 @@ impl Monitor {
         );
         let built = py.detach(move || -> Result<_, Error> {
             let (probe, _snap, visible) = devices::probe(nvml_lib.clone())?;
-            let mut measured: Vec<String> = Vec::new();
-            match gpus {
-                None => measured = visible.measurable(),
-                Some(selectors) => {
-                    for s in &selectors {
-                        let uuid = visible.select(s)?;
-                        if !measured.contains(&uuid) {
-                            measured.push(uuid);
-                        }
-                    }
-                }
-            }
-            if measured.is_empty() {
-                let why = match (&visible.env, visible.mig().is_empty()) {
-                    (Some(v), false) => format!(
-                        "CUDA_VISIBLE_DEVICES={v:?} (MIG instances cannot be measured yet; pass gpus=[\"GPU-…\"] to measure their parent GPUs)"
-                    ),
-                    (Some(v), true) => format!(
-                        "CUDA_VISIBLE_DEVICES={v:?} (it hides every GPU from this process; pass gpus=[\"GPU-…\"] to measure some anyway)"
-                    ),
-                    (None, _) => "any GPU (NVML lists none)".to_owned(),
-                };
-                return Err(Error::NoSuchDevice {
-                    selector: why,
-                    available: if visible.all.is_empty() {
-                        "no GPUs".to_owned()
-                    } else {
-                        let list: Vec<String> =
-                            visible.all.iter().map(|(i, u)| format!("{i} ({u})")).collect();
-                        format!("GPUs {}", list.join(", "))
-                    },
-                });
-            }
+            let selectors = gpus
+                .map(|g| {
+                    g.0.iter()
+                        .map(|s| s.to_core(&visible))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+            let measured = visible.measured(selectors.as_deref())?;
             let everything = visible.all.len() == measured.len();
             let sampler = if everything {
                 probe
             } else {
                 // Opened before the probe closes, so NVML is not torn down
                 // and set up again in between.
-                let chosen = Sampler::new(devices::sampler_options(nvml_lib, Some(measured.clone())))?;
+                let chosen =
+                    Sampler::new(devices::sampler_options(nvml_lib, Some(measured.clone())))?;
                 drop(probe);
                 chosen
             };
@@ -461,6 +439,12 @@ impl Monitor {
                 "CUDA_VISIBLE_DEVICES names MIG instances ({}); Algalon cannot yet map a MIG instance to its GPU, so they are not measured",
                 mig.join(", ")
             );
+            let msg = std::ffi::CString::new(msg).unwrap_or_default();
+            PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
+        }
+        if let (Some(env), Some(ignored)) = (&visible.env, &visible.ignored) {
+            let msg =
+                format!("CUDA_VISIBLE_DEVICES={env:?}: {ignored}; Algalon measures what CUDA uses");
             let msg = std::ffi::CString::new(msg).unwrap_or_default();
             PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
         }
