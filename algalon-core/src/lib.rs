@@ -37,6 +37,8 @@
 //!   dcgm-exporter's XID texts.
 //! * [`Sampler`] / [`BackgroundSampler`]: the only NVML callers.
 //! * [`Encoder`]: Prometheus text / OpenMetrics.
+//! * [`jobs`]: job windows and sessions; [`report`]: the job report and
+//!   its JSON schema.
 //! * [`devices`]: the one device-selector grammar (`-d`,
 //!   `CUDA_VISIBLE_DEVICES`, `gpus=`, the C options).
 
@@ -51,6 +53,8 @@ mod encoder;
 mod error;
 pub mod jobs;
 pub mod procinfo;
+pub mod proctree;
+pub mod report;
 mod sampler;
 mod snapshot;
 mod xid;

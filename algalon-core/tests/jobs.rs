@@ -37,6 +37,7 @@ fn windows_measure_energy_utilization_and_memory() {
             labels: [("team".to_owned(), "nlp".to_owned())].into(),
             gpus: None,
             pids: Some(vec![4242]),
+            ..WindowSpec::default()
         });
         bg.sample_now();
         std::thread::sleep(Duration::from_millis(300));
@@ -237,10 +238,14 @@ fn interrupted_windows_are_reported_encoded_and_parsed_back() {
         "a late mark changes nothing"
     );
 
+    // The report's JSON schema (2, shared with Python's Report.to_json):
+    // `interrupted` is a flag and `error` what cut the job short.
     let json = serde_json::to_value(&tracker.reports()[1].0).expect("serializes");
-    assert_eq!(json["interrupted"], serde_json::json!(HOSTILE));
+    assert_eq!(json["error"], serde_json::json!(HOSTILE));
+    assert_eq!(json["interrupted"], serde_json::json!(true));
     let json = serde_json::to_value(&tracker.reports()[2].0).expect("serializes");
-    assert_eq!(json["interrupted"], serde_json::Value::Null);
+    assert_eq!(json["error"], serde_json::Value::Null);
+    assert_eq!(json["interrupted"], serde_json::json!(false));
 
     let reports = tracker.reports();
     let text = encode_reports(&reports, Format::PrometheusText);

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use algalon_core::devices::{HostGpu, Selector, Visible, parse_entry};
-use algalon_core::{Error, GpuSample, Result, Sampler, SamplerOptions, Snapshot};
+use algalon_core::{GpuSample, Result, Sampler, SamplerOptions, Snapshot};
 use pyo3::prelude::*;
 
 /// One entry of `gpus=[...]` as Python gave it.
@@ -22,22 +22,24 @@ pub enum GpuSelector {
 }
 
 impl GpuSelector {
-    /// The core selector; a text that is not one is a `DeviceNotFoundError`
-    /// naming what this process sees.
-    pub fn to_core(&self, visible: &Visible) -> Result<Selector> {
-        let bad = |why: String| Error::NoSuchDevice {
-            selector: why,
-            available: visible.describe(),
-        };
+    /// The core selector, or why the text names no device.
+    pub fn to_core(&self) -> std::result::Result<Selector, String> {
         match self {
             GpuSelector::Cuda(i) => u32::try_from(*i)
                 .map(Selector::Cuda)
-                .map_err(|_| bad(format!("CUDA index {i}"))),
-            GpuSelector::Text(s) => {
-                parse_entry(s).map_err(|e| bad(format!("gpus entry {s:?} ({e})")))
-            }
+                .map_err(|_| format!("gpus entry {i}: a CUDA index is 0 or more")),
+            GpuSelector::Text(s) => parse_entry(s).map_err(|e| format!("gpus entry {s:?}: {e}")),
         }
     }
+}
+
+/// The core selectors of `gpus=`; an entry that names no device in any
+/// form is a `ConfigError` saying which and what is accepted.
+pub fn selectors(gpus: &GpuSelectors) -> PyResult<Vec<Selector>> {
+    gpus.0
+        .iter()
+        .map(|g| g.to_core().map_err(crate::errors::ConfigError::new_err))
+        .collect()
 }
 
 impl<'a, 'py> FromPyObject<'a, 'py> for GpuSelector {

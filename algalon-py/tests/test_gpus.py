@@ -214,8 +214,12 @@ def test_gpus_takes_cuda_names_and_single_values() -> None:
         with pytest.raises(algalon.DeviceNotFoundError, match="as int") as err:
             algalon.Monitor(gpus=gpus)
         assert "cuda:0" in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(algalon.DeviceNotFoundError, match="not a device"):
+    with pytest.raises(
+        algalon.ConfigError, match='gpus entry "nonsense".*not a device'
+    ):
         algalon.Monitor(gpus=["nonsense"])
+    with pytest.raises(algalon.ConfigError, match="0 or more"):
+        algalon.Monitor(gpus=[-1])
     with pytest.raises(TypeError, match="CUDA index"):
         algalon.Monitor(gpus=True)  # type: ignore[arg-type]
 

@@ -538,6 +538,8 @@ class GpuReport:
     @property
     def down_reason(self) -> str | None:
         """Why the GPU was down during part of the window (lost, failing); its readings stop there. ``None`` if it stayed up."""
+    def __eq__(self, other: object) -> bool:
+        """Whether ``other`` is a GPU report with the same figures. GPU reports pickle and copy (through the core's JSON)."""
 
 @final
 class Report:
@@ -546,8 +548,15 @@ class Report:
 
     ``str(report)`` is a table per GPU. ``to_json`` / ``from_json`` keep a
     report (one that failed to push, say) and read it back; ``push`` sends
-    its series to VictoriaMetrics.
+    its series to VictoriaMetrics. The report is a view over the core's
+    report type, whose JSON schema the C library's
+    ``algalon_job_report_json`` writes too. Reports pickle and deep-copy
+    (for ``multiprocessing.Pool`` workers and ``all_gather_object``), and a
+    report read back from its JSON ``==`` the original.
     """
+
+    def __eq__(self, other: object) -> bool:
+        """Whether ``other`` is a report with the same contents."""
 
     @property
     def id(self) -> int:

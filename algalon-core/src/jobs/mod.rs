@@ -13,390 +13,22 @@
 //! GPU twice. [`resolve_visible_devices`] maps `CUDA_VISIBLE_DEVICES` to UUIDs;
 //! [`identity_from_env`] reads Slurm, torchrun and Kubernetes job identity.
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+mod session;
+mod window;
+
+use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
-use serde::Serialize;
 
-use crate::catalog::Field;
 use crate::devices::{HostGpu, Visible};
 use crate::error::Result;
-use crate::snapshot::{Snapshot, unix_seconds};
-
-/// Identifies an open window of a [`JobTracker`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct WindowId(pub u64);
-
-/// Where a GPU's energy figure comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EnergySource {
-    /// The difference of NVML's total-energy counter (millijoule resolution).
-    Counter,
-    /// Power samples integrated over time (trapezoids between samples).
-    Integrated,
-}
-
-impl EnergySource {
-    /// `"counter"` or `"integrated"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnergySource::Counter => "counter",
-            EnergySource::Integrated => "integrated",
-        }
-    }
-}
-
-/// What one window saw on one GPU.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GpuReport {
-    /// NVML index.
-    pub index: u32,
-    /// GPU UUID.
-    pub uuid: String,
-    /// Model name.
-    pub name: String,
-    /// Energy used during the window, in joules; `None` when it could not
-    /// be measured (see `energy_note`).
-    pub energy_j: Option<f64>,
-    /// How `energy_j` was obtained.
-    pub energy_source: Option<EnergySource>,
-    /// Why energy is missing or less exact than usual, when it is.
-    pub energy_note: Option<String>,
-    /// Mean GPU utilization over the samples, %.
-    pub util_mean: Option<f64>,
-    /// Highest GPU utilization seen, %.
-    pub util_max: Option<f64>,
-    /// Highest framebuffer memory used, bytes.
-    pub memory_peak_bytes: Option<u64>,
-    /// Mean power draw, W.
-    pub power_mean_w: Option<f64>,
-    /// Highest power draw, W.
-    pub power_max_w: Option<f64>,
-    /// Highest GPU temperature, °C.
-    pub temperature_max_c: Option<f64>,
-    /// Samples of this GPU in the window (with the GPU up).
-    pub samples: u64,
-    /// Highest GPU memory used by the window's own processes, bytes; `None`
-    /// when the window tracks no processes or NVML gave no per-process memory.
-    pub process_memory_peak_bytes: Option<u64>,
-}
-
-/// A finished (or still running) window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JobReport {
-    /// The window's id in its tracker.
-    pub id: WindowId,
-    /// The name given at `begin`.
-    pub name: String,
-    /// Environment identity merged with user labels.
-    pub labels: BTreeMap<String, String>,
-    /// Unix time of the first sample, seconds.
-    pub started_at: f64,
-    /// Unix time of the last sample, seconds.
-    pub ended_at: f64,
-    /// `ended_at - started_at`, seconds.
-    pub duration_s: f64,
-    /// Per GPU, in NVML index order.
-    pub gpus: Vec<GpuReport>,
-    /// Sum of the GPUs' energy, J; `None` when no GPU's energy is known.
-    pub energy_j: Option<f64>,
-    /// Progress counts given by the job (`samples`, `tokens`, …).
-    pub counts: BTreeMap<String, f64>,
-    /// What cut the job short, as its face names it — an exception's type
-    /// (`KeyboardInterrupt`), `dropped` for a job abandoned while running —
-    /// or `None` for a job that ran to its end (or still runs). Set by
-    /// [`JobTracker::mark_interrupted`] or [`JobTracker::end_interrupted`];
-    /// exported as `algalon_job_interrupted`.
-    pub interrupted: Option<String>,
-}
-
-impl JobReport {
-    /// Energy per unit of a count (`energy_per("tokens")` = J/token).
-    pub fn energy_per(&self, count: &str) -> Option<f64> {
-        let n = *self.counts.get(count)?;
-        (n > 0.0).then_some(self.energy_j? / n)
-    }
-
-    /// A readable, fixed-width table: one line per GPU and a total; an
-    /// interrupted job's starts with `(interrupted by <reason>)`.
-    pub fn table(&self) -> String {
-        let opt = |v: Option<f64>, digits: usize| {
-            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
-        };
-        let mut out = self
-            .interrupted
-            .as_ref()
-            .map_or_else(String::new, |why| format!("(interrupted by {why}) "));
-        out.push_str(&format!(
-            "job {:?}: {:.1} s on {} GPU(s)\n",
-            self.name,
-            self.duration_s,
-            self.gpus.len()
-        ));
-        out.push_str(
-            "  GPU  energy J      source      util mean/max %  mem peak GiB  power mean/max W  temp max C  samples\n",
-        );
-        for g in &self.gpus {
-            out.push_str(&format!(
-                "  {:<4} {:<12} {:<11} {:>6}/{:<8} {:>12} {:>8}/{:<8} {:>10} {:>8}\n",
-                g.index,
-                opt(g.energy_j, 1),
-                g.energy_source.map_or("-", EnergySource::as_str),
-                opt(g.util_mean, 1),
-                opt(g.util_max, 0),
-                opt(g.memory_peak_bytes.map(|b| b as f64 / 1073741824.0), 2),
-                opt(g.power_mean_w, 1),
-                opt(g.power_max_w, 1),
-                opt(g.temperature_max_c, 0),
-                g.samples,
-            ));
-            if let Some(note) = &g.energy_note {
-                out.push_str(&format!("       note: {note}\n"));
-            }
-        }
-        out.push_str(&format!("  total energy: {} J", opt(self.energy_j, 1)));
-        for (k, n) in &self.counts {
-            if let Some(per) = self.energy_per(k) {
-                out.push_str(&format!(", {per:.4} J per {k} ({n} {k})"));
-            }
-        }
-        out.push('\n');
-        out
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-struct GpuAcc {
-    index: u32,
-    uuid: String,
-    name: String,
-    first_energy_mj: Option<u64>,
-    last_energy_mj: Option<u64>,
-    energy_counter_broken: bool,
-    integrated_j: f64,
-    integrated_covers_all: bool,
-    last_power: Option<(f64, f64)>,
-    util_sum: f64,
-    util_n: u64,
-    util_max: Option<f64>,
-    mem_peak: Option<u64>,
-    power_sum: f64,
-    power_n: u64,
-    power_max: Option<f64>,
-    temp_max: Option<f64>,
-    samples: u64,
-    proc_mem_peak: Option<u64>,
-}
-
-fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Window {
-    name: String,
-    labels: BTreeMap<String, String>,
-    /// UUIDs the window covers; `None`: every GPU in the snapshots.
-    gpus: Option<HashSet<String>>,
-    /// Processes whose memory counts as the job's own; `None`: no filter.
-    pids: Option<HashSet<u32>>,
-    first_at: Option<f64>,
-    last_at: Option<f64>,
-    accs: BTreeMap<String, GpuAcc>,
-    counts: BTreeMap<String, f64>,
-    /// What interrupted the window, once marked.
-    interrupted: Option<String>,
-}
-
-impl Window {
-    fn observe(&mut self, snap: &Snapshot) {
-        let t = unix_seconds(snap.taken_at);
-        if self.last_at.is_some_and(|last| t <= last) {
-            return; // the same snapshot seen twice (boundary sample + callback)
-        }
-        self.first_at.get_or_insert(t);
-        self.last_at = Some(t);
-        for gpu in &snap.gpus {
-            if self
-                .gpus
-                .as_ref()
-                .is_some_and(|set| !set.contains(&gpu.uuid))
-            {
-                continue;
-            }
-            let acc = self.accs.entry(gpu.uuid.clone()).or_insert_with(|| GpuAcc {
-                index: gpu.index,
-                uuid: gpu.uuid.clone(),
-                name: gpu.name.clone(),
-                integrated_covers_all: true,
-                ..GpuAcc::default()
-            });
-            if !gpu.up {
-                acc.last_power = None;
-                acc.integrated_covers_all = false;
-                continue;
-            }
-            acc.samples += 1;
-            match gpu.energy_mj() {
-                Some(e) => {
-                    if acc.last_energy_mj.is_some_and(|last| e < last) {
-                        // Driver reload resets the counter: the difference
-                        // would be meaningless.
-                        acc.energy_counter_broken = true;
-                    }
-                    acc.first_energy_mj.get_or_insert(e);
-                    acc.last_energy_mj = Some(e);
-                }
-                None => {
-                    if acc.first_energy_mj.is_some() {
-                        acc.energy_counter_broken = true;
-                    }
-                }
-            }
-            let power = gpu.get_f64(Field::PowerUsage);
-            match (acc.last_power, power) {
-                (Some((t0, p0)), Some(p1)) => acc.integrated_j += (t - t0) * (p0 + p1) / 2.0,
-                (None, Some(_)) if acc.samples > 1 => acc.integrated_covers_all = false,
-                _ => {}
-            }
-            acc.last_power = power.map(|p| (t, p));
-            if let Some(p) = power {
-                acc.power_sum += p;
-                acc.power_n += 1;
-                acc.power_max = max_opt(acc.power_max, Some(p));
-            } else {
-                acc.integrated_covers_all = false;
-            }
-            if let Some(u) = gpu.gpu_util() {
-                acc.util_sum += u;
-                acc.util_n += 1;
-                acc.util_max = max_opt(acc.util_max, Some(u));
-            }
-            if let Some(m) = gpu.memory_used_bytes() {
-                acc.mem_peak = Some(acc.mem_peak.map_or(m, |p| p.max(m)));
-            }
-            acc.temp_max = max_opt(acc.temp_max, gpu.temperature_c());
-            if let Some(pids) = &self.pids {
-                let own: Option<u64> = gpu
-                    .processes
-                    .iter()
-                    .filter(|p| pids.contains(&p.pid))
-                    .filter_map(|p| p.used_memory_bytes)
-                    .reduce(|a, b| a + b);
-                if let Some(own) = own {
-                    acc.proc_mem_peak = Some(acc.proc_mem_peak.map_or(own, |p| p.max(own)));
-                }
-            }
-        }
-    }
-
-    fn report(&self, id: WindowId) -> JobReport {
-        let started_at = self.first_at.unwrap_or(0.0);
-        let ended_at = self.last_at.unwrap_or(started_at);
-        let duration = ended_at - started_at;
-        let mut gpus: Vec<GpuReport> = self
-            .accs
-            .values()
-            .map(|a| gpu_report(a, duration))
-            .collect();
-        gpus.sort_by_key(|g| g.index);
-        let known: Vec<f64> = gpus.iter().filter_map(|g| g.energy_j).collect();
-        JobReport {
-            id,
-            name: self.name.clone(),
-            labels: self.labels.clone(),
-            started_at,
-            ended_at,
-            duration_s: duration,
-            energy_j: (!known.is_empty()).then(|| known.iter().sum()),
-            gpus,
-            counts: self.counts.clone(),
-            interrupted: self.interrupted.clone(),
-        }
-    }
-}
-
-/// NVML's energy counter counts millijoules but is refreshed by the driver
-/// only every few tens of milliseconds; below this window length a counter
-/// difference of 0 is not evidence of zero energy.
-const COUNTER_RESOLUTION: Duration = Duration::from_millis(100);
-
-fn gpu_report(a: &GpuAcc, duration_s: f64) -> GpuReport {
-    let mean = |sum: f64, n: u64| (n > 0).then(|| sum / n as f64);
-    let (energy_j, energy_source, energy_note) = if a.samples < 2 {
-        (
-            None,
-            None,
-            Some("fewer than two samples in the window: energy cannot be measured; use a shorter sampling interval".to_owned()),
-        )
-    } else {
-        match (a.first_energy_mj, a.last_energy_mj, a.energy_counter_broken) {
-            (Some(first), Some(last), false)
-                if last > first || duration_s >= COUNTER_RESOLUTION.as_secs_f64() =>
-            {
-                (
-                    Some((last - first) as f64 / 1000.0),
-                    Some(EnergySource::Counter),
-                    None,
-                )
-            }
-            (Some(_), Some(_), false) => (
-                Some(a.integrated_j),
-                Some(EnergySource::Integrated),
-                Some(format!(
-                    "window of {:.0} ms is shorter than the energy counter's resolution; energy integrated from power samples",
-                    duration_s * 1000.0
-                )),
-            ),
-            (_, _, broken) => {
-                let why = if broken {
-                    "the energy counter reset or vanished during the window (driver reload?)"
-                } else {
-                    "this GPU has no energy counter"
-                };
-                if a.power_n >= 2 {
-                    let gap = if a.integrated_covers_all {
-                        ""
-                    } else {
-                        "; power was missing for part of the window, which is not counted"
-                    };
-                    (
-                        Some(a.integrated_j),
-                        Some(EnergySource::Integrated),
-                        Some(format!("{why}: energy integrated from power samples{gap}")),
-                    )
-                } else {
-                    (
-                        None,
-                        None,
-                        Some(format!("{why}, and power could not be read")),
-                    )
-                }
-            }
-        }
-    };
-    GpuReport {
-        index: a.index,
-        uuid: a.uuid.clone(),
-        name: a.name.clone(),
-        energy_j,
-        energy_source,
-        energy_note,
-        util_mean: mean(a.util_sum, a.util_n),
-        util_max: a.util_max,
-        memory_peak_bytes: a.mem_peak,
-        power_mean_w: mean(a.power_sum, a.power_n),
-        power_max_w: a.power_max,
-        temperature_max_c: a.temp_max,
-        samples: a.samples,
-        process_memory_peak_bytes: a.proc_mem_peak,
-    }
-}
+pub use crate::report::{EnergySource, GpuReport, JobReport, WindowId};
+use crate::snapshot::Snapshot;
+pub use session::{
+    GpuChoice, JobError, JobSession, JobSpec, RESERVED_LABELS, SessionOptions, check_job_name,
+    check_label_name,
+};
+use window::Window;
 
 /// What a new window covers.
 #[derive(Debug, Clone, Default)]
@@ -410,6 +42,9 @@ pub struct WindowSpec {
     /// PIDs whose per-process GPU memory is the job's own; `None` records
     /// no per-process memory.
     pub pids: Option<Vec<u32>>,
+    /// UUID → CUDA index in the measuring process, for the report's
+    /// `cuda_index` (empty outside a [`JobSession`]).
+    pub cuda_indices: BTreeMap<String, u32>,
 }
 
 /// Open windows, fed by snapshots. Cheap to share (`Arc<JobTracker>`):
@@ -453,6 +88,8 @@ impl JobTracker {
                 accs: BTreeMap::new(),
                 counts: BTreeMap::new(),
                 interrupted: None,
+                hostname: String::new(),
+                cuda: spec.cuda_indices,
             },
         );
         id
@@ -490,7 +127,7 @@ impl JobTracker {
 
     /// The report so far of an open window.
     pub fn peek(&self, id: WindowId) -> Option<JobReport> {
-        self.inner.lock().open.get(&id).map(|w| w.report(id))
+        self.inner.lock().open.get(&id).map(|w| w.report(id, true))
     }
 
     /// Closes a window and returns its report (`None` if it is not open).
@@ -525,7 +162,7 @@ impl JobTracker {
 
     /// Moves window `id` from the open ones to the finished ones kept.
     fn finish(inner: &mut Inner, id: WindowId) -> Option<JobReport> {
-        let report = inner.open.remove(&id)?.report(id);
+        let report = inner.open.remove(&id)?.report(id, false);
         if inner.finished.len() == FINISHED_KEPT {
             inner.finished.remove(0);
         }
@@ -552,7 +189,7 @@ impl JobTracker {
             .finished
             .iter()
             .map(|r| (r.clone(), false))
-            .chain(inner.open.iter().map(|(id, w)| (w.report(*id), true)))
+            .chain(inner.open.iter().map(|(id, w)| (w.report(*id, true), true)))
             .collect()
     }
 }
