@@ -22,10 +22,17 @@ fn a_python_report_reads_into_the_core_type() {
     assert_eq!((h100.cuda_index, t4.cuda_index), (Some(1), Some(0)));
     assert_eq!(h100.energy_source, Some(EnergySource::Counter));
     assert_eq!(t4.energy_source, Some(EnergySource::Integrated));
-    assert!(t4.energy_note.as_deref().is_some_and(|n| n.contains("no energy counter")));
+    assert!(
+        t4.energy_note
+            .as_deref()
+            .is_some_and(|n| n.contains("no energy counter"))
+    );
     assert_eq!(h100.process_memory_peak_bytes.map(|b| b > 0), Some(true));
     assert_eq!(t4.power_mean_w, Some(27.25));
-    assert!(r.table().starts_with("(interrupted by KeyboardInterrupt) job \"from-python\""));
+    assert!(
+        r.table()
+            .starts_with("(interrupted by KeyboardInterrupt) job \"from-python\"")
+    );
 
     // Written back, the document is the same (floats exactly).
     let again: serde_json::Value = serde_json::from_str(&r.to_json_pretty(2)).expect("json");
