@@ -20,8 +20,8 @@ use crate::devices::{CUDA_VISIBLE_DEVICES, HostGpu, Selector, Visible};
 use crate::error::Result;
 use crate::proctree;
 use crate::report::{JobReport, WindowId};
-use crate::sampler::{BackgroundSampler, Sampler, SamplerOptions};
 use crate::snapshot::Snapshot;
+use crate::{BackgroundSampler, Sampler, SamplerOptions};
 
 /// How often the process tree of the job is re-read from `/proc`.
 const PID_REFRESH: Duration = Duration::from_secs(1);
