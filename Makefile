@@ -102,8 +102,9 @@ dashboards: ## Regenerate compose/host/grafana/dashboards/algalon-*.json from th
 test: deps lint test-rust test-python test-python-pkg test-wheel test-page crates test-compose test-soak test-release bench-compare-quick fuzz-smoke doc ## Everything CI runs (installs what is missing first)
 
 .PHONY: golden
-golden: fake-nvml ## Regenerate the golden .prom files after an intended output change
-	UPDATE_GOLDEN=1 $(CARGO) test -p algalon-core --test exposition
+golden: fake-nvml ## Regenerate the golden exposition files (core encoder, exporter /metrics over HTTP) after an intended output change
+	UPDATE_GOLDEN=1 $(CARGO) test -p algalon-core --test exposition --test own_series
+	UPDATE_GOLDEN=1 $(CARGO) test -p algalon-exporter --test http_golden
 
 .PHONY: dcgm-data
 dcgm-data: ## Regenerate the core's DCGM field names and XID texts from testing/upstream/ (checked by a test)
@@ -169,6 +170,10 @@ bench-kubelet: ## Kubernetes attribution with 500 pods on the node: List time, m
 .PHONY: metrics-doc
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)
 	@$(CARGO) run -q -p algalon-examples --example metric_table
+
+.PHONY: series-doc
+series-doc: ## Print README.md's table of Algalon's own algalon_* series (checked by a test)
+	@$(CARGO) run -q -p algalon-examples --example series_table
 
 .PHONY: options-doc
 options-doc: ## Print README.md's table of dcgm-exporter's options and variables (checked by a test)

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::catalog::{self, CATALOG, Field, Kind};
 use crate::dcgm_fields;
+pub use crate::error::RowError;
 use crate::error::{Error, Result};
 
 /// The built-in collectors file: dcgm-exporter's `default-counters.csv`, verbatim.
@@ -65,15 +66,6 @@ pub struct Skipped {
     pub dcgm_id: Option<u16>,
     /// Why it is not exported.
     pub reason: String,
-}
-
-/// One bad row of a collectors file (or, with no line, the file as a whole).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowError {
-    /// 1-based line, or `None` when the problem is the whole file.
-    pub line: Option<usize>,
-    /// What is wrong and how to fix it.
-    pub message: String,
 }
 
 /// A parsed collectors file.

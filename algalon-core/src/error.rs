@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use nvml_wrapper::error::NvmlError;
 
-use crate::collectors::RowError;
-
 /// Result alias used across `algalon-core`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -109,4 +107,13 @@ fn collectors_rows(file: &str, rows: &[RowError]) -> Vec<String> {
             None => format!("{file}: {}", r.message),
         })
         .collect()
+}
+
+/// One bad row of a collectors file (or, with no line, the file as a whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line, or `None` when the problem is the whole file.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it.
+    pub message: String,
 }

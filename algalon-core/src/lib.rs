@@ -31,12 +31,14 @@
 //! Nothing here is async and nothing here serves HTTP: the exporter, the
 //! Python package and the C library are thin faces over these types.
 //!
-//! * [`catalog`]: every exportable field, declared once.
+//! * [`catalog`]: every exportable field, declared once; [`series`]: every
+//!   `algalon_*` series Algalon writes itself.
 //! * [`collectors`]: dcgm-exporter's collectors CSV.
 //! * [`dcgm_fields`]: every DCGM field name a CSV may use; [`xid_text`]:
 //!   dcgm-exporter's XID texts.
 //! * [`Sampler`] / [`BackgroundSampler`]: the only NVML callers.
-//! * [`Encoder`]: Prometheus text / OpenMetrics.
+//! * [`Encoder`]: Prometheus text / OpenMetrics, every series Algalon
+//!   writes; [`labels`]: label-name rules.
 //! * [`jobs`]: job windows and sessions; [`report`]: the job report and
 //!   its JSON schema.
 //! * [`devices`]: the one device-selector grammar (`-d`,
@@ -45,6 +47,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod background;
 pub mod catalog;
 pub mod collectors;
 pub mod dcgm_fields;
@@ -52,22 +55,24 @@ pub mod devices;
 mod encoder;
 mod error;
 pub mod jobs;
+pub mod labels;
+mod nvml_error;
 pub mod procinfo;
 pub mod proctree;
 pub mod report;
 mod sampler;
+pub mod series;
 mod snapshot;
 mod xid;
 pub mod xid_text;
 
+pub use background::BackgroundSampler;
 pub use catalog::{CATALOG, Field, FieldDef, Kind};
 pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};
-pub use encoder::{Encoder, Format};
+pub use encoder::{Encoder, Format, encode_jobs};
 pub use error::{Error, Result};
-pub use sampler::{
-    BackgroundSampler, CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions,
-    error_name,
-};
+pub use nvml_error::error_name;
+pub use sampler::{CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions};
 pub use snapshot::{
     CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value, unix_seconds,
 };

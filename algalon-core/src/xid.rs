@@ -37,7 +37,7 @@ use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 use parking_lot::Mutex;
 
-use crate::sampler::{Verdict, verdict};
+use crate::nvml_error::{ErrorCounts, Verdict, error_name, verdict};
 
 /// How long one `nvmlEventSetWait` blocks: two wake-ups a second keep an idle
 /// exporter idle, and stopping the sampler waits at most this long (NVML is
@@ -57,7 +57,7 @@ struct Shared {
     registered: Mutex<HashSet<u32>>,
     records: Mutex<HashMap<u32, XidRecord>>,
     /// NVML failures since the sampler last took them, by call and error.
-    errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    errors: Mutex<ErrorCounts>,
     /// NVML indices of GPUs that came back: register them again.
     renew: Mutex<HashSet<u32>>,
     stop: AtomicBool,
@@ -65,11 +65,7 @@ struct Shared {
 
 impl Shared {
     fn count(&self, call: &'static str, e: &NvmlError) {
-        *self
-            .errors
-            .lock()
-            .entry((call, crate::sampler::error_name(e)))
-            .or_default() += 1;
+        *self.errors.lock().entry((call, error_name(e))).or_default() += 1;
     }
 }
 
@@ -108,7 +104,7 @@ impl XidListener {
     }
 
     /// NVML failures of the listener since the last call, by call and error.
-    pub(crate) fn take_errors(&self) -> BTreeMap<(&'static str, &'static str), u64> {
+    pub(crate) fn take_errors(&self) -> ErrorCounts {
         std::mem::take(&mut *self.shared.errors.lock())
     }
 
@@ -230,7 +226,7 @@ struct Failures {
 
 impl Failures {
     fn fail(&mut self, shared: &Shared, subject: Subject, call: &'static str, e: &NvmlError) {
-        let key = (call, crate::sampler::error_name(e));
+        let key = (call, error_name(e));
         if self.last.insert(subject, key) == Some(key) {
             log::debug!("{subject:?}: {call} still failing: {e}");
             return;

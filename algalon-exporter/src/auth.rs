@@ -6,7 +6,10 @@
 //! * bcrypt runs on the blocking pool, at most one per core at a time, so
 //!   a burst of bad passwords cannot starve the scrape path. At most
 //!   `QUEUE_LIMIT` checks are in progress; beyond that a request is answered
-//!   503 at once instead of holding its connection while it queues.
+//!   503 at once instead of holding its connection while it queues. A check
+//!   that waits `QUEUE_WAIT` for a core without getting one is answered 503
+//!   too, so on a slow or busy machine the wait stays bounded in time, not
+//!   only in count.
 //! * A successful (user, password) is remembered as a salted SHA-256 digest
 //!   — never the password itself — so a scraper does not pay a full bcrypt
 //!   per scrape. The cache belongs to one loaded config: a reload that
@@ -28,6 +31,10 @@ const MAX_COST: u32 = 16;
 /// Most bcrypt verifications in progress at once (waiting for a core or
 /// running on one).
 const QUEUE_LIMIT: usize = 64;
+
+/// Longest a bcrypt verification waits for a core before the request is
+/// answered 503 instead.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The outcome of checking an `Authorization` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,8 +173,12 @@ impl BasicAuth {
         let Ok(_queued) = self.queue.try_acquire() else {
             return Verdict::Busy;
         };
-        let Ok(slot) = Arc::clone(&self.bcrypt_slots).acquire_owned().await else {
-            return Verdict::Denied;
+        let slot =
+            tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.bcrypt_slots).acquire_owned()).await;
+        let slot = match slot {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return Verdict::Denied,
+            Err(_) => return Verdict::Busy,
         };
         // The slot moves into the blocking task: a request that times out
         // does not free it before the hash is actually done.

@@ -69,6 +69,8 @@ const MAX_HEADERS: usize = 64;
 const REFUSALS_AT_ONCE: usize = 32;
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long an evicted connection may take to finish writing a response.
+const EVICTION_GRACE: Duration = Duration::from_secs(1);
 
 /// The page at `/`.
 const INDEX_HTML: &str = include_str!("index.html");
@@ -329,6 +331,7 @@ impl Registry {
             busy: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(self.now_ms()),
             gave_way: AtomicBool::new(false),
+            served: AtomicBool::new(false),
             evict: Notify::new(),
         });
         self.lock().insert(id, Arc::clone(&tracker));
@@ -412,6 +415,8 @@ struct Tracker {
     idle_since_ms: AtomicU64,
     /// Its slot was given to another connection: not returned at close.
     gave_way: AtomicBool,
+    /// A request head has been read on it.
+    served: AtomicBool,
     evict: Notify,
 }
 
@@ -431,6 +436,7 @@ impl Tracker {
     /// Marks a request in progress until the guard drops.
     fn begin(self: &Arc<Self>) -> BusyGuard {
         self.busy.fetch_add(1, Ordering::SeqCst);
+        self.served.store(true, Ordering::SeqCst);
         BusyGuard(Arc::clone(self))
     }
 }
@@ -487,21 +493,13 @@ async fn connection(
     tracker: Arc<Tracker>,
 ) {
     let activity = Arc::new(Activity::new());
-    tokio::select! {
-        () = async {
-            match tls {
-                None => {
-                    let io = Watched::new(tcp, Arc::clone(&activity));
-                    drive(io, app, shutdown, activity, Arc::clone(&tracker)).await;
-                }
-                Some(config) => {
-                    handshake_and_drive(tcp, config, app, shutdown, activity, Arc::clone(&tracker))
-                        .await;
-                }
-            }
-        } => {}
-        () = tracker.evicted() => {
-            tracing::debug!("closing an idle connection to make room for a new one");
+    match tls {
+        None => {
+            let io = Watched::new(tcp, Arc::clone(&activity));
+            drive(io, app, shutdown, activity, tracker).await;
+        }
+        Some(config) => {
+            handshake_and_drive(tcp, config, app, shutdown, activity, tracker).await;
         }
     }
 }
@@ -532,8 +530,15 @@ async fn handshake_and_drive(
         Ok(Ok(1)) => {}
         _ => return,
     }
-    let accepted =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(tcp)).await;
+    // A connection still in its handshake holds no request: eviction
+    // closes it at once.
+    let accepted = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(tcp)) => r,
+        () = tracker.evicted() => {
+            tracing::debug!("closing a connection in its TLS handshake to make room for a new one");
+            return;
+        }
+    };
     match accepted {
         Ok(Ok(stream)) => {
             let io = Watched::new(stream, Arc::clone(&activity));
@@ -568,8 +573,9 @@ async fn drive<I>(
     let service = TowerToHyperService::new(app);
     // Marks the connection busy from the moment a request head is read until
     // its response is ready, so that eviction passes it over.
+    let marks = Arc::clone(&tracker);
     let service = hyper::service::service_fn(move |req| {
-        let busy = tracker.begin();
+        let busy = marks.begin();
         let response = hyper::service::Service::call(&service, req);
         async move {
             let response = response.await;
@@ -582,10 +588,25 @@ async fn drive<I>(
     if *shutdown.borrow() {
         conn.as_mut().graceful_shutdown();
     }
+    // Biased: the connection is polled before the eviction is looked at, so
+    // a request already waiting in the socket (a scraper that connected
+    // during a flood and was picked before its task first ran) is read and
+    // marks the connection busy instead of being reset unread.
     tokio::select! {
+        biased;
         r = conn.as_mut() => {
             if let Err(e) = r {
                 tracing::debug!("connection ended: {e}");
+            }
+        }
+        () = tracker.evicted() => {
+            tracing::debug!("closing an idle connection to make room for a new one");
+            // A connection still waiting for its first head (a slowloris)
+            // closes at once. One that has served a request may still be
+            // writing the response: hyper finishes it, then closes.
+            if tracker.served.load(Ordering::SeqCst) {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(EVICTION_GRACE, conn.as_mut()).await;
             }
         }
         _ = shutdown.changed() => {

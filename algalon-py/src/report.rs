@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use algalon_core::Format;
-use algalon_core::jobs::{GpuReport as CoreGpu, JobReport, encode_reports};
+use algalon_core::jobs::{GpuReport as CoreGpu, JobReport};
+use algalon_core::{Format, encode_jobs};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -172,7 +172,7 @@ impl Report {
     /// The Prometheus text exposition of this report alone; with a time, every
     /// sample carries it (milliseconds), as pushes need.
     pub fn exposition(&self, timestamp_ms: Option<i64>) -> String {
-        let text = encode_reports(
+        let text = encode_jobs(
             &[(self.inner.clone(), self.inner.running)],
             Format::PrometheusText,
         );

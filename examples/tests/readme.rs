@@ -1,7 +1,8 @@
 //! README.md's generated tables are what the code prints, not hand-kept
-//! copies: the metric list (`make metrics-doc`, the core's catalog) and the
-//! table of dcgm-exporter's options and variables (`make options-doc`, the
-//! exporter's option table).
+//! copies: the metric list (`make metrics-doc`, the core's catalog), the
+//! table of Algalon's own series (`make series-doc`, the core's series
+//! table) and the table of dcgm-exporter's options and variables
+//! (`make options-doc`, the exporter's option table).
 
 use algalon_core::CollectorConfig;
 use algalon_core::catalog::markdown_table;
@@ -30,6 +31,15 @@ fn readme_metric_table_matches_the_catalog() {
         section("metrics"),
         markdown_table(&defaults),
         "README.md's metric table is stale: replace it with the output of `make metrics-doc`"
+    );
+}
+
+#[test]
+fn readme_series_table_matches_the_series_table() {
+    assert_eq!(
+        section("series"),
+        algalon_core::series::markdown_table(),
+        "README.md's table of own series is stale: replace it with the output of `make series-doc`"
     );
 }
 

@@ -35,6 +35,7 @@ from e2e_stack import (
     fresh_dir,
     healthy_scenario,
     http_get,
+    service_env,
     service_flags,
     wait_until,
 )
@@ -301,7 +302,11 @@ def stack():
             "vmagent",
             Rewrite(hosts, f"127.0.0.1:{agent_port}", work, files),
         )
-        procs.start("vmagent", ["vmagent", *agent_flags])
+        procs.start(
+            "vmagent",
+            ["vmagent", *agent_flags],
+            env=service_env(HOST_COMPOSE, "vmagent"),
+        )
         # vminsert stands in as a single-node VictoriaMetrics (Debian ships no
         # cluster binaries): its tenant path maps to the single node's root.
         cluster_hosts = {"vminsert:8480/insert/0/prometheus": f"127.0.0.1:{vm2_port}"}
@@ -315,6 +320,7 @@ def stack():
             procs.start(
                 f"vmagent-{n}",
                 ["vmagent", *flags, f"-remoteWrite.label=vmagent_shard={n}"],
+                env=service_env(CLUSTER_COMPOSE, f"vmagent-{n}"),
             )
         alert_flags = service_flags(
             HOST_COMPOSE, "vmalert", Rewrite(hosts, f"127.0.0.1:{alert_port}", work)
@@ -377,7 +383,7 @@ def stack():
         reboot_with_a_gpu_lost(st, work)
 
         # Three scrapes of every target: rate() needs two samples inside a
-        # range query's last step (aligned down to 15 s).
+        # range query's last step.
         live = [e.instance for e in st.exporters.values()] + [st.job_instance]
 
         def scraped_thrice() -> bool:

@@ -70,6 +70,33 @@ def load_compose(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def docker_compose_config(files: list[Path], cwd: Path) -> dict[str, Any] | None:
+    """The model `docker compose -f FILE... config` renders (interpolated,
+    merged, includes resolved: what compose would hand the engine), or None
+    where Docker Compose v2 is not installed. Needs no Docker daemon."""
+    if not shutil.which("docker"):
+        return None
+    probe = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        return None
+    argv = ["docker", "compose"]
+    for f in files:
+        argv += ["-f", str(f)]
+    r = subprocess.run(
+        [*argv, "config", "--format", "json"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")},
+    )
+    assert r.returncode == 0, f"docker compose config: {r.stderr}"
+    return json.loads(r.stdout)
+
+
 def free_ports(n: int) -> list[int]:
     """n distinct free TCP ports on 127.0.0.1 (held open together while picked)."""
     socks = []
@@ -135,6 +162,16 @@ def service_flags(compose_file: Path, service: str, rw: Rewrite) -> list[str]:
         f"{compose_file}:{service}: container hosts left in {leftovers}"
     )
     return out
+
+
+def service_env(compose_file: Path, service: str) -> dict[str, str]:
+    """The service's `environment:`, interpolated with the directory's .env.example."""
+    svc = load_compose(compose_file)["services"][service]
+    env = read_env_file(compose_file.parent / ".env.example")
+    raw = svc.get("environment", {})
+    if isinstance(raw, list):
+        raw = dict(item.split("=", 1) for item in raw)
+    return {k: interpolate(str(v), env) for k, v in raw.items()}
 
 
 class Processes:

@@ -13,14 +13,33 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e_stack import COMPOSE, ROOT, http_get, read_env_file, wait_until
+from e2e_stack import (
+    COMPOSE,
+    ROOT,
+    http_get,
+    read_env_file,
+    service_env,
+    wait_until,
+)
 
 DASHBOARDS = sorted((COMPOSE / "host/grafana/dashboards").glob("*.json"))
 RULES = COMPOSE / "host/vmalert/rules.yml"
 
-# What Grafana puts in for its own variables, with the datasource's
-# timeInterval (15 s): $__rate_interval = max(4 x 15 s, $__interval + 15 s).
-GRAFANA_VARS = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
+# The scrape interval compose gives vmagent (SCRAPE_INTERVAL, 5 s), which
+# is also the Grafana datasource's timeInterval.
+SCRAPE_INTERVAL = service_env(COMPOSE / "host/docker-compose.yml", "vmagent")[
+    "ALGALON_SCRAPE_INTERVAL"
+]
+SCRAPE_SECONDS = int(SCRAPE_INTERVAL.rstrip("s"))
+# What Grafana puts in for its own variables at that timeInterval, on a
+# 3-hour dashboard over ~1000 px: $__interval = max(timeInterval, 10 s),
+# $__rate_interval = max(4 x timeInterval, $__interval + timeInterval).
+INTERVAL_SECONDS = max(SCRAPE_SECONDS, 10)
+GRAFANA_VARS = {
+    "__rate_interval": f"{max(4 * SCRAPE_SECONDS, INTERVAL_SECONDS + SCRAPE_SECONDS)}s",
+    "__interval": f"{INTERVAL_SECONDS}s",
+    "__range": "1h",
+}
 
 
 def panels(dashboard: dict):
@@ -111,7 +130,9 @@ def test_gpu_series_carry_gpu_hostname_cluster(stack):
 def test_dashboard_query_returns_data(stack, dashboard, expr, instant):
     query = substitute(expr, dashboard)
     result = (
-        stack.vm.query(query) if instant else stack.vm.query_range(query, 180, "15s")
+        stack.vm.query(query)
+        if instant
+        else stack.vm.query_range(query, 180, GRAFANA_VARS["__interval"])
     )
     assert has_data(result), f"no data for {query!r}"
 
@@ -163,7 +184,7 @@ def test_new_target_file_is_picked_up(stack):
     )
     took = time.monotonic() - t0
     print(f"new target file scraped and stored {took:.1f} s after it was written")
-    # fileSDCheckInterval 5 s + first scrape within the 15 s interval + a flush.
+    # fileSDCheckInterval 5 s + first scrape within the 5 s interval + a flush.
     assert took < 30
     (stack.work / "pickup-seconds").write_text(f"{took:.1f}\n")
 
@@ -424,7 +445,10 @@ def test_measure_ingestion(stack):
     # vmagent adds 5 series per target: up, scrape_duration_seconds,
     # scrape_samples_scraped, scrape_samples_post_metric_relabeling,
     # scrape_series_added.
-    scrape_rate = stack.vm.scalar('sum(scrape_samples_scraped{job="algalon"} + 5)') / 15
+    scrape_rate = (
+        stack.vm.scalar('sum(scrape_samples_scraped{job="algalon"} + 5)')
+        / SCRAPE_SECONDS
+    )
     rows = 'vm_rows_inserted_total{type="promremotewrite"}'
     m0, t0 = _vm_metrics(stack.vm_url), time.monotonic()
     time.sleep(15)
@@ -444,7 +468,8 @@ def test_measure_ingestion(stack):
         "samples_per_scrape_4_gpu_node": scraped,
         "exporters": len(stack.exporters),
         "gpus_scraped": gpus,
-        "exporter_samples_per_s_at_15s": round(scrape_rate, 2),
+        "scrape_interval_s": SCRAPE_SECONDS,
+        "exporter_samples_per_s": round(scrape_rate, 2),
         "exporter_samples_per_s_per_gpu": round(scrape_rate / gpus, 3),
         "remote_write_rows_per_s_all_writers": round(written, 2),
         "stored_rows": data_rows,

@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import tomllib
 from pathlib import Path
 
+import promql_parser
 import pytest
 import yaml
-from e2e_stack import COMPOSE, ROOT, load_compose, read_env_file
+from e2e_stack import (
+    COMPOSE,
+    ROOT,
+    docker_compose_config,
+    interpolate,
+    load_compose,
+    read_env_file,
+    service_env,
+)
 
 SCHEMA = COMPOSE / "schema/compose-spec.json"
 COMPOSE_FILES = sorted(COMPOSE.glob("*/docker-compose.yml"))
@@ -34,9 +44,17 @@ def tool(name: str) -> str:
     return path
 
 
-def run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run(
+    *argv: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        argv, check=False, cwd=cwd, capture_output=True, text=True, timeout=60
+        argv,
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -137,6 +155,59 @@ def test_host_publishes_only_grafana_and_victoriametrics():
     assert any(v.endswith(":/storage") and not v.startswith(".") for v in vm["volumes"])
 
 
+def published(path: Path, service: str, env: dict[str, str]) -> list[str]:
+    """The service's ports as compose interpolates them with `env`."""
+    svc = load_compose(path)["services"][service]
+    return [interpolate(p, env) for p in svc.get("ports", [])]
+
+
+def test_victoriametrics_is_published_on_loopback_only_by_default():
+    """Its API has no authentication: 127.0.0.1 unless VM_BIND says otherwise,
+    with the .env setup.sh writes (from .env.example) and without one."""
+    host = COMPOSE / "host/docker-compose.yml"
+    example = read_env_file(COMPOSE / "host/.env.example")
+    for env in (example, {}):
+        assert published(host, "victoriametrics", env) == ["127.0.0.1:8428:8428"]
+        assert published(host, "grafana", env) == ["0.0.0.0:3000:3000"]
+    assert published(host, "victoriametrics", {**example, "VM_BIND": "0.0.0.0"}) == [
+        "0.0.0.0:8428:8428"
+    ]
+    # The switch is documented where people set it, and the safe ways in.
+    text = (COMPOSE / "host/.env.example").read_text()
+    assert "VM_BIND=0.0.0.0" in text and "ssh -L 8428:127.0.0.1:8428" in text
+    readme = (COMPOSE / "README.md").read_text()
+    assert "## Reaching VictoriaMetrics" in readme
+    assert "ssh -L 8428:127.0.0.1:8428" in readme and "vmauth" in readme
+
+
+def compose_copy(tmp: Path) -> Path:
+    """compose/ with the .env files setup.sh would write (from .env.example)."""
+    dst = tmp / "compose"
+    shutil.copytree(COMPOSE, dst, ignore=shutil.ignore_patterns(".env"))
+    for part in ("host", "worker"):
+        text = (dst / part / ".env.example").read_text()
+        text = text.replace("GRAFANA_ADMIN_PASSWORD=\n", "GRAFANA_ADMIN_PASSWORD=x\n")
+        (dst / part / ".env").write_text(text)
+    return dst
+
+
+@pytest.mark.parametrize("part", ["host", "single-node"])
+def test_compose_renders_victoriametrics_on_loopback(tmp_path, part):
+    """What `docker compose config` hands the engine: VictoriaMetrics on
+    127.0.0.1, Grafana on every interface."""
+    copy = compose_copy(tmp_path)
+    model = docker_compose_config([copy / part / "docker-compose.yml"], tmp_path)
+    if model is None:
+        pytest.skip("Docker Compose v2 is not installed (docker compose config)")
+    services = model["services"]
+    vm = services["victoriametrics"]["ports"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in vm] == [
+        ("127.0.0.1", "8428", 8428)
+    ]
+    grafana = services["grafana"]["ports"]
+    assert [(p["host_ip"], p["target"]) for p in grafana] == [("0.0.0.0", 3000)]
+
+
 def test_vmagent_reads_target_files_often_enough():
     """file_sd on compose/host/targets/*.yml, re-read within 30 s, host and cluster alike."""
     scrape = yaml.safe_load(SCRAPE.read_text())
@@ -200,15 +271,162 @@ def test_cluster_shards_scrapers_and_replicates_storage():
     ]
 
 
+VMAGENT_ENV = service_env(COMPOSE / "host/docker-compose.yml", "vmagent")
+
+
 def test_vmagent_dry_run_accepts_the_scrape_config():
-    r = run(tool("vmagent"), "-dryRun", f"-promscrape.config={SCRAPE}")
+    r = run(tool("vmagent"), "-dryRun", f"-promscrape.config={SCRAPE}", env=VMAGENT_ENV)
     assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_vmagent_dry_run_rejects_a_bad_config(tmp_path):
     bad = tmp_path / "scrape.yml"
     bad.write_text(SCRAPE.read_text().replace("scrape_interval:", "scrape_intervall:"))
-    assert run(tool("vmagent"), "-dryRun", f"-promscrape.config={bad}").returncode != 0
+    r = run(tool("vmagent"), "-dryRun", f"-promscrape.config={bad}", env=VMAGENT_ENV)
+    assert r.returncode != 0
+    assert "scrape_intervall" in r.stderr
+
+
+def test_vmagent_refuses_to_start_without_the_scrape_interval():
+    """The interval comes from the environment compose gives vmagent: unset,
+    vmagent stops at once instead of scraping at some other rate."""
+    env = {k: v for k, v in os.environ.items() if k != "ALGALON_SCRAPE_INTERVAL"}
+    r = subprocess.run(
+        [tool("vmagent"), "-dryRun", f"-promscrape.config={SCRAPE}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert r.returncode != 0
+    assert "ALGALON_SCRAPE_INTERVAL" in r.stderr
+
+
+SCRAPE_INTERVAL_USERS = [
+    ("host", "vmagent"),
+    ("host", "grafana"),
+    ("cluster", "vmagent-0"),
+    ("cluster", "vmagent-1"),
+    ("cluster", "grafana"),
+]
+
+
+def scrape_interval_seconds() -> float:
+    """The default scrape interval, as compose hands it to vmagent."""
+    return seconds(VMAGENT_ENV["ALGALON_SCRAPE_INTERVAL"])
+
+
+def test_scrape_interval_is_5s_by_default_and_set_in_env():
+    """vmagent scrapes and Grafana computes $__rate_interval from one
+    setting, SCRAPE_INTERVAL in .env (5 s, the exporter's sampling period)."""
+    scrape = yaml.safe_load(SCRAPE.read_text())
+    assert scrape["global"]["scrape_interval"] == "%{ALGALON_SCRAPE_INTERVAL}"
+    assert "scrape_timeout" not in scrape["global"]  # 10 s, capped at the interval
+    for job in scrape["scrape_configs"]:
+        assert "scrape_interval" not in job, job["job_name"]
+    datasource = yaml.safe_load(
+        (
+            COMPOSE / "host/grafana/provisioning/datasources/victoriametrics.yml"
+        ).read_text()
+    )["datasources"][0]
+    assert datasource["jsonData"]["timeInterval"] == "${ALGALON_SCRAPE_INTERVAL}"
+    for part, service in SCRAPE_INTERVAL_USERS:
+        path = COMPOSE / part / "docker-compose.yml"
+        assert read_env_file(path.parent / ".env.example")["SCRAPE_INTERVAL"] == "5s"
+        assert service_env(path, service)["ALGALON_SCRAPE_INTERVAL"] == "5s", service
+        raw = load_compose(path)["services"][service]["environment"]
+        value = raw["ALGALON_SCRAPE_INTERVAL"]
+        assert interpolate(value, {}) == "5s"  # without an .env too
+        assert interpolate(value, {"SCRAPE_INTERVAL": "15s"}) == "15s"
+
+
+def seconds(duration: str) -> float:
+    return promql_parser.parse_duration(duration).total_seconds()
+
+
+# Grafana's own variables, each replaced by a window that names it.
+GRAFANA_WINDOWS = {
+    "__rate_interval": "1111111s",
+    "__range": "2222222s",
+    "__interval": "3333333s",
+}
+RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "deriv"}
+
+
+def rate_windows(expr: str) -> list[tuple[str, str]]:
+    """(function, window) of every rate()-like call of a PromQL expression,
+    Grafana's variables named as such."""
+    for name, marker in GRAFANA_WINDOWS.items():
+        expr = re.sub(r"\$\{" + name + r"\}|\$" + name + r"\b", marker, expr)
+    # Dashboard variables stand for label values.
+    expr = re.sub(r"\$\{\w+(?::\w+)?\}|\$\w+", ".+", expr)
+    names = {seconds(m): n for n, m in GRAFANA_WINDOWS.items()}
+    found = []
+
+    def visit(node) -> None:
+        if isinstance(node, promql_parser.Call) and node.func.name in RANGE_FUNCTIONS:
+            for arg in node.args:
+                window = getattr(arg, "range", None)
+                if window is not None:
+                    s = window.total_seconds()
+                    found.append((node.func.name, names.get(s, f"{s:g}s")))
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def dashboard_exprs():
+    for path in DASHBOARDS:
+        doc = json.loads(path.read_text())
+        for panel in all_panels(doc):
+            for t in panel.get("targets", []):
+                if t.get("expr"):
+                    yield f"{path.name}: {panel['title']}", t["expr"]
+
+
+def test_rate_windows_span_four_scrapes():
+    """Every rate()/increase() of the dashboards and rules spans at least
+    four scrapes: $__rate_interval (Grafana: max(4 x scrape interval,
+    $__interval + scrape interval)), $__range, or a fixed window >= 4 x the
+    default scrape interval. $__interval alone can hold a single sample."""
+    minimum = 4 * scrape_interval_seconds()
+    exprs = list(dashboard_exprs()) + [
+        (f"rules.yml: {r.get('alert') or r.get('record')}", r["expr"])
+        for g in yaml.safe_load(RULES.read_text())["groups"]
+        for r in g["rules"]
+    ]
+    checked = 0
+    for where, expr in exprs:
+        for func, window in rate_windows(expr):
+            checked += 1
+            if window in ("__rate_interval", "__range"):
+                continue
+            assert window != "__interval", f"{where}: {func}() over $__interval"
+            assert seconds(window) >= minimum, (
+                f"{where}: {func}(…[{window}]) spans under 4 scrapes of "
+                f"{scrape_interval_seconds():g} s: use $__rate_interval or >= {minimum:g}s"
+            )
+    assert checked >= 10
+
+
+def test_rate_window_check_catches_short_windows():
+    assert rate_windows('rate(x{a=~"$gpu"}[$__rate_interval])') == [
+        ("rate", "__rate_interval")
+    ]
+    assert rate_windows("increase(x[$__interval])") == [("increase", "__interval")]
+    assert rate_windows("sum(irate(x[15s])) / deriv(y[1m:5s])") == [
+        ("irate", "15s"),
+        ("deriv", "60s"),
+    ]
+
+
+def test_generated_dashboards_refresh_every_5_to_10_seconds():
+    """A sample lands every 5 s. NVIDIA's dashboard is provisioned unchanged
+    (refresh off, set in the UI)."""
+    for path in DASHBOARDS:
+        if path.name.startswith("algalon-"):
+            assert json.loads(path.read_text())["refresh"] in ("5s", "10s"), path.name
 
 
 def test_vmalert_dry_run_accepts_the_rules():

@@ -25,8 +25,7 @@ use crate::error::Result;
 pub use crate::report::{EnergySource, GpuReport, JobReport, WindowId};
 use crate::snapshot::Snapshot;
 pub use session::{
-    GpuChoice, JobError, JobSession, JobSpec, RESERVED_LABELS, SessionOptions, check_job_name,
-    check_label_name,
+    GpuChoice, JobError, JobSession, JobSpec, SessionOptions, check_job_name, check_label_name,
 };
 use window::Window;
 
@@ -251,53 +250,7 @@ pub fn identity_from_env(get: impl Fn(&str) -> Option<String>) -> BTreeMap<Strin
     labels
 }
 
-/// Whether `name` can be a Prometheus label name (user labels that cannot
-/// are rewritten by [`sanitize_label_name`]).
-pub fn is_valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with("__")
-}
-
-/// `name` made into a valid label name: invalid characters become `_`, a
-/// leading digit gets a `_` prefix, and leading underscores shrink to one
-/// (names starting with `__`, such as `__name__`, are reserved to
-/// Prometheus and would rewrite the series on ingestion).
-pub fn sanitize_label_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with("__") {
-        out = format!("_{}", out.trim_start_matches('_'));
-    }
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
-/// Per-job series for a report list, used by the Python and C faces to
-/// serve or push job usage:
-///
-/// * `algalon_job_info{job_id,name,<labels>} 1`
-/// * `algalon_job_gpu_energy_joules_total{job_id,gpu,UUID,source}`
-/// * `algalon_job_gpu_utilization_ratio`, `algalon_job_gpu_memory_peak_bytes`,
-///   `algalon_job_gpu_power_mean_watts`, `algalon_job_duration_seconds`,
-///   `algalon_job_running`.
-/// * `algalon_job_interrupted{job_id} 0` for a job not interrupted,
-///   `algalon_job_interrupted{job_id,exception} 1` with
-///   [`JobReport::interrupted`] as `exception` for one that was.
-pub fn encode_reports(reports: &[(JobReport, bool)], format: crate::Format) -> String {
-    crate::encoder::encode_jobs(reports, format)
-}
+pub use crate::labels::{is_valid_label_name, sanitize_label_name};
 
 #[cfg(test)]
 mod tests {
@@ -387,22 +340,5 @@ mod tests {
         .collect();
         assert_eq!(labels, expect);
         assert!(identity_from_env(|_| None).is_empty());
-    }
-
-    #[test]
-    fn label_names_are_sanitized() {
-        assert!(is_valid_label_name("team"));
-        assert!(!is_valid_label_name("1team"));
-        assert!(!is_valid_label_name("__reserved"));
-        assert_eq!(sanitize_label_name("my-label.x"), "my_label_x");
-        assert_eq!(sanitize_label_name("9lives"), "_9lives");
-        assert_eq!(sanitize_label_name(""), "_");
-        assert_eq!(sanitize_label_name("__name__"), "_name__");
-        assert_eq!(sanitize_label_name("__"), "_");
-        assert_eq!(sanitize_label_name("_-9"), "_9");
-        for name in ["__name__", "__", "___x", "--", "_-9", "é", "9", "a-b", ""] {
-            let sane = sanitize_label_name(name);
-            assert!(is_valid_label_name(&sane), "{name:?} became {sane:?}");
-        }
     }
 }

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{JobTracker, WindowSpec, identity_from_env, is_valid_label_name};
+use super::{JobTracker, WindowSpec, identity_from_env};
 use crate::devices::{CUDA_VISIBLE_DEVICES, HostGpu, Selector, Visible};
 use crate::error::Result;
+use crate::labels::{is_reserved_label_name, is_valid_label_name};
 use crate::proctree;
 use crate::report::{JobReport, WindowId};
 use crate::snapshot::Snapshot;
@@ -25,9 +26,6 @@ use crate::{BackgroundSampler, Sampler, SamplerOptions};
 
 /// How often the process tree of the job is re-read from `/proc`.
 const PID_REFRESH: Duration = Duration::from_secs(1);
-
-/// Label names the job series use themselves, or that scrapers own.
-pub const RESERVED_LABELS: &[&str] = &["job_id", "job_name", "job", "instance", "Hostname"];
 
 /// Why a job could not be started or changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,14 +51,14 @@ pub fn check_job_name(name: &str) -> std::result::Result<(), JobError> {
 }
 
 /// A user label's name: a Prometheus label name, not one Algalon or the
-/// scraper sets ([`RESERVED_LABELS`]).
+/// scraper sets ([`RESERVED_LABELS`](crate::labels::RESERVED_LABELS)).
 pub fn check_label_name(name: &str) -> std::result::Result<(), JobError> {
     if !is_valid_label_name(name) {
         return Err(JobError::Invalid(format!(
             "label name {name:?} is not a valid Prometheus label name: use letters, digits and _, not starting with a digit or __"
         )));
     }
-    if RESERVED_LABELS.contains(&name) {
+    if is_reserved_label_name(name) {
         return Err(JobError::Invalid(format!(
             "label name {name:?} is reserved (Algalon or the scraper sets it); choose another name"
         )));
@@ -528,6 +526,7 @@ impl Drop for JobSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labels::RESERVED_LABELS;
 
     #[test]
     fn names_and_labels_follow_the_rules() {

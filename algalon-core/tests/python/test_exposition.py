@@ -118,3 +118,33 @@ def test_mixed_all_fields_parses_and_leaves_unsupported_series_out():
     for fam in fams.values():
         for sample in fam.samples:
             assert sample.value == sample.value, "no NaN"
+
+
+def test_job_goldens_parse_with_both_parsers():
+    text = families(GOLDEN / "jobs.prom")
+    info = {s.labels["job_id"]: s.labels for s in text["algalon_job_info"].samples}
+    # A user label that is no label name is sanitized, its value escaped.
+    assert info["1"]["my_label_x"] == 'quote " and back\\slash'
+    energy = text["algalon_job_gpu_energy_joules"]
+    assert energy.type == "counter"
+    assert {s.labels["source"] for s in energy.samples} == {"counter", "integrated"}
+    interrupted = {
+        s.labels["job_id"]: (s.value, s.labels.get("exception"))
+        for s in text["algalon_job_interrupted"].samples
+    }
+    assert interrupted == {
+        "1": (0, None),
+        "2": (1, "KeyboardInterrupt"),
+        "3": (0, None),
+    }
+
+    om = {
+        f.name: f
+        for f in openmetrics_families((GOLDEN / "jobs.openmetrics").read_text())
+    }
+    assert om["algalon_job"].type == "info"
+    assert om["algalon_job_progress"].type == "counter"
+    assert {s.labels["unit"] for s in om["algalon_job_progress"].samples} == {
+        "samples",
+        "tokens",
+    }

@@ -538,7 +538,7 @@ class GpuReport:
     @property
     def down_reason(self) -> str | None:
         """Why the GPU was down during part of the window (lost, failing); its readings stop there. ``None`` if it stayed up."""
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object, /) -> bool:
         """Whether ``other`` is a GPU report with the same figures. GPU reports pickle and copy (through the core's JSON)."""
 
 @final
@@ -555,7 +555,7 @@ class Report:
     report read back from its JSON ``==`` the original.
     """
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object, /) -> bool:
         """Whether ``other`` is a report with the same contents."""
 
     @property

@@ -322,7 +322,9 @@ def dashboard(uid, title, desc, board: Board, variables, tags) -> dict:
         "tags": tags,
         "editable": False,
         "graphTooltip": 1,
-        "refresh": "30s",
+        # Every 10 s: a new sample arrives every 5 s (the exporter's period
+        # and the default scrape interval); 5 s can be picked in the UI.
+        "refresh": "10s",
         "time": {"from": "now-3h", "to": "now"},
         "timepicker": {},
         "timezone": "browser",

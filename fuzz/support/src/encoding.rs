@@ -276,8 +276,8 @@ pub fn render(input: &Input) -> Rendered {
     Rendered {
         snapshot_text: encoder.encode(&snapshot, Format::PrometheusText),
         snapshot_openmetrics: encoder.encode(&snapshot, Format::OpenMetrics),
-        jobs_text: algalon_core::jobs::encode_reports(&reports, Format::PrometheusText),
-        jobs_openmetrics: algalon_core::jobs::encode_reports(&reports, Format::OpenMetrics),
+        jobs_text: algalon_core::encode_jobs(&reports, Format::PrometheusText),
+        jobs_openmetrics: algalon_core::encode_jobs(&reports, Format::OpenMetrics),
     }
 }
 

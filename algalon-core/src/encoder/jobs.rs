@@ -1,0 +1,159 @@
+//! The job series of job reports ([`encode_jobs`]).
+
+use std::borrow::Cow;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+
+use super::format::Format;
+use super::render::{encode_collector, own_family};
+use crate::labels::sanitize_label_name;
+use crate::report::{GpuReport, JobReport};
+use crate::series::{Series, SeriesKind};
+use crate::snapshot::Value;
+
+/// Per-job series for a report list (`running` says whether each job is
+/// still open), used by the Python and C faces to serve or push job usage:
+///
+/// * `algalon_job_info{job_id,name,<labels>} 1`
+/// * `algalon_job_gpu_energy_joules_total{job_id,gpu,UUID,source}`
+/// * `algalon_job_gpu_utilization_ratio`, `algalon_job_gpu_memory_peak_bytes`,
+///   `algalon_job_gpu_power_mean_watts`, `algalon_job_duration_seconds`,
+///   `algalon_job_running`.
+/// * `algalon_job_interrupted{job_id} 0` for a job not interrupted,
+///   `algalon_job_interrupted{job_id,exception} 1` with
+///   [`JobReport::interrupted`] as `exception` for one that was.
+pub fn encode_jobs(reports: &[(JobReport, bool)], format: Format) -> String {
+    let collector = JobCollector {
+        reports: reports.to_vec(),
+        format,
+    };
+    encode_collector(collector, format, 4096)
+}
+
+#[derive(Debug)]
+struct JobCollector {
+    reports: Vec<(JobReport, bool)>,
+    format: Format,
+}
+
+impl Collector for JobCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        if self.reports.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = self
+            .reports
+            .iter()
+            .map(|(r, _)| r.id.0.to_string())
+            .collect();
+        {
+            let mut family = own_family(&mut encoder, Series::Job, self.format)?;
+            for ((report, _), id) in self.reports.iter().zip(&ids) {
+                let mut labels: Vec<(String, Cow<'_, str>)> = vec![
+                    ("job_id".to_owned(), Cow::Borrowed(id)),
+                    ("job_name".to_owned(), Cow::Borrowed(&report.name)),
+                ];
+                for (k, v) in &report.labels {
+                    let key = sanitize_label_name(k);
+                    if !labels.iter().any(|(existing, _)| *existing == key) {
+                        labels.push((key, Cow::Borrowed(v)));
+                    }
+                }
+                family.encode_info(&labels)?;
+            }
+        }
+        type JobReading = fn(&JobReport, bool) -> Option<Value>;
+        let per_job: [(Series, JobReading); 2] = [
+            (Series::JobDuration, |r, _| Some(Value::Float(r.duration_s))),
+            (Series::JobRunning, |_, running| {
+                Some(Value::Int(u64::from(running)))
+            }),
+        ];
+        for (series, reading) in per_job {
+            let mut family = own_family(&mut encoder, series, self.format)?;
+            for ((report, running), id) in self.reports.iter().zip(&ids) {
+                let Some(v) = reading(report, *running) else {
+                    continue;
+                };
+                let labels = [("job_id", id.as_str())];
+                let mut sample = family.encode_family(&labels)?;
+                match v {
+                    Value::Int(v) => sample.encode_gauge(&v)?,
+                    Value::Float(v) => sample.encode_gauge(&v)?,
+                }
+            }
+        }
+        {
+            let mut family = own_family(&mut encoder, Series::JobInterrupted, self.format)?;
+            for ((report, _), id) in self.reports.iter().zip(&ids) {
+                match &report.interrupted {
+                    None => family
+                        .encode_family(&[("job_id", id.as_str())])?
+                        .encode_gauge(&0u64)?,
+                    Some(why) => family
+                        .encode_family(&[("job_id", id.as_str()), ("exception", why.as_str())])?
+                        .encode_gauge(&1u64)?,
+                }
+            }
+        }
+        if self.reports.iter().any(|(r, _)| !r.counts.is_empty()) {
+            let mut family = own_family(&mut encoder, Series::JobProgress, self.format)?;
+            for ((report, _), id) in self.reports.iter().zip(&ids) {
+                for (unit, n) in &report.counts {
+                    let labels = [("job_id", id.as_str()), ("unit", unit.as_str())];
+                    family
+                        .encode_family(&labels)?
+                        .encode_counter::<NoLabelSet, _, u64>(&(n.max(0.0) as u64), None)?;
+                }
+            }
+        }
+        type GpuReading = fn(&GpuReport) -> Option<f64>;
+        let per_gpu: [(Series, GpuReading); 6] = [
+            (Series::JobGpuEnergy, |g| g.energy_j),
+            (Series::JobGpuUtilization, |g| {
+                g.util_mean.map(|u| u / 100.0)
+            }),
+            (Series::JobGpuUtilizationMax, |g| {
+                g.util_max.map(|u| u / 100.0)
+            }),
+            (Series::JobGpuMemoryPeak, |g| {
+                g.memory_peak_bytes.map(|b| b as f64)
+            }),
+            (Series::JobGpuPowerMean, |g| g.power_mean_w),
+            (Series::JobGpuProcessMemoryPeak, |g| {
+                g.process_memory_peak_bytes.map(|b| b as f64)
+            }),
+        ];
+        for (series, reading) in per_gpu {
+            let present = self
+                .reports
+                .iter()
+                .any(|(r, _)| r.gpus.iter().any(|g| reading(g).is_some()));
+            if !present {
+                continue;
+            }
+            let mut family = own_family(&mut encoder, series, self.format)?;
+            for ((report, _), id) in self.reports.iter().zip(&ids) {
+                for g in &report.gpus {
+                    let Some(v) = reading(g) else { continue };
+                    let index = g.index.to_string();
+                    let mut labels = vec![
+                        ("job_id", id.as_str()),
+                        ("gpu", index.as_str()),
+                        ("UUID", g.uuid.as_str()),
+                    ];
+                    if series.def().kind == SeriesKind::Counter {
+                        labels.push(("source", g.energy_source.map_or("", |s| s.as_str())));
+                        family
+                            .encode_family(&labels)?
+                            .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+                    } else {
+                        family.encode_family(&labels)?.encode_gauge(&v)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

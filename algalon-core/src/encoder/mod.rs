@@ -1,0 +1,127 @@
+//! Encodes a [`Snapshot`] as Prometheus text (0.0.4) or OpenMetrics, with
+//! `prometheus-client`.
+//!
+//! GPU series carry dcgm-exporter's names and labels byte for byte:
+//!
+//! ```text
+//! DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-…",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="w1",DCGM_FI_DRIVER_VERSION="550.54.15"} 85
+//! ```
+//!
+//! **How DCGM counters are typed.** DCGM's counter fields have no `_total`
+//! suffix (`DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`), and both exposition formats
+//! as `prometheus-client` writes them give a `counter` family `_total`
+//! samples. To keep the series names DCGM's, exactly as dashboards, alerts and
+//! recording rules query them, DCGM counters are typed `untyped` in the
+//! Prometheus text format and `unknown` in OpenMetrics. PromQL's `rate()` and
+//! `increase()` work on them as before; VictoriaMetrics ignores the type, and
+//! `promtool check metrics` has no counter-suffix complaint to make. Algalon's
+//! own counters (`algalon_*_total`) are real counters.
+//!
+//! A reading that is absent leaves its series out; a family with no series
+//! is left out entirely.
+//!
+//! One module per concern: `format` names the two formats, `render` writes
+//! label sets and help text as they require, `snapshot` the GPU, process and sampler series of a
+//! [`Snapshot`], `jobs` the job series of job reports. Algalon's own series
+//! come from [`crate::series`]; label-name rules from [`crate::labels`].
+
+mod format;
+mod jobs;
+mod render;
+mod snapshot;
+
+use std::sync::Arc;
+
+use crate::collectors::CollectorConfig;
+use crate::snapshot::Snapshot;
+pub use format::Format;
+pub use jobs::encode_jobs;
+use render::encode_collector;
+use snapshot::SnapshotCollector;
+
+/// Encodes snapshots for one collectors config.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    config: Arc<CollectorConfig>,
+    hostname_label: bool,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder::new(CollectorConfig::default())
+    }
+}
+
+impl Encoder {
+    /// An encoder exporting the fields of `config`, with the `Hostname` label.
+    pub fn new(config: CollectorConfig) -> Self {
+        Encoder {
+            config: Arc::new(config),
+            hostname_label: true,
+        }
+    }
+
+    /// Leaves the `Hostname` label out (dcgm-exporter's `--no-hostname`).
+    pub fn without_hostname(mut self) -> Self {
+        self.hostname_label = false;
+        self
+    }
+
+    /// The collectors config this encoder exports.
+    pub fn config(&self) -> &CollectorConfig {
+        &self.config
+    }
+
+    /// Encodes `snapshot` into a new string.
+    pub fn encode(&self, snapshot: &Arc<Snapshot>, format: Format) -> String {
+        let collector = SnapshotCollector::new(
+            Arc::clone(snapshot),
+            Arc::clone(&self.config),
+            self.hostname_label,
+            format,
+        );
+        encode_collector(collector, format, 64 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn help_text_is_escaped_as_each_format_requires() {
+        use crate::{CollectorConfig, Encoder, Field, GpuSample, Snapshot, Value};
+        use std::sync::Arc;
+        use std::time::{Duration, SystemTime};
+
+        let config = CollectorConfig::parse(
+            "DCGM_FI_DEV_GPU_UTIL, gauge, \"say \"\"hi\"\" to C:\\new\"\n",
+            "help.csv",
+        )
+        .expect("quoted help parses");
+        let mut gpu = GpuSample::new(0, "GPU-1".into(), "00000000:18:00.0".into(), "H100".into());
+        gpu.set(Field::GpuUtil, Some(Value::Int(5)));
+        let snapshot = Arc::new(Snapshot {
+            hostname: "w1".into(),
+            driver_version: None,
+            nvml_version: None,
+            cuda_driver_version: None,
+            taken_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            seq: 1,
+            gpus: vec![gpu],
+            errors: Vec::new(),
+        });
+        let encoder = Encoder::new(config);
+        let om = encoder.encode(&snapshot, Format::OpenMetrics);
+        assert!(
+            om.contains("# HELP DCGM_FI_DEV_GPU_UTIL say \\\"hi\\\" to C:\\\\new\n"),
+            "{om}"
+        );
+        let text = encoder.encode(&snapshot, Format::PrometheusText);
+        assert!(
+            text.contains("# HELP DCGM_FI_DEV_GPU_UTIL say \"hi\" to C:\\\\new\n"),
+            "{text}"
+        );
+    }
+}
