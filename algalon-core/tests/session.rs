@@ -158,13 +158,12 @@ fn a_gpu_that_goes_down_in_a_window_is_in_its_report() {
     with_scenario(&lost, None, || {
         // SAFETY: with_scenario holds the lock every env-touching test takes.
         unsafe { std::env::set_var("ALGALON_FAKE_NVML_CLOCK_FILE", clock.path()) };
-        let result = (|| {
-            let session = JobSession::new(session_options(None)).expect("session");
-            let id = session.begin(job("doomed")).expect("begins");
-            std::fs::write(clock.path(), "5").expect("step the clock past the loss");
-            session.sample();
-            session.end(id, None).expect("ends")
-        })();
+        let session = JobSession::new(session_options(None)).expect("session");
+        let id = session.begin(job("doomed")).expect("begins");
+        std::fs::write(clock.path(), "5").expect("step the clock past the loss");
+        session.sample();
+        let result = session.end(id, None).expect("ends");
+        drop(session);
         // SAFETY: as above.
         unsafe { std::env::remove_var("ALGALON_FAKE_NVML_CLOCK_FILE") };
         let h100 = result.gpus.iter().find(|g| g.uuid == H100).expect("h100");
