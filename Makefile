@@ -81,6 +81,8 @@ python-pkg: ## Build the algalon wheel (dev profile; abi3, manylinux2014) and in
 
 .PHONY: test-python-pkg
 test-python-pkg: fake-nvml python-pkg ## The algalon package's tests against the installed wheel, and its stubs
+	# test_faces.py runs the same job through libalgalon and compares the reports.
+	$(CARGO) build -p algalon-ffi
 	python3 -m pytest -q algalon-py/tests
 	python3 -m mypy.stubtest algalon
 

@@ -39,6 +39,10 @@
 //! * [`Sampler`] / [`BackgroundSampler`]: the only NVML callers.
 //! * [`Encoder`]: Prometheus text / OpenMetrics, every series Algalon
 //!   writes; [`labels`]: label-name rules.
+//! * [`jobs`]: job windows and sessions; [`report`]: the job report and
+//!   its JSON schema.
+//! * [`devices`]: the one device-selector grammar (`-d`,
+//!   `CUDA_VISIBLE_DEVICES`, `gpus=`, the C options).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -47,12 +51,15 @@ mod background;
 pub mod catalog;
 pub mod collectors;
 pub mod dcgm_fields;
+pub mod devices;
 mod encoder;
 mod error;
 pub mod jobs;
 pub mod labels;
 mod nvml_error;
 pub mod procinfo;
+pub mod proctree;
+pub mod report;
 mod sampler;
 pub mod series;
 mod snapshot;
@@ -62,7 +69,7 @@ pub mod xid_text;
 pub use background::BackgroundSampler;
 pub use catalog::{CATALOG, Field, FieldDef, Kind};
 pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};
-pub use encoder::{Encoder, Format};
+pub use encoder::{Encoder, Format, encode_jobs};
 pub use error::{Error, Result};
 pub use nvml_error::error_name;
 pub use sampler::{CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions};

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use algalon_core::jobs::{EnergySource, JobTracker, WindowSpec, encode_reports};
+use algalon_core::encode_jobs;
+use algalon_core::jobs::{EnergySource, JobTracker, WindowSpec};
 use algalon_core::{BackgroundSampler, Format};
 use common::{options, sampler, scenario, with_scenario};
 
@@ -37,6 +38,7 @@ fn windows_measure_energy_utilization_and_memory() {
             labels: [("team".to_owned(), "nlp".to_owned())].into(),
             gpus: None,
             pids: Some(vec![4242]),
+            ..WindowSpec::default()
         });
         bg.sample_now();
         std::thread::sleep(Duration::from_millis(300));
@@ -105,7 +107,7 @@ fn windows_measure_energy_utilization_and_memory() {
         assert!(table.contains("integrated"), "{table}");
         assert!(table.contains("J per samples"), "{table}");
 
-        let text = encode_reports(&tracker.reports(), Format::PrometheusText);
+        let text = encode_jobs(&tracker.reports(), Format::PrometheusText);
         assert!(
             text.contains("algalon_job_info{job_id=\"1\",job_name=\"finetune\",team=\"nlp\"} 1"),
             "{text}"
@@ -237,13 +239,17 @@ fn interrupted_windows_are_reported_encoded_and_parsed_back() {
         "a late mark changes nothing"
     );
 
+    // The report's JSON schema (2, shared with Python's Report.to_json):
+    // `interrupted` is a flag and `error` what cut the job short.
     let json = serde_json::to_value(&tracker.reports()[1].0).expect("serializes");
-    assert_eq!(json["interrupted"], serde_json::json!(HOSTILE));
+    assert_eq!(json["error"], serde_json::json!(HOSTILE));
+    assert_eq!(json["interrupted"], serde_json::json!(true));
     let json = serde_json::to_value(&tracker.reports()[2].0).expect("serializes");
-    assert_eq!(json["interrupted"], serde_json::Value::Null);
+    assert_eq!(json["error"], serde_json::Value::Null);
+    assert_eq!(json["interrupted"], serde_json::json!(false));
 
     let reports = tracker.reports();
-    let text = encode_reports(&reports, Format::PrometheusText);
+    let text = encode_jobs(&reports, Format::PrometheusText);
     assert!(
         text.contains("# TYPE algalon_job_interrupted gauge\n"),
         "{text}"
@@ -267,13 +273,13 @@ fn interrupted_windows_are_reported_encoded_and_parsed_back() {
         ("4".to_owned(), 0.0, None),
     ];
     for format in [Format::PrometheusText, Format::OpenMetrics] {
-        let text = encode_reports(&reports, format);
+        let text = encode_jobs(&reports, format);
         assert_eq!(
             parsed_interruptions(&text, format),
             expected,
             "{format:?}:\n{text}"
         );
     }
-    assert_eq!(encode_reports(&[], Format::PrometheusText), "");
+    assert_eq!(encode_jobs(&[], Format::PrometheusText), "");
     tracker.end(running);
 }

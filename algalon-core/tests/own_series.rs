@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use algalon_core::jobs::{EnergySource, GpuReport, JobReport, WindowId, encode_reports};
+use algalon_core::encode_jobs;
+use algalon_core::jobs::{EnergySource, GpuReport, JobReport, WindowId};
 use algalon_core::procinfo::ProcessIdentity;
 use algalon_core::series::{SERIES, SeriesKind};
 use algalon_core::{
@@ -22,6 +23,7 @@ const T4: &str = "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeee1";
 
 fn gpu_report(index: u32, uuid: &str) -> GpuReport {
     GpuReport {
+        cuda_index: None,
         index,
         uuid: uuid.to_owned(),
         name: "NVIDIA H100 80GB HBM3".to_owned(),
@@ -36,6 +38,7 @@ fn gpu_report(index: u32, uuid: &str) -> GpuReport {
         temperature_max_c: Some(71.0),
         samples: 41,
         process_memory_peak_bytes: Some(40 << 30),
+        down_reason: None,
     }
 }
 
@@ -60,6 +63,8 @@ fn reports() -> Vec<(JobReport, bool)> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
+        hostname: String::new(),
+        running: false,
         started_at: 1_700_000_000.0,
         ended_at: 1_700_000_010.5,
         duration_s: 10.5,
@@ -81,6 +86,8 @@ fn reports() -> Vec<(JobReport, bool)> {
         id: WindowId(2),
         name: "eval".to_owned(),
         labels: BTreeMap::new(),
+        hostname: String::new(),
+        running: false,
         started_at: 1_700_000_011.0,
         ended_at: 1_700_000_011.0,
         duration_s: 0.0,
@@ -93,6 +100,8 @@ fn reports() -> Vec<(JobReport, bool)> {
         id: WindowId(3),
         name: "serve".to_owned(),
         labels: BTreeMap::new(),
+        hostname: String::new(),
+        running: true,
         started_at: 1_700_000_012.0,
         ended_at: 1_700_000_013.0,
         duration_s: 1.0,
@@ -210,15 +219,15 @@ fn promtool_check(text: &str) {
 #[test]
 fn job_series_match_their_golden_files() {
     let reports = reports();
-    let text = encode_reports(&reports, Format::PrometheusText);
+    let text = encode_jobs(&reports, Format::PrometheusText);
     golden("jobs.prom", &text);
     promtool_check(&text);
     golden(
         "jobs.openmetrics",
-        &encode_reports(&reports, Format::OpenMetrics),
+        &encode_jobs(&reports, Format::OpenMetrics),
     );
     // No job, no series at all (not even a HELP line).
-    assert_eq!(encode_reports(&[], Format::PrometheusText), "");
+    assert_eq!(encode_jobs(&[], Format::PrometheusText), "");
 }
 
 /// One family as written: its `# TYPE`, `# HELP` and the label names of
@@ -288,7 +297,7 @@ fn every_own_series_is_written_as_its_table_row_says() {
     let snapshot = snapshot();
     let reports = reports();
     for format in [Format::PrometheusText, Format::OpenMetrics] {
-        let text = encoder.encode(&snapshot, format) + &encode_reports(&reports, format);
+        let text = encoder.encode(&snapshot, format) + &encode_jobs(&reports, format);
         let mut written = families(&text);
         if format == Format::OpenMetrics {
             assert!(text.ends_with("# EOF\n"));

@@ -67,8 +67,8 @@ pub struct Cli {
 
     /// GPUs to watch: `f` or `all` (every GPU, the default), or a comma-separated
     /// list of NVML indices, index ranges and UUIDs (a unique UUID prefix is
-    /// enough), optionally after dcgm-exporter's `g:` prefix: `0,1`, `g:0-3`,
-    /// `GPU-5e2d…`.
+    /// enough, any case), optionally after dcgm-exporter's `g:` prefix: `0,1`,
+    /// `g:0-3`, `g+i`, `GPU-5e2d…`.
     #[arg(
         short = 'd',
         long = "devices",
@@ -562,56 +562,25 @@ impl Devices {
     }
 }
 
-/// Parses `--devices`: `f`, `all`, `g`, or `[g:]SEL[,SEL…]` where SEL is an
-/// index, an index range `A-B`, or a UUID (prefix).
+/// Parses `--devices` by the core's device grammar
+/// ([`algalon_core::devices::DeviceSpec`]: dcgm-exporter's `f`, `g`,
+/// `g:0-3`, `g:0,2`, `g+i`, plus `all`, UUIDs and a list without `g:`).
+/// Whole GPUs are sampled (with their MIG instances); selecting instances
+/// alone (`i`, `i:LIST`) is refused until instances can be sampled apart.
 pub fn parse_devices(text: &str) -> Result<Devices, String> {
-    let t = text.trim();
-    // dcgm-exporter's `g[:LIST]+i[:LIST]` (its Helm chart's `-d g+i`): the
-    // GPU part selects whole GPUs, which include their MIG instances.
-    let t = match t.split_once('+') {
-        Some((gpus, instances)) if instances == "i" || instances.starts_with("i:") => gpus,
-        _ => t,
-    };
-    if t.is_empty() || t.eq_ignore_ascii_case("f") || t.eq_ignore_ascii_case("all") {
-        return Ok(Devices::All);
-    }
-    if t.eq_ignore_ascii_case("g") {
-        return Ok(Devices::All);
-    }
-    if t.starts_with("i:") || t.eq_ignore_ascii_case("i") {
-        return Err(
+    use algalon_core::devices::{DeviceSpec, GpuSet};
+    let spec = DeviceSpec::parse(text).map_err(|e| e.to_string())?;
+    match spec.gpus {
+        GpuSet::All => Ok(Devices::All),
+        GpuSet::List(list) => Ok(Devices::List(
+            list.iter().map(ToString::to_string).collect(),
+        )),
+        GpuSet::None => Err(
             "MIG instance selection (dcgm-exporter's `i:`) is not supported: select whole GPUs \
              with `g:INDEX,…` or GPU UUIDs"
                 .to_owned(),
-        );
+        ),
     }
-    let list = t
-        .strip_prefix("g:")
-        .or_else(|| t.strip_prefix("G:"))
-        .unwrap_or(t);
-    let mut out: Vec<String> = Vec::new();
-    for item in list.split(',') {
-        let item = item.trim();
-        if item.is_empty() {
-            return Err(format!("empty entry in device list {text:?}"));
-        }
-        if let Some((a, b)) = item.split_once('-')
-            && let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>())
-        {
-            if a > b {
-                return Err(format!("device range {item:?} runs backwards"));
-            }
-            if b - a > 4096 {
-                return Err(format!("device range {item:?} is too large"));
-            }
-            out.extend((a..=b).map(|i| i.to_string()));
-            continue;
-        }
-        out.push(item.to_owned());
-    }
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|s| seen.insert(s.clone()));
-    Ok(Devices::List(out))
 }
 
 #[cfg(test)]

@@ -197,8 +197,11 @@ typedef uint32_t algalon_energy_source;
 #endif // __cplusplus
 
 /**
- * A job window over every GPU of its sampler, from `algalon_job_begin` to
- * `algalon_job_end`.
+ * A job window over the GPUs of its sampler that this process can see
+ * (`CUDA_VISIBLE_DEVICES`, see `algalon_options_set_visible_devices`), from
+ * `algalon_job_begin` to `algalon_job_end`: the core's job session, the
+ * same one the Python package's `Monitor` wraps, so the same run gives the
+ * same report (`algalon_job_report_json`) in both.
  *
  * Energy is the difference of NVML's energy counter between the boundary
  * samples that begin and end take (power integrated over the samples for a
@@ -207,7 +210,9 @@ typedef uint32_t algalon_energy_source;
  * its background thread — is counted too, so a background interval gives
  * mean/peak readings over the job. Jobs nest and overlap freely. Labels
  * come from the environment (`SLURM_JOB_ID`, torchrun `RANK`, Kubernetes
- * pod, …).
+ * pod, …). With per-process readings on (`algalon_options_set_processes`),
+ * the memory of the job's own processes — this process, its descendants
+ * and any `algalon_job_add_pid` — is recorded too.
  *
  * Ownership: created by `algalon_job_begin`, freed by the caller with
  * `algalon_job_free` (ended or not). The job keeps its sampler's NVML
@@ -364,6 +369,28 @@ typedef struct algalon_job_gpu_report {
    * Samples of this GPU in the job (with the GPU up).
    */
   uint64_t samples;
+  /**
+   * Whether `process_memory_peak_bytes` is known (per-process readings
+   * on, and NVML gave the job's processes' memory).
+   */
+  bool has_process_memory_peak;
+  /**
+   * Highest GPU memory used by the job's own processes, bytes.
+   */
+  uint64_t process_memory_peak_bytes;
+  /**
+   * Whether this process sees the GPU (`cuda_index` is set).
+   */
+  bool has_cuda_index;
+  /**
+   * The GPU's CUDA index in this process (`cuda:N`).
+   */
+  uint32_t cuda_index;
+  /**
+   * Whether the GPU was down during part of the job (lost, failing):
+   * its readings stop there; `algalon_job_report_json` says why.
+   */
+  bool was_down;
 } algalon_job_gpu_report;
 
 /**
@@ -554,8 +581,8 @@ algalon_result algalon_result_message(uint32_t result,
                                       size_t *out_n);
 
 /**
- * Opens a job window named `name` over every GPU of `sampler` and takes
- * its first boundary sample now (on the calling thread).
+ * Opens a job window named `name` over the GPUs of `sampler` this process
+ * can see and takes its first boundary sample now (on the calling thread).
  *
  * Ownership: on success `*out` is a new job the caller frees with
  * `algalon_job_free`.
@@ -644,6 +671,40 @@ algalon_result algalon_job_table(const struct algalon_job *job,
                                  size_t *out_n);
 
 /**
+ * Counts the GPU memory of process `pid` as the job's own from the next
+ * sample on, besides this process and its descendants (a worker started
+ * outside this process tree). Needs per-process readings
+ * (`algalon_options_set_processes`). `ALGALON_RESULT_ALREADY_ENDED` once
+ * the job has ended.
+ *
+ * # Safety
+ *
+ * `job` must be a live job.
+ */
+algalon_result algalon_job_add_pid(const struct algalon_job *job,
+                                   uint32_t pid);
+
+/**
+ * Copies the job's report as JSON into `buf` by the string protocol (see
+ * `algalon_last_error`): the schema the Python package's
+ * `Report.to_json` / `Report.from_json` write and read (`"schema": 2`),
+ * with every figure of `algalon_job_report` and `algalon_job_gpu_report`
+ * plus labels, counts, CUDA indices, notes and lost GPUs' reasons. Final
+ * after `algalon_job_end`, so far before (`"running": true`) — while the
+ * job runs, a sample between the size probe and the copy can change the
+ * text, so retry on `ALGALON_RESULT_INSUFFICIENT_SIZE`.
+ *
+ * # Safety
+ *
+ * `job` must be a live job; `buf` valid for `len` bytes of writes (or NULL
+ * with `len` 0); `out_n` valid for a write.
+ */
+algalon_result algalon_job_report_json(const struct algalon_job *job,
+                                       char *buf,
+                                       size_t len,
+                                       size_t *out_n);
+
+/**
  * Creates options with the defaults: the system's NVML (or
  * `$ALGALON_NVML_LIB`), every GPU, dcgm-exporter's default field set, no
  * background thread, no per-process readings, XID events on, the machine's
@@ -682,9 +743,14 @@ algalon_result algalon_options_set_nvml_lib(struct algalon_options *opts,
                                             const char *path);
 
 /**
- * Samples only these GPUs: a comma-separated list of NVML indices or
- * UUIDs (a unique UUID prefix is enough), e.g. `"0,2"` or `"GPU-5e4b"`.
- * Checked by `algalon_sampler_new` (`ALGALON_RESULT_NO_SUCH_DEVICE`).
+ * Samples only these GPUs: a comma-separated list of NVML indices, UUIDs
+ * (a unique UUID prefix is enough, in any case) or CUDA indices (`cuda:0`,
+ * the first device `CUDA_VISIBLE_DEVICES` leaves this process), e.g.
+ * `"0,2"` or `"GPU-5e4b"` — the grammar of the exporter's `-d` and of
+ * `CUDA_VISIBLE_DEVICES` entries. A list that does not parse (an empty
+ * entry, `"0,,1"`) is `ALGALON_RESULT_INVALID_ARGUMENT` now; one that
+ * matches no GPU is `ALGALON_RESULT_NO_SUCH_DEVICE` from
+ * `algalon_sampler_new`.
  *
  * # Safety
  *
@@ -750,12 +816,34 @@ algalon_result algalon_options_set_hostname(struct algalon_options *opts,
                                             const char *hostname);
 
 /**
+ * Applies `value` as `CUDA_VISIBLE_DEVICES` instead of the environment's
+ * (NULL: as if it were unset — every GPU visible). It decides which of the
+ * sampler's GPUs jobs measure and their CUDA indices (`cuda:0` is the first
+ * entry); the sampler and its snapshots still read every selected GPU.
+ * Parsed as CUDA does: the first invalid entry ends the list (`"1,,2"` is
+ * GPU 1). Checked by `algalon_sampler_new` (`ALGALON_RESULT_NO_SUCH_DEVICE`
+ * for an entry that matches no GPU).
+ *
+ * # Safety
+ *
+ * `opts` must be a live options handle; `value` NULL or a NUL-terminated
+ * string.
+ */
+algalon_result algalon_options_set_visible_devices(struct algalon_options *opts,
+                                                   const char *value);
+
+/**
  * Opens NVML and selects the GPUs. `opts` may be NULL for the defaults (see
  * `algalon_options_new`); it is not kept and may be freed after the call.
  *
+ * Jobs of the sampler measure the GPUs it reads that this process can see:
+ * `CUDA_VISIBLE_DEVICES` (or `algalon_options_set_visible_devices`)
+ * applies, and gives each GPU its CUDA index in the job reports.
+ *
  * Fails with `ALGALON_RESULT_NVML_NOT_FOUND` when no NVML library loads,
  * `ALGALON_RESULT_NVML_INIT` when NVML refuses to start,
- * `ALGALON_RESULT_NO_SUCH_DEVICE` when a device selector matches no GPU,
+ * `ALGALON_RESULT_NO_SUCH_DEVICE` when a device selector or a
+ * `CUDA_VISIBLE_DEVICES` entry matches no GPU,
  * `ALGALON_RESULT_THREAD` when a background thread cannot start;
  * `algalon_last_error` says why and what to do.
  *

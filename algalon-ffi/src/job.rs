@@ -4,9 +4,7 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use algalon_core::jobs::{
-    EnergySource, GpuReport, JobReport, WindowId, WindowSpec, identity_from_env,
-};
+use algalon_core::jobs::{EnergySource, GpuReport, JobError, JobReport, JobSpec, WindowId};
 use parking_lot::Mutex;
 
 use crate::error::{Fail, FfiResult, algalon_result, boundary, boundary_value};
@@ -14,8 +12,11 @@ use crate::sampler::{SamplerInner, algalon_sampler};
 use crate::snapshot::{ALGALON_NAME_SIZE, ALGALON_UUID_SIZE};
 use crate::util::{arg_out, arg_ref, arg_str, fixed, write_str};
 
-/// A job window over every GPU of its sampler, from `algalon_job_begin` to
-/// `algalon_job_end`.
+/// A job window over the GPUs of its sampler that this process can see
+/// (`CUDA_VISIBLE_DEVICES`, see `algalon_options_set_visible_devices`), from
+/// `algalon_job_begin` to `algalon_job_end`: the core's job session, the
+/// same one the Python package's `Monitor` wraps, so the same run gives the
+/// same report (`algalon_job_report_json`) in both.
 ///
 /// Energy is the difference of NVML's energy counter between the boundary
 /// samples that begin and end take (power integrated over the samples for a
@@ -24,7 +25,9 @@ use crate::util::{arg_out, arg_ref, arg_str, fixed, write_str};
 /// its background thread — is counted too, so a background interval gives
 /// mean/peak readings over the job. Jobs nest and overlap freely. Labels
 /// come from the environment (`SLURM_JOB_ID`, torchrun `RANK`, Kubernetes
-/// pod, …).
+/// pod, …). With per-process readings on (`algalon_options_set_processes`),
+/// the memory of the job's own processes — this process, its descendants
+/// and any `algalon_job_add_pid` — is recorded too.
 ///
 /// Ownership: created by `algalon_job_begin`, freed by the caller with
 /// `algalon_job_free` (ended or not). The job keeps its sampler's NVML
@@ -48,7 +51,7 @@ impl algalon_job {
         if let Some(r) = self.ended.lock().as_ref() {
             return Ok(r.clone());
         }
-        self.sampler.jobs.peek(self.id).ok_or_else(|| {
+        self.sampler.session.peek(self.id).ok_or_else(|| {
             Fail::new(
                 algalon_result::AlreadyEnded,
                 "the job's window is no longer open",
@@ -128,6 +131,18 @@ pub struct algalon_job_gpu_report {
     pub temperature_max_c: f64,
     /// Samples of this GPU in the job (with the GPU up).
     pub samples: u64,
+    /// Whether `process_memory_peak_bytes` is known (per-process readings
+    /// on, and NVML gave the job's processes' memory).
+    pub has_process_memory_peak: bool,
+    /// Highest GPU memory used by the job's own processes, bytes.
+    pub process_memory_peak_bytes: u64,
+    /// Whether this process sees the GPU (`cuda_index` is set).
+    pub has_cuda_index: bool,
+    /// The GPU's CUDA index in this process (`cuda:N`).
+    pub cuda_index: u32,
+    /// Whether the GPU was down during part of the job (lost, failing):
+    /// its readings stop there; `algalon_job_report_json` says why.
+    pub was_down: bool,
 }
 
 impl From<&GpuReport> for algalon_job_gpu_report {
@@ -156,6 +171,11 @@ impl From<&GpuReport> for algalon_job_gpu_report {
             has_temperature: g.temperature_max_c.is_some(),
             temperature_max_c: g.temperature_max_c.unwrap_or(0.0),
             samples: g.samples,
+            has_process_memory_peak: g.process_memory_peak_bytes.is_some(),
+            process_memory_peak_bytes: g.process_memory_peak_bytes.unwrap_or(0),
+            has_cuda_index: g.cuda_index.is_some(),
+            cuda_index: g.cuda_index.unwrap_or(0),
+            was_down: g.down_reason.is_some(),
         }
     }
 }
@@ -173,8 +193,8 @@ impl From<&JobReport> for algalon_job_report {
     }
 }
 
-/// Opens a job window named `name` over every GPU of `sampler` and takes
-/// its first boundary sample now (on the calling thread).
+/// Opens a job window named `name` over the GPUs of `sampler` this process
+/// can see and takes its first boundary sample now (on the calling thread).
 ///
 /// Ownership: on success `*out` is a new job the caller frees with
 /// `algalon_job_free`.
@@ -204,31 +224,40 @@ pub unsafe extern "C" fn algalon_job_begin(
             ));
         }
         let inner = Arc::clone(&sampler.inner);
-        let id = inner.jobs.begin(WindowSpec {
-            name: name.to_owned(),
-            labels: identity_from_env(|k| std::env::var(k).ok()),
-            gpus: None,
-            pids: None,
-        });
-        // Build the handle before sampling so that a panic while sampling
-        // still closes the window (the handle's Drop ends it).
+        // The session takes the opening boundary sample.
+        let id = inner
+            .session
+            .begin(JobSpec {
+                name: name.to_owned(),
+                ..JobSpec::default()
+            })
+            .map_err(job_fail)?;
         let job = algalon_job {
             sampler: inner,
             id,
             ended: Mutex::new(None),
         };
-        job.sampler.sample();
         // SAFETY: checked non-NULL; valid by contract.
         unsafe { out.write(Box::into_raw(Box::new(job))) };
         Ok(())
     })
 }
 
+/// A core job error as a result code and message.
+fn job_fail(e: JobError) -> Fail {
+    let code = match e {
+        JobError::Invalid(_) => algalon_result::InvalidArgument,
+        JobError::NotOpen(_) => algalon_result::AlreadyEnded,
+        _ => algalon_result::CoreError,
+    };
+    Fail::new(code, e.to_string())
+}
+
 impl Drop for algalon_job {
     fn drop(&mut self) {
         if self.ended.get_mut().is_none() {
             // Close the window so the tracker does not feed it forever.
-            self.sampler.jobs.end(self.id);
+            self.sampler.session.abandon(self.id, None);
         }
     }
 }
@@ -259,8 +288,7 @@ pub unsafe extern "C" fn algalon_job_end(
                 "the job has already ended (algalon_job_end was called before)",
             ));
         }
-        job.sampler.sample();
-        let report = job.sampler.jobs.end(job.id).ok_or_else(|| {
+        let report = job.sampler.session.end(job.id, None).ok_or_else(|| {
             Fail::new(
                 algalon_result::AlreadyEnded,
                 "the job's window is no longer open",
@@ -317,7 +345,7 @@ pub unsafe extern "C" fn algalon_job_add_count(
             ));
         }
         let ended = job.ended.lock();
-        if ended.is_some() || !job.sampler.jobs.count(job.id, what, n) {
+        if ended.is_some() || job.sampler.session.count(job.id, what, n).is_err() {
             return Err(Fail::new(
                 algalon_result::AlreadyEnded,
                 "the job has already ended",
@@ -386,5 +414,62 @@ pub unsafe extern "C" fn algalon_job_table(
         let table = job.report()?.table();
         // SAFETY: the caller's contract.
         unsafe { write_str(&table, buf, len, out_n) }
+    })
+}
+
+/// Counts the GPU memory of process `pid` as the job's own from the next
+/// sample on, besides this process and its descendants (a worker started
+/// outside this process tree). Needs per-process readings
+/// (`algalon_options_set_processes`). `ALGALON_RESULT_ALREADY_ENDED` once
+/// the job has ended.
+///
+/// # Safety
+///
+/// `job` must be a live job.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn algalon_job_add_pid(job: *const algalon_job, pid: u32) -> algalon_result {
+    boundary("algalon_job_add_pid", || {
+        // SAFETY: the caller's contract.
+        let job = unsafe { arg_ref(job, "job") }?;
+        let ended = job.ended.lock();
+        if ended.is_some() {
+            return Err(Fail::new(
+                algalon_result::AlreadyEnded,
+                "the job has already ended",
+            ));
+        }
+        job.sampler
+            .session
+            .add_pids(job.id, &[pid])
+            .map_err(job_fail)
+    })
+}
+
+/// Copies the job's report as JSON into `buf` by the string protocol (see
+/// `algalon_last_error`): the schema the Python package's
+/// `Report.to_json` / `Report.from_json` write and read (`"schema": 2`),
+/// with every figure of `algalon_job_report` and `algalon_job_gpu_report`
+/// plus labels, counts, CUDA indices, notes and lost GPUs' reasons. Final
+/// after `algalon_job_end`, so far before (`"running": true`) — while the
+/// job runs, a sample between the size probe and the copy can change the
+/// text, so retry on `ALGALON_RESULT_INSUFFICIENT_SIZE`.
+///
+/// # Safety
+///
+/// `job` must be a live job; `buf` valid for `len` bytes of writes (or NULL
+/// with `len` 0); `out_n` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn algalon_job_report_json(
+    job: *const algalon_job,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> algalon_result {
+    boundary("algalon_job_report_json", || {
+        // SAFETY: the caller's contract.
+        let job = unsafe { arg_ref(job, "job") }?;
+        let json = job.report()?.to_json();
+        // SAFETY: the caller's contract.
+        unsafe { write_str(&json, buf, len, out_n) }
     })
 }

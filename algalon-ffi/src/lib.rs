@@ -62,15 +62,15 @@ use std::ffi::c_char;
 
 pub use error::{algalon_last_error, algalon_result, algalon_result_message};
 pub use job::{
-    algalon_energy_source, algalon_job, algalon_job_add_count, algalon_job_begin, algalon_job_end,
-    algalon_job_free, algalon_job_gpu, algalon_job_gpu_report, algalon_job_report,
-    algalon_job_table,
+    algalon_energy_source, algalon_job, algalon_job_add_count, algalon_job_add_pid,
+    algalon_job_begin, algalon_job_end, algalon_job_free, algalon_job_gpu, algalon_job_gpu_report,
+    algalon_job_report, algalon_job_report_json, algalon_job_table,
 };
 pub use options::{
     algalon_options, algalon_options_free, algalon_options_new,
     algalon_options_set_collectors_file, algalon_options_set_devices, algalon_options_set_hostname,
     algalon_options_set_interval_ms, algalon_options_set_nvml_lib, algalon_options_set_processes,
-    algalon_options_set_xid_events,
+    algalon_options_set_visible_devices, algalon_options_set_xid_events,
 };
 pub use sampler::{
     algalon_sampler, algalon_sampler_free, algalon_sampler_latest, algalon_sampler_new,

@@ -25,6 +25,9 @@ pub struct algalon_options {
     pub(crate) processes: bool,
     pub(crate) xid_events: bool,
     pub(crate) hostname: Option<String>,
+    /// `CUDA_VISIBLE_DEVICES` to apply instead of the environment's
+    /// (`Some(None)`: as if unset).
+    pub(crate) visible_devices: Option<Option<String>>,
 }
 
 impl Default for algalon_options {
@@ -37,6 +40,7 @@ impl Default for algalon_options {
             processes: false,
             xid_events: true,
             hostname: None,
+            visible_devices: None,
         }
     }
 }
@@ -111,9 +115,14 @@ pub unsafe extern "C" fn algalon_options_set_nvml_lib(
     })
 }
 
-/// Samples only these GPUs: a comma-separated list of NVML indices or
-/// UUIDs (a unique UUID prefix is enough), e.g. `"0,2"` or `"GPU-5e4b"`.
-/// Checked by `algalon_sampler_new` (`ALGALON_RESULT_NO_SUCH_DEVICE`).
+/// Samples only these GPUs: a comma-separated list of NVML indices, UUIDs
+/// (a unique UUID prefix is enough, in any case) or CUDA indices (`cuda:0`,
+/// the first device `CUDA_VISIBLE_DEVICES` leaves this process), e.g.
+/// `"0,2"` or `"GPU-5e4b"` — the grammar of the exporter's `-d` and of
+/// `CUDA_VISIBLE_DEVICES` entries. A list that does not parse (an empty
+/// entry, `"0,,1"`) is `ALGALON_RESULT_INVALID_ARGUMENT` now; one that
+/// matches no GPU is `ALGALON_RESULT_NO_SUCH_DEVICE` from
+/// `algalon_sampler_new`.
 ///
 /// # Safety
 ///
@@ -128,20 +137,13 @@ pub unsafe extern "C" fn algalon_options_set_devices(
         let opts = unsafe { arg_mut(opts, "opts") }?;
         // SAFETY: the caller's contract.
         let devices = unsafe { arg_str(devices, "devices") }?;
-        let list: Vec<String> = devices
-            .split(',')
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if list.is_empty() {
-            return Err(Fail::new(
+        let list = algalon_core::devices::parse_list(devices).map_err(|e| {
+            Fail::new(
                 algalon_result::InvalidArgument,
-                format!(
-                    "argument `devices` ({devices:?}) names no GPU: give indices or UUIDs separated by commas, e.g. \"0,1\""
-                ),
-            ));
-        }
+                format!("argument `devices` ({devices:?}) is not a device list: {e}"),
+            )
+        })?;
+        let list: Vec<String> = list.iter().map(ToString::to_string).collect();
         opts.devices = Some(list);
         Ok(())
     })
@@ -247,6 +249,37 @@ pub unsafe extern "C" fn algalon_options_set_hostname(
         // SAFETY: the caller's contract.
         let hostname = unsafe { arg_str(hostname, "hostname") }?;
         opts.hostname = Some(hostname.to_owned());
+        Ok(())
+    })
+}
+
+/// Applies `value` as `CUDA_VISIBLE_DEVICES` instead of the environment's
+/// (NULL: as if it were unset — every GPU visible). It decides which of the
+/// sampler's GPUs jobs measure and their CUDA indices (`cuda:0` is the first
+/// entry); the sampler and its snapshots still read every selected GPU.
+/// Parsed as CUDA does: the first invalid entry ends the list (`"1,,2"` is
+/// GPU 1). Checked by `algalon_sampler_new` (`ALGALON_RESULT_NO_SUCH_DEVICE`
+/// for an entry that matches no GPU).
+///
+/// # Safety
+///
+/// `opts` must be a live options handle; `value` NULL or a NUL-terminated
+/// string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn algalon_options_set_visible_devices(
+    opts: *mut algalon_options,
+    value: *const c_char,
+) -> algalon_result {
+    boundary("algalon_options_set_visible_devices", || {
+        // SAFETY: the caller's contract.
+        let opts = unsafe { arg_mut(opts, "opts") }?;
+        let value = if value.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+            Some(unsafe { arg_str(value, "value") }?.to_owned())
+        };
+        opts.visible_devices = Some(value);
         Ok(())
     })
 }

@@ -3,11 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use algalon_core::jobs::JobTracker;
-use algalon_core::{BackgroundSampler, Encoder, Field, Sampler, SamplerOptions, Snapshot};
-use parking_lot::Mutex;
+use algalon_core::jobs::{GpuChoice, JobSession, SessionOptions};
+use algalon_core::{Encoder, Field, SamplerOptions, Snapshot};
 
-use crate::error::{algalon_result, boundary, boundary_value};
+use crate::error::{Fail, FfiResult, algalon_result, boundary, boundary_value};
 use crate::options::algalon_options;
 use crate::snapshot::algalon_snapshot;
 use crate::util::{arg_out, arg_ref};
@@ -35,23 +34,12 @@ pub struct algalon_sampler {
     pub(crate) inner: Arc<SamplerInner>,
 }
 
+/// The core's job session (sampler, jobs, the process's CUDA view) and the
+/// encoder of its snapshots.
 #[derive(Debug)]
 pub(crate) struct SamplerInner {
-    engine: Engine,
-    pub(crate) jobs: Arc<JobTracker>,
+    pub(crate) session: JobSession,
     pub(crate) encoder: Arc<Encoder>,
-}
-
-#[derive(Debug)]
-enum Engine {
-    /// No thread: samples are taken by the callers.
-    Foreground {
-        /// Boxed: a `Sampler` is large and the enum is otherwise small.
-        sampler: Box<Mutex<Sampler>>,
-        latest: Mutex<Option<Arc<Snapshot>>>,
-    },
-    /// A thread samples every interval; callers may sample in between.
-    Background(BackgroundSampler),
 }
 
 // The C API shares one sampler across threads.
@@ -61,41 +49,33 @@ const _: () = {
     shareable::<SamplerInner>();
 };
 
+fn closed() -> Fail {
+    // The C face never closes its session; a sampler outlives its handles.
+    Fail::new(algalon_result::CoreError, "the sampler is closed")
+}
+
 impl SamplerInner {
     /// Takes a sample now and feeds it to every open job, in sample order.
-    pub(crate) fn sample(&self) -> Arc<Snapshot> {
-        match &self.engine {
-            Engine::Foreground { sampler, latest } => {
-                // Held across observe so that jobs see snapshots in the order
-                // they were taken (a window ignores one older than its last).
-                let mut sampler = sampler.lock();
-                let snap = Arc::new(sampler.sample());
-                self.jobs.observe(&snap);
-                *latest.lock() = Some(Arc::clone(&snap));
-                snap
-            }
-            // The background sampler's callback feeds the jobs.
-            Engine::Background(bg) => bg.sample_now(),
-        }
+    pub(crate) fn sample(&self) -> FfiResult<Arc<Snapshot>> {
+        self.session.sample().ok_or_else(closed)
     }
 
-    fn latest(&self) -> Arc<Snapshot> {
-        match &self.engine {
-            Engine::Foreground { latest, .. } => {
-                let last = latest.lock().clone();
-                last.unwrap_or_else(|| self.sample())
-            }
-            Engine::Background(bg) => bg.latest(),
-        }
+    fn latest(&self) -> FfiResult<Arc<Snapshot>> {
+        self.session.latest().ok_or_else(closed)
     }
 }
 
 /// Opens NVML and selects the GPUs. `opts` may be NULL for the defaults (see
 /// `algalon_options_new`); it is not kept and may be freed after the call.
 ///
+/// Jobs of the sampler measure the GPUs it reads that this process can see:
+/// `CUDA_VISIBLE_DEVICES` (or `algalon_options_set_visible_devices`)
+/// applies, and gives each GPU its CUDA index in the job reports.
+///
 /// Fails with `ALGALON_RESULT_NVML_NOT_FOUND` when no NVML library loads,
 /// `ALGALON_RESULT_NVML_INIT` when NVML refuses to start,
-/// `ALGALON_RESULT_NO_SUCH_DEVICE` when a device selector matches no GPU,
+/// `ALGALON_RESULT_NO_SUCH_DEVICE` when a device selector or a
+/// `CUDA_VISIBLE_DEVICES` entry matches no GPU,
 /// `ALGALON_RESULT_THREAD` when a background thread cannot start;
 /// `algalon_last_error` says why and what to do.
 ///
@@ -126,25 +106,15 @@ pub unsafe extern "C" fn algalon_sampler_new(
         core.processes = opts.processes;
         core.xid_events = opts.xid_events;
         core.hostname = opts.hostname;
-        let sampler = Sampler::new(core)?;
-        let jobs = Arc::new(JobTracker::new());
-        let engine = if opts.interval_ms == 0 {
-            Engine::Foreground {
-                sampler: Box::new(Mutex::new(sampler)),
-                latest: Mutex::new(None),
-            }
-        } else {
-            let tracker = Arc::clone(&jobs);
-            Engine::Background(BackgroundSampler::spawn(
-                sampler,
-                Duration::from_millis(opts.interval_ms),
-                move |snap| tracker.observe(snap),
-            )?)
-        };
+        let mut session = SessionOptions::new(core);
+        session.gpus = GpuChoice::Sampled;
+        session.interval = (opts.interval_ms > 0).then(|| Duration::from_millis(opts.interval_ms));
+        if let Some(visible) = opts.visible_devices {
+            session.visible_devices = visible;
+        }
         let handle = algalon_sampler {
             inner: Arc::new(SamplerInner {
-                engine,
-                jobs,
+                session: JobSession::new(session)?,
                 encoder: Arc::new(Encoder::new(config)),
             }),
         };
@@ -193,7 +163,7 @@ pub unsafe extern "C" fn algalon_sampler_sample(
         // SAFETY: the caller's contract.
         let sampler = unsafe { arg_ref(sampler, "sampler") }?;
         let out = arg_out(out, "out")?;
-        let snap = sampler.inner.sample();
+        let snap = sampler.inner.sample()?;
         let handle = algalon_snapshot::new(snap, Arc::clone(&sampler.inner.encoder));
         // SAFETY: checked non-NULL; valid by contract.
         unsafe { out.write(Box::into_raw(Box::new(handle))) };
@@ -223,7 +193,7 @@ pub unsafe extern "C" fn algalon_sampler_latest(
         // SAFETY: the caller's contract.
         let sampler = unsafe { arg_ref(sampler, "sampler") }?;
         let out = arg_out(out, "out")?;
-        let snap = sampler.inner.latest();
+        let snap = sampler.inner.latest()?;
         let handle = algalon_snapshot::new(snap, Arc::clone(&sampler.inner.encoder));
         // SAFETY: checked non-NULL; valid by contract.
         unsafe { out.write(Box::into_raw(Box::new(handle))) };

@@ -629,3 +629,98 @@ fn many_threads_share_one_sampler() {
     all.dedup();
     assert_eq!(all.len(), n, "every sample has its own sequence number");
 }
+
+#[test]
+fn jobs_follow_cuda_visible_devices_and_report_json_with_own_processes() {
+    let _lock = nvml_lock();
+    let opts = Options::fake();
+    let visible = cstr("1,,0"); // CUDA stops at the empty entry: GPU 1 alone
+    // SAFETY: live options, NUL-terminated strings.
+    unsafe {
+        assert_eq!(
+            algalon_options_set_visible_devices(opts.0, visible.as_ptr()),
+            algalon_result::Ok
+        );
+        assert_eq!(
+            algalon_options_set_processes(opts.0, true),
+            algalon_result::Ok
+        );
+    }
+    let sampler = Sampler::new(&opts).expect("sampler");
+    // The sampler still reads both GPUs; the job covers the visible one.
+    assert_eq!(sampler.sample().gpu_count(), 2);
+    let name = cstr("visible");
+    let mut job = ptr::null_mut();
+    let mut report = std::mem::MaybeUninit::<algalon_job_report>::uninit();
+    let mut g = std::mem::MaybeUninit::<algalon_job_gpu_report>::uninit();
+    // SAFETY: live handles, valid pointers.
+    let (totals, t4) = unsafe {
+        assert_eq!(
+            algalon_job_begin(sampler.0, name.as_ptr(), &mut job),
+            algalon_result::Ok
+        );
+        assert_eq!(algalon_job_add_pid(job, 4242), algalon_result::Ok);
+        assert_eq!(
+            algalon_job_end(job, report.as_mut_ptr()),
+            algalon_result::Ok
+        );
+        assert_eq!(algalon_job_add_pid(job, 1), algalon_result::AlreadyEnded);
+        assert_eq!(algalon_job_gpu(job, 0, g.as_mut_ptr()), algalon_result::Ok);
+        (report.assume_init(), g.assume_init())
+    };
+    assert_eq!(totals.gpu_count, 1);
+    assert_eq!((t4.index, t4.has_cuda_index, t4.cuda_index), (1, true, 0));
+    assert!(!t4.was_down);
+    let json = read_string(|b, l, n| {
+        // SAFETY: live job; read_string passes valid buffers.
+        unsafe { algalon_job_report_json(job, b, l, n) }
+    })
+    .expect("json");
+    let parsed = algalon_core::jobs::JobReport::from_json(&json).expect("the core's schema");
+    assert_eq!(parsed.name, "visible");
+    assert!(!parsed.running && parsed.interrupted.is_none());
+    assert_eq!(parsed.gpus.len(), 1);
+    assert_eq!(parsed.gpus[0].cuda_index, Some(0));
+    assert!(json.contains("\"schema\":2"), "{json}");
+    // SAFETY: live job, freed once.
+    unsafe { algalon_job_free(job) };
+
+    // Own-process memory: PID 4242 holds memory on the H100.
+    let both = cstr("0");
+    // SAFETY: as above.
+    unsafe { algalon_options_set_visible_devices(opts.0, both.as_ptr()) };
+    let sampler = Sampler::new(&opts).expect("sampler");
+    let mut job = ptr::null_mut();
+    // SAFETY: as above.
+    let h100 = unsafe {
+        assert_eq!(
+            algalon_job_begin(sampler.0, name.as_ptr(), &mut job),
+            algalon_result::Ok
+        );
+        assert_eq!(algalon_job_add_pid(job, 4242), algalon_result::Ok);
+        sampler.sample();
+        assert_eq!(
+            algalon_job_end(job, report.as_mut_ptr()),
+            algalon_result::Ok
+        );
+        assert_eq!(algalon_job_gpu(job, 0, g.as_mut_ptr()), algalon_result::Ok);
+        algalon_job_free(job);
+        g.assume_init()
+    };
+    assert_eq!((h100.index, h100.cuda_index), (0, 0));
+    assert!(h100.has_process_memory_peak && h100.process_memory_peak_bytes > 0);
+
+    // An entry that matches no GPU fails the sampler, naming the variable.
+    let bad = cstr("7");
+    // SAFETY: as above.
+    unsafe { algalon_options_set_visible_devices(opts.0, bad.as_ptr()) };
+    assert_eq!(
+        Sampler::new(&opts).map(|_| ()).expect_err("no GPU 7"),
+        algalon_result::NoSuchDevice
+    );
+    assert!(
+        last_error().contains("CUDA_VISIBLE_DEVICES entry \"7\""),
+        "{}",
+        last_error()
+    );
+}

@@ -25,7 +25,6 @@
 mod devices;
 mod errors;
 mod monitor;
-mod proctree;
 mod report;
 mod server;
 

@@ -1,84 +1,45 @@
-//! `Monitor` and `Job`: a background sampler feeding a job tracker.
+//! `Monitor` and `Job`: the Python face of the core's
+//! [`JobSession`](algalon_core::jobs::JobSession).
 //!
-//! The sampler thread is pure Rust and never takes the GIL; its callback
-//! feeds every snapshot to the open windows, keeps their process set (this
-//! process and its children) current and notes GPUs that go down. `Monitor`
+//! The session owns the sampler (its thread is pure Rust and never takes the
+//! GIL), the process's CUDA view, boundary samples, the job's own process
+//! tree, lost GPUs and the label rules. This module adds what is Python's
+//! own: `Job` objects and their life cycle, named windows, label values
+//! from Python objects, the fork guard, and `/metrics` servers. `Monitor`
 //! methods that wait on NVML (start, the boundary samples of a job, close)
 //! detach from the interpreter while they wait.
-//!
-//! Lock order, everywhere: `sampler` (read) → `windows` → the tracker's own
-//! lock. `named` and a job's `state` are never held across a sample.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use algalon_core::jobs::{
-    JobTracker, WindowId, WindowSpec, identity_from_env, is_valid_label_name,
+    GpuChoice, JobError, JobSession, JobSpec, SessionOptions, WindowId, check_job_name,
+    check_label_name,
 };
-use algalon_core::{BackgroundSampler, Error, Sampler, Snapshot};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyUserWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::devices::{self, Gpu, GpuSelector, Visible};
+use crate::devices::{self, Gpu, GpuSelectors};
 use crate::errors::{AlgalonError, ConfigError, py_err};
-use crate::proctree;
-use crate::report::{Extras, Report};
+use crate::report::Report;
 use crate::server::ServerHandle;
 
-/// How often the sampler thread re-reads the job's process tree.
-const PID_REFRESH: Duration = Duration::from_secs(1);
 /// Longest sampling interval `Monitor()` takes, s (a day).
 const MAX_INTERVAL_S: f64 = 86_400.0;
 /// How long `close()` waits for an in-flight sample (a hung NVML call).
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// The `error` of a job whose `Job` object was collected while it ran.
 const DROPPED: &str = "dropped";
-/// Label names the job series use themselves, or that scrapers own.
-const RESERVED_LABELS: &[&str] = &["job_id", "job_name", "job", "instance", "Hostname"];
-
-/// An open window as the sampler callback sees it.
-#[derive(Debug, Default)]
-struct OpenWindow {
-    /// PIDs given with `pids=`, counted besides the process tree.
-    extra_pids: Vec<u32>,
-    /// UUID → why the GPU was down, first occurrence.
-    down: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default)]
-struct Windows {
-    open: BTreeMap<WindowId, OpenWindow>,
-    /// This process and its descendants, as last read from `/proc`.
-    tree: Vec<u32>,
-    /// When `tree` was read (`None`: never).
-    tree_at: Option<Instant>,
-}
-
-impl Windows {
-    fn tree_is_stale(&self) -> bool {
-        self.tree_at.is_none_or(|t| t.elapsed() >= PID_REFRESH)
-    }
-}
 
 /// Everything a `Monitor` and its `Job`s share.
 struct Inner {
     /// The process that started the sampler (see `check`).
     owner_pid: u32,
-    proc_root: PathBuf,
-    interval: Duration,
-    library: String,
-    hostname: String,
-    visible: Visible,
-    /// UUIDs sampled, CUDA order first.
-    measured: Vec<String>,
-    tracker: Arc<JobTracker>,
-    windows: Arc<Mutex<Windows>>,
-    /// `None` once closed.
-    sampler: RwLock<Option<BackgroundSampler>>,
+    session: JobSession,
     servers: Mutex<Vec<Arc<ServerHandle>>>,
     /// `begin_window` names of open windows.
     named: Mutex<BTreeMap<String, Arc<JobCore>>>,
@@ -87,54 +48,17 @@ struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Monitor")
-            .field("interval", &self.interval)
-            .field("gpus", &self.measured)
+            .field("session", &self.session)
             .finish_non_exhaustive()
     }
 }
 
-fn union(a: Vec<u32>, b: &[u32]) -> Vec<u32> {
-    let mut set: BTreeSet<u32> = a.into_iter().collect();
-    set.extend(b.iter().copied());
-    set.into_iter().collect()
-}
-
-fn on_sample(
-    snap: &Snapshot,
-    tracker: &JobTracker,
-    windows: &Mutex<Windows>,
-    owner_pid: u32,
-    proc_root: &Path,
-) {
-    // Read /proc without holding the lock: a job starting meanwhile must not wait.
-    let stale = {
-        let w = windows.lock();
-        !w.open.is_empty() && w.tree_is_stale()
-    };
-    let fresh_tree = stale.then(|| proctree::descendants(proc_root, owner_pid));
-    {
-        let mut w = windows.lock();
-        if let Some(tree) = fresh_tree {
-            w.tree = tree;
-            w.tree_at = Some(Instant::now());
-            for (id, window) in &w.open {
-                tracker.set_pids(*id, union(w.tree.clone(), &window.extra_pids));
-            }
-        }
-        for gpu in snap.gpus.iter().filter(|g| !g.up) {
-            let why = gpu
-                .down_reason
-                .as_ref()
-                .map_or_else(|| "GPU down".to_owned(), ToString::to_string);
-            for window in w.open.values_mut() {
-                window
-                    .down
-                    .entry(gpu.uuid.clone())
-                    .or_insert_with(|| why.clone());
-            }
-        }
+/// A core job error as the Python exception a user expects.
+fn job_err(e: JobError) -> PyErr {
+    match e {
+        JobError::Closed => Inner::closed_error(),
+        other => PyValueError::new_err(other.to_string()),
     }
-    tracker.observe(snap);
 }
 
 impl Inner {
@@ -157,108 +81,33 @@ impl Inner {
         AlgalonError::new_err("this Monitor is closed; create a new algalon.Monitor()")
     }
 
-    fn extras(&self, running: bool, down: BTreeMap<String, String>) -> Extras {
-        Extras {
-            cuda: self
-                .measured
-                .iter()
-                .filter_map(|u| Some((u.clone(), self.visible.cuda_index(u)?)))
-                .collect(),
-            down,
-            hostname: self.hostname.clone(),
-            running,
-        }
-    }
-
-    /// This process and its descendants: the sampler thread's copy when it
-    /// is recent, else read now (a job starting after a quiet spell).
-    fn process_tree(&self) -> Vec<u32> {
-        {
-            let w = self.windows.lock();
-            if !w.tree_is_stale() {
-                return w.tree.clone();
-            }
-        }
-        let tree = proctree::descendants(&self.proc_root, self.owner_pid);
-        let mut w = self.windows.lock();
-        w.tree = tree.clone();
-        w.tree_at = Some(Instant::now());
-        tree
-    }
-
     fn begin(&self, py: Python<'_>, job: &JobCore) -> PyResult<WindowId> {
         self.check()?;
-        let mut labels = identity_from_env(|k| std::env::var(k).ok());
-        labels.extend(job.user_labels.clone());
-        py.detach(|| {
-            let sampler = self.sampler.read();
-            let Some(bg) = sampler.as_ref() else {
-                return Err(Inner::closed_error());
-            };
-            let tree = self.process_tree();
-            let id = self.tracker.begin(WindowSpec {
-                name: job.name.clone(),
-                labels,
-                gpus: Some(self.measured.clone()),
-                pids: Some(union(tree, &job.extra_pids)),
-            });
-            self.windows.lock().open.insert(
-                id,
-                OpenWindow {
-                    extra_pids: job.extra_pids.clone(),
-                    down: BTreeMap::new(),
-                },
-            );
-            // The boundary sample: the window starts now, not at the next tick.
-            bg.sample_now();
-            Ok(id)
-        })
+        let spec = JobSpec {
+            name: job.name.clone(),
+            labels: job.user_labels.clone(),
+            pids: job.extra_pids.clone(),
+        };
+        py.detach(|| self.session.begin(spec)).map_err(job_err)
     }
 
     /// Ends window `id`; `error` names the exception that left its `with`
     /// block, if one did.
     fn end(&self, py: Python<'_>, id: WindowId, error: Option<String>) -> PyResult<Report> {
         self.check()?;
-        let (report, down) = py.detach(|| {
-            let sampler = self.sampler.read();
-            // The process set is at most PID_REFRESH old (the sampler thread
-            // keeps it current): a job's end does not read /proc itself.
-            // After close() there is no sampler: the report ends at the last sample.
-            if let Some(bg) = sampler.as_ref() {
-                bg.sample_now();
-            }
-            let window = self.windows.lock().open.remove(&id);
-            // Marked as it ends, in one step: no scrape sees it finished
-            // and not interrupted.
-            let report = match (&window, &error) {
-                (Some(_), Some(e)) => self.tracker.end_interrupted(id, e),
-                _ => self.tracker.end(id),
-            };
-            (report, window.map(|w| w.down).unwrap_or_default())
-        });
+        let report = py.detach(|| self.session.end(id, error.as_deref()));
         let report =
             report.ok_or_else(|| PyValueError::new_err(format!("window {} is not open", id.0)))?;
-        Ok(Report::new(report, self.extras(false, down)))
+        Ok(Report::new(report))
     }
 
     fn peek(&self, id: WindowId) -> Option<Report> {
-        let down = self
-            .windows
-            .lock()
-            .open
-            .get(&id)
-            .map(|w| w.down.clone())
-            .unwrap_or_default();
-        let report = self.tracker.peek(id)?;
-        Some(Report::new(report, self.extras(true, down)))
+        self.session.peek(id).map(Report::new)
     }
 
     /// Stops the sampler and the servers (idempotent).
     fn close(&self) {
-        let sampler = self.sampler.write().take();
-        if let Some(bg) = sampler {
-            bg.stop_timeout(CLOSE_WAIT);
-        }
+        self.session.close(CLOSE_WAIT);
         for server in self.servers.lock().drain(..) {
             server.stop();
         }
@@ -268,12 +117,8 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if std::process::id() != self.owner_pid {
-            // A forked child: the threads do not exist here, their join
-            // handles would wait forever, their locks may be poisoned by the
-            // fork. Leak them; the parent still owns the real ones.
-            if let Some(bg) = self.sampler.get_mut().take() {
-                std::mem::forget(bg);
-            }
+            // A forked child: the server threads do not exist here (the
+            // session leaks its sampler itself).
             for server in self.servers.get_mut().drain(..) {
                 server.abandon();
             }
@@ -282,7 +127,7 @@ impl Drop for Inner {
         for server in self.servers.get_mut().drain(..) {
             server.stop();
         }
-        // The BackgroundSampler's own Drop stops its thread.
+        // The session's own Drop stops its thread.
     }
 }
 
@@ -306,16 +151,7 @@ fn user_labels(labels: Option<&Bound<'_, PyAny>>) -> PyResult<BTreeMap<String, S
                 key.get_type().name()?
             )));
         };
-        if !is_valid_label_name(&key) {
-            return Err(PyValueError::new_err(format!(
-                "label name {key:?} is not a valid Prometheus label name: use letters, digits and _, not starting with a digit or __"
-            )));
-        }
-        if RESERVED_LABELS.contains(&key.as_str()) {
-            return Err(PyValueError::new_err(format!(
-                "label name {key:?} is reserved (Algalon or the scraper sets it); choose another name"
-            )));
-        }
+        check_label_name(&key).map_err(job_err)?;
         let is_plain = value.is_instance_of::<pyo3::types::PyString>()
             || value.is_instance_of::<pyo3::types::PyInt>()
             || value.is_instance_of::<pyo3::types::PyFloat>();
@@ -331,9 +167,7 @@ fn user_labels(labels: Option<&Bound<'_, PyAny>>) -> PyResult<BTreeMap<String, S
 }
 
 fn job_name(name: &str) -> PyResult<String> {
-    if name.trim().is_empty() {
-        return Err(PyValueError::new_err("a job needs a non-empty name"));
-    }
+    check_job_name(name).map_err(job_err)?;
     Ok(name.to_owned())
 }
 
@@ -378,7 +212,7 @@ impl Monitor {
     fn new(
         py: Python<'_>,
         interval: f64,
-        gpus: Option<Vec<GpuSelector>>,
+        gpus: Option<GpuSelectors>,
         nvml_lib: Option<PathBuf>,
     ) -> PyResult<Monitor> {
         if !(interval.is_finite() && interval > 0.0) {
@@ -394,67 +228,17 @@ impl Monitor {
         }
         let interval = Duration::from_secs_f64(interval);
         let owner_pid = std::process::id();
-        let proc_root = PathBuf::from("/proc");
-        let tracker = Arc::new(JobTracker::new());
-        let windows = Arc::new(Mutex::new(Windows::default()));
-        let (cb_tracker, cb_windows, cb_root) = (
-            Arc::clone(&tracker),
-            Arc::clone(&windows),
-            proc_root.clone(),
-        );
-        let built = py.detach(move || -> Result<_, Error> {
-            let (probe, _snap, visible) = devices::probe(nvml_lib.clone())?;
-            let mut measured: Vec<String> = Vec::new();
-            match gpus {
-                None => measured = visible.measurable(),
-                Some(selectors) => {
-                    for s in &selectors {
-                        let uuid = visible.select(s)?;
-                        if !measured.contains(&uuid) {
-                            measured.push(uuid);
-                        }
-                    }
-                }
+        let selectors = gpus.as_ref().map(devices::selectors).transpose()?;
+        let built = py.detach(move || {
+            let mut opts = SessionOptions::new(devices::sampler_options(nvml_lib, None));
+            opts.interval = Some(interval);
+            if let Some(list) = selectors {
+                opts.gpus = GpuChoice::Selected(list);
             }
-            if measured.is_empty() {
-                let why = match (&visible.env, visible.mig().is_empty()) {
-                    (Some(v), false) => format!(
-                        "CUDA_VISIBLE_DEVICES={v:?} (MIG instances cannot be measured yet; pass gpus=[\"GPU-…\"] to measure their parent GPUs)"
-                    ),
-                    (Some(v), true) => format!(
-                        "CUDA_VISIBLE_DEVICES={v:?} (it hides every GPU from this process; pass gpus=[\"GPU-…\"] to measure some anyway)"
-                    ),
-                    (None, _) => "any GPU (NVML lists none)".to_owned(),
-                };
-                return Err(Error::NoSuchDevice {
-                    selector: why,
-                    available: if visible.all.is_empty() {
-                        "no GPUs".to_owned()
-                    } else {
-                        let list: Vec<String> =
-                            visible.all.iter().map(|(i, u)| format!("{i} ({u})")).collect();
-                        format!("GPUs {}", list.join(", "))
-                    },
-                });
-            }
-            let everything = visible.all.len() == measured.len();
-            let sampler = if everything {
-                probe
-            } else {
-                // Opened before the probe closes, so NVML is not torn down
-                // and set up again in between.
-                let chosen = Sampler::new(devices::sampler_options(nvml_lib, Some(measured.clone())))?;
-                drop(probe);
-                chosen
-            };
-            let library = sampler.library().to_owned();
-            let bg = BackgroundSampler::spawn(sampler, interval, move |snap| {
-                on_sample(snap, &cb_tracker, &cb_windows, owner_pid, &cb_root);
-            })?;
-            let hostname = bg.latest().hostname.clone();
-            Ok((bg, visible, measured, library, hostname))
+            JobSession::new(opts)
         });
-        let (bg, visible, measured, library, hostname) = built.map_err(py_err)?;
+        let session = built.map_err(py_err)?;
+        let visible = session.visible();
         let mig = visible.mig();
         if !mig.is_empty() {
             let msg = format!(
@@ -464,18 +248,16 @@ impl Monitor {
             let msg = std::ffi::CString::new(msg).unwrap_or_default();
             PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
         }
+        if let (Some(env), Some(ignored)) = (&visible.env, &visible.ignored) {
+            let msg =
+                format!("CUDA_VISIBLE_DEVICES={env:?}: {ignored}; Algalon measures what CUDA uses");
+            let msg = std::ffi::CString::new(msg).unwrap_or_default();
+            PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
+        }
         Ok(Monitor {
             inner: Arc::new(Inner {
                 owner_pid,
-                proc_root,
-                interval,
-                library,
-                hostname,
-                visible,
-                measured,
-                tracker,
-                windows,
-                sampler: RwLock::new(Some(bg)),
+                session,
                 servers: Mutex::new(Vec::new()),
                 named: Mutex::new(BTreeMap::new()),
             }),
@@ -582,10 +364,10 @@ impl Monitor {
     #[pyo3(signature = (port=9401, addr="127.0.0.1"))]
     fn serve(&self, py: Python<'_>, port: u16, addr: &str) -> PyResult<MetricsServer> {
         self.inner.check()?;
-        if self.inner.sampler.read().is_none() {
+        if self.inner.session.is_closed() {
             return Err(Inner::closed_error());
         }
-        let tracker = Arc::clone(&self.inner.tracker);
+        let tracker = Arc::clone(self.inner.session.tracker());
         let handle = py
             .detach(|| ServerHandle::start(addr, port, tracker))
             .map_err(|e| {
@@ -601,10 +383,10 @@ impl Monitor {
         self.inner.check()?;
         Ok(self
             .inner
-            .tracker
+            .session
             .reports()
             .into_iter()
-            .map(|(r, running)| Report::new(r, self.inner.extras(running, BTreeMap::new())))
+            .map(Report::new)
             .collect())
     }
 
@@ -612,40 +394,42 @@ impl Monitor {
     #[getter]
     fn gpus(&self) -> PyResult<Vec<Gpu>> {
         self.inner.check()?;
-        let sampler = self.inner.sampler.read();
-        let Some(bg) = sampler.as_ref() else {
+        let session = &self.inner.session;
+        let Some(snap) = session.latest() else {
             return Err(Inner::closed_error());
         };
-        let snap = bg.latest();
         Ok(devices::gpus_in_cuda_order(
             &snap,
-            &self.inner.visible,
-            Some(&self.inner.measured),
+            session.visible(),
+            Some(session.measured()),
         ))
     }
 
     /// Sampling interval, s.
     #[getter]
     fn interval(&self) -> f64 {
-        self.inner.interval.as_secs_f64()
+        self.inner
+            .session
+            .interval()
+            .map_or(0.0, |i| i.as_secs_f64())
     }
 
     /// The NVML library in use.
     #[getter]
     fn library(&self) -> &str {
-        &self.inner.library
+        self.inner.session.library()
     }
 
     /// Host name reported with the series.
     #[getter]
     fn hostname(&self) -> &str {
-        &self.inner.hostname
+        self.inner.session.hostname()
     }
 
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.sampler.read().is_none()
+        self.inner.session.is_closed()
     }
 
     /// Stops sampling and serving. Open jobs can still be ended; their
@@ -667,11 +451,11 @@ impl Monitor {
     }
 
     fn __repr__(&self) -> String {
-        let gpus: Vec<String> = self
-            .inner
-            .measured
+        let session = &self.inner.session;
+        let gpus: Vec<String> = session
+            .measured()
             .iter()
-            .map(|u| match self.inner.visible.cuda_index(u) {
+            .map(|u| match session.visible().cuda_index(u) {
                 Some(i) => format!("cuda:{i}={u}"),
                 None => u.clone(),
             })
@@ -679,7 +463,7 @@ impl Monitor {
         format!(
             "<Monitor {} every {:.3} s{}>",
             gpus.join(" "),
-            self.inner.interval.as_secs_f64(),
+            self.interval(),
             if self.closed() { ", closed" } else { "" }
         )
     }
@@ -762,11 +546,7 @@ impl Drop for Job {
             JobState::Running(id) => *id,
             JobState::Pending | JobState::Ended(_) => return,
         };
-        if self.monitor.windows.lock().open.remove(&id).is_some() {
-            self.monitor.tracker.end_interrupted(id, DROPPED);
-        } else {
-            self.monitor.tracker.end(id);
-        }
+        self.monitor.session.abandon(id, Some(DROPPED));
     }
 }
 
@@ -808,7 +588,7 @@ impl Job {
             parsed.push((unit, n));
         }
         for (unit, n) in parsed {
-            if !self.monitor.tracker.count(id, &unit, n) {
+            if self.monitor.session.count(id, &unit, n).is_err() {
                 return Err(PyValueError::new_err(format!(
                     "job {:?} is not running",
                     self.core.name

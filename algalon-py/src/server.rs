@@ -13,7 +13,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use algalon_core::Format;
-use algalon_core::jobs::{JobTracker, encode_reports};
+use algalon_core::encode_jobs;
+use algalon_core::jobs::JobTracker;
 use parking_lot::Mutex;
 
 /// How long a client may take to send its request or read the answer.
@@ -146,7 +147,7 @@ fn answer(mut stream: TcpStream, tracker: &JobTracker) -> std::io::Result<()> {
     }
     match path {
         "/metrics" => {
-            let body = encode_reports(&tracker.reports(), Format::PrometheusText);
+            let body = encode_jobs(&tracker.reports(), Format::PrometheusText);
             respond(
                 &mut stream,
                 "200 OK",

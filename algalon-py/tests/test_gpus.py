@@ -186,3 +186,48 @@ def test_no_warning_without_mig() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         algalon.Monitor(interval=0.05).close()
+
+
+def test_cuda_stops_at_an_empty_entry_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # CUDA reads "1,,2" as GPU 1 alone: the empty entry ends the list.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,,2")
+    assert [g.uuid for g in algalon.gpus()] == [T4]
+    with pytest.warns(UserWarning, match=r'entry 2 \(""\).*CUDA ignores it'):
+        mon = algalon.Monitor(interval=0.05)
+    try:
+        assert [g.uuid for g in mon.gpus] == [T4]
+    finally:
+        mon.close()
+
+
+def test_gpus_takes_cuda_names_and_single_values() -> None:
+    for gpus in (["cuda:1"], ["CUDA:1"], 1, "cuda:1", T4, [f"{T4[:8]}"]):
+        mon = algalon.Monitor(interval=0.05, gpus=gpus)
+        try:
+            assert [g.uuid for g in mon.gpus] == [T4], gpus
+        finally:
+            mon.close()
+    # A bare number in a str is refused (NVML or CUDA index?), in one clear line.
+    for gpus in ("0", ["0"]):
+        with pytest.raises(algalon.DeviceNotFoundError, match="as int") as err:
+            algalon.Monitor(gpus=gpus)
+        assert "cuda:0" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(
+        algalon.ConfigError, match='gpus entry "nonsense".*not a device'
+    ):
+        algalon.Monitor(gpus=["nonsense"])
+    with pytest.raises(algalon.ConfigError, match="0 or more"):
+        algalon.Monitor(gpus=[-1])
+    with pytest.raises(TypeError, match="CUDA index"):
+        algalon.Monitor(gpus=True)  # type: ignore[arg-type]
+
+
+def test_an_empty_gpu_list_says_what_to_do() -> None:
+    with pytest.raises(algalon.DeviceNotFoundError) as err:
+        algalon.Monitor(gpus=[])
+    message = str(err.value)
+    assert "empty GPU list" in message and "cuda:0" in message
+    # It does not claim the host has no GPU.
+    assert "NVML lists none" not in message and H100 in message

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import pickle
 import time
 
 import algalon
@@ -363,3 +365,25 @@ def test_monitor_as_context_manager() -> None:
         assert m.interval == pytest.approx(0.05)
         assert m.library.endswith("libnvidia-ml.so.1") and m.hostname
     assert m.closed
+
+
+def test_reports_pickle_copy_and_compare_after_a_json_round_trip(
+    mon: algalon.Monitor,
+) -> None:
+    with mon.job("shipped", labels={"team": "nlp"}, pids=[4242]) as job:
+        time.sleep(0.15)
+        job.count(tokens=1234)
+    report = job.report
+    again = algalon.Report.from_json(report.to_json())
+    assert again == report
+    assert algalon.Report.from_json(report.to_json(indent=4)) == report
+    assert pickle.loads(pickle.dumps(report)) == report
+    assert copy.deepcopy(report) == report and copy.copy(report) == report
+    gpu = report.gpus[0]
+    assert pickle.loads(pickle.dumps(gpu)) == gpu and copy.deepcopy(gpu) == gpu
+    assert gpu != report.gpus[1]
+    # A different report is not equal.
+    with mon.job("other") as other:
+        pass
+    assert other.report != report
+    assert report != "not a report"

@@ -1,4 +1,4 @@
-//! The job series of job reports (see [`crate::jobs::encode_reports`]).
+//! The job series of job reports ([`encode_jobs`]).
 
 use std::borrow::Cow;
 
@@ -7,13 +7,23 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 
 use super::format::Format;
 use super::render::{encode_collector, own_family};
-use crate::jobs::{GpuReport, JobReport};
 use crate::labels::sanitize_label_name;
+use crate::report::{GpuReport, JobReport};
 use crate::series::{Series, SeriesKind};
 use crate::snapshot::Value;
 
-/// Job series (see [`crate::jobs::encode_reports`]).
-pub(crate) fn encode_jobs(reports: &[(JobReport, bool)], format: Format) -> String {
+/// Per-job series for a report list (`running` says whether each job is
+/// still open), used by the Python and C faces to serve or push job usage:
+///
+/// * `algalon_job_info{job_id,name,<labels>} 1`
+/// * `algalon_job_gpu_energy_joules_total{job_id,gpu,UUID,source}`
+/// * `algalon_job_gpu_utilization_ratio`, `algalon_job_gpu_memory_peak_bytes`,
+///   `algalon_job_gpu_power_mean_watts`, `algalon_job_duration_seconds`,
+///   `algalon_job_running`.
+/// * `algalon_job_interrupted{job_id} 0` for a job not interrupted,
+///   `algalon_job_interrupted{job_id,exception} 1` with
+///   [`JobReport::interrupted`] as `exception` for one that was.
+pub fn encode_jobs(reports: &[(JobReport, bool)], format: Format) -> String {
     let collector = JobCollector {
         reports: reports.to_vec(),
         format,

@@ -1,12 +1,17 @@
-//! Device selection: which GPUs a sampler reads.
+//! Device selection: which GPUs a sampler reads, by the core's one device
+//! grammar ([`crate::devices`]).
 
 use nvml_wrapper::Nvml;
 
+use crate::devices::{HostGpu, Selector, Visible, describe_host, parse_entry, resolve};
 use crate::error::{Error, Result};
 
 /// Resolves device selectors to NVML indices, in index order (every GPU
-/// when `None`). A number is an index; anything else is a UUID, matched
-/// case-insensitively, exactly or else by a unique prefix.
+/// when `None`). Each selector is one entry of the device grammar: an NVML
+/// index, a `GPU-` UUID or unique prefix (any case; an exact UUID wins), or
+/// `cuda:N` — the N-th device this process's `CUDA_VISIBLE_DEVICES` leaves
+/// it. A selector that does not parse, names a MIG instance or matches no
+/// GPU (or several) is [`Error::NoSuchDevice`] naming what the host has.
 pub(super) fn select_devices(nvml: &Nvml, selectors: Option<&[String]>) -> Result<Vec<u32>> {
     let count = nvml.device_count().map_err(|source| Error::Nvml {
         call: "nvmlDeviceGetCount_v2",
@@ -15,62 +20,28 @@ pub(super) fn select_devices(nvml: &Nvml, selectors: Option<&[String]>) -> Resul
     let Some(selectors) = selectors.filter(|s| !s.is_empty()) else {
         return Ok((0..count).collect());
     };
-    let uuids: Vec<Option<String>> = (0..count)
-        .map(|i| nvml.device_by_index(i).and_then(|d| d.uuid()).ok())
+    let host: Vec<HostGpu> = (0..count)
+        .map(|i| HostGpu {
+            index: i,
+            uuid: nvml.device_by_index(i).and_then(|d| d.uuid()).ok(),
+        })
         .collect();
     let mut chosen: Vec<u32> = Vec::new();
-    for selector in selectors {
-        let s = selector.trim();
-        let matched: Vec<u32> = if let Ok(i) = s.parse::<u32>() {
-            (i < count).then_some(i).into_iter().collect()
-        } else {
-            let wanted = s.to_ascii_lowercase();
-            let exact: Vec<u32> = (0..count)
-                .filter(|&i| {
-                    uuids[i as usize].as_deref().map(str::to_ascii_lowercase)
-                        == Some(wanted.clone())
-                })
-                .collect();
-            if exact.is_empty() {
-                (0..count)
-                    .filter(|&i| {
-                        uuids[i as usize]
-                            .as_deref()
-                            .is_some_and(|u| u.to_ascii_lowercase().starts_with(&wanted))
-                    })
-                    .collect()
-            } else {
-                exact
+    for text in selectors {
+        let selector = parse_entry(text).map_err(|e| Error::NoSuchDevice {
+            selector: format!("{:?} ({e})", text.trim()),
+            available: describe_host(&host),
+        })?;
+        let position = match &selector {
+            Selector::Cuda(_) => {
+                let uuid = Visible::from_env(host.clone())?.select(&selector)?;
+                resolve(&Selector::Uuid(uuid), &host, "")?
             }
+            other => resolve(other, &host, "")?,
         };
-        match matched.as_slice() {
-            [i] => {
-                if !chosen.contains(i) {
-                    chosen.push(*i);
-                }
-            }
-            _ => {
-                let available = (0..count)
-                    .map(|i| match &uuids[i as usize] {
-                        Some(u) => format!("{i} ({u})"),
-                        None => i.to_string(),
-                    })
-                    .collect::<Vec<_>>();
-                let available = if available.is_empty() {
-                    "no GPUs".to_owned()
-                } else {
-                    format!("GPUs {}", available.join(", "))
-                };
-                let selector = if matched.len() > 1 {
-                    format!("{s:?} (ambiguous: matches {} GPUs)", matched.len())
-                } else {
-                    format!("{s:?}")
-                };
-                return Err(Error::NoSuchDevice {
-                    selector,
-                    available,
-                });
-            }
+        let index = host[position].index;
+        if !chosen.contains(&index) {
+            chosen.push(index);
         }
     }
     chosen.sort_unstable();

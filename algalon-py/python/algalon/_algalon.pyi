@@ -135,7 +135,7 @@ class Monitor:
     def __new__(
         cls,
         interval: float = 0.1,
-        gpus: Sequence[int | str] | None = None,
+        gpus: int | str | Sequence[int | str] | None = None,
         nvml_lib: str | os.PathLike[str] | None = None,
     ) -> Monitor:
         """
@@ -144,11 +144,12 @@ class Monitor:
         Args:
             interval: Seconds between samples, more than 0 and at most 86400
                 (a day).
-            gpus: The GPUs to measure. An ``int`` is a CUDA index (into the
-                devices ``CUDA_VISIBLE_DEVICES`` leaves this process); a
-                ``str`` is a ``GPU-…`` UUID or a unique prefix of one, and
-                may name a GPU outside ``CUDA_VISIBLE_DEVICES``. ``None``
-                measures every GPU this process can see.
+            gpus: The GPUs to measure: one entry or a sequence of them. An
+                ``int`` or ``"cuda:N"`` is a CUDA index (into the devices
+                ``CUDA_VISIBLE_DEVICES`` leaves this process); another
+                ``str`` is a ``GPU-…`` UUID or a unique prefix of one (any
+                case), and may name a GPU outside ``CUDA_VISIBLE_DEVICES``.
+                ``None`` measures every GPU this process can see.
             nvml_lib: The NVML library to load. ``None`` loads
                 ``$ALGALON_NVML_LIB`` if set, else the driver's
                 ``libnvidia-ml.so.1``.
@@ -163,17 +164,20 @@ class Monitor:
             NvmlError: An NVML call needed to list the GPUs failed.
             DeviceNotFoundError: An entry of ``gpus`` matches no GPU (a CUDA
                 index out of range or naming a MIG instance, an unknown or
-                ambiguous UUID, or a numeric string such as ``"0"``),
+                ambiguous UUID, text that is no device, or a numeric string
+                such as ``"0"``), ``gpus`` is an empty list,
                 ``CUDA_VISIBLE_DEVICES`` names a GPU this host does not have,
                 or nothing is left to measure (``CUDA_VISIBLE_DEVICES`` hides
                 every GPU, or the host has none).
             AlgalonError: The sampling thread could not be started.
-            TypeError: ``interval`` is not a number, ``gpus`` is not a
-                sequence of ``int`` and ``str``, or ``nvml_lib`` not a path.
+            TypeError: ``interval`` is not a number, ``gpus`` is not an
+                ``int``, a ``str`` or a sequence of them, or ``nvml_lib`` not
+                a path.
 
         Warns:
-            UserWarning: ``CUDA_VISIBLE_DEVICES`` names MIG instances; they
-                are not measured.
+            UserWarning: ``CUDA_VISIBLE_DEVICES`` names MIG instances (they
+                are not measured), or has an invalid entry: as CUDA does,
+                the entries from it on are ignored (``"1,,2"`` is GPU 1).
         """
     def job(
         self,
@@ -534,6 +538,8 @@ class GpuReport:
     @property
     def down_reason(self) -> str | None:
         """Why the GPU was down during part of the window (lost, failing); its readings stop there. ``None`` if it stayed up."""
+    def __eq__(self, other: object, /) -> bool:
+        """Whether ``other`` is a GPU report with the same figures. GPU reports pickle and copy (through the core's JSON)."""
 
 @final
 class Report:
@@ -542,8 +548,15 @@ class Report:
 
     ``str(report)`` is a table per GPU. ``to_json`` / ``from_json`` keep a
     report (one that failed to push, say) and read it back; ``push`` sends
-    its series to VictoriaMetrics.
+    its series to VictoriaMetrics. The report is a view over the core's
+    report type, whose JSON schema the C library's
+    ``algalon_job_report_json`` writes too. Reports pickle and deep-copy
+    (for ``multiprocessing.Pool`` workers and ``all_gather_object``), and a
+    report read back from its JSON ``==`` the original.
     """
+
+    def __eq__(self, other: object, /) -> bool:
+        """Whether ``other`` is a report with the same contents."""
 
     @property
     def id(self) -> int:

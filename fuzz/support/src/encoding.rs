@@ -182,6 +182,7 @@ impl Input {
             .iter()
             .enumerate()
             .map(|(i, g)| GpuReport {
+                cuda_index: None,
                 index: i as u32,
                 uuid: g.uuid.clone(),
                 name: g.name.clone(),
@@ -196,12 +197,15 @@ impl Input {
                 temperature_max_c: Some(70.0),
                 samples: 10,
                 process_memory_peak_bytes: None,
+                down_reason: None,
             })
             .collect();
         let report = JobReport {
             id: WindowId(7),
             name: self.job_name.clone(),
             labels: self.user_labels.clone(),
+            hostname: String::new(),
+            running: true,
             started_at: 1_700_000_000.0,
             ended_at: 1_700_000_010.0,
             duration_s: 10.0,
@@ -272,8 +276,8 @@ pub fn render(input: &Input) -> Rendered {
     Rendered {
         snapshot_text: encoder.encode(&snapshot, Format::PrometheusText),
         snapshot_openmetrics: encoder.encode(&snapshot, Format::OpenMetrics),
-        jobs_text: algalon_core::jobs::encode_reports(&reports, Format::PrometheusText),
-        jobs_openmetrics: algalon_core::jobs::encode_reports(&reports, Format::OpenMetrics),
+        jobs_text: algalon_core::encode_jobs(&reports, Format::PrometheusText),
+        jobs_openmetrics: algalon_core::encode_jobs(&reports, Format::OpenMetrics),
     }
 }
 

@@ -129,7 +129,8 @@ pub fn check_visible_devices(data: &[u8]) {
         Ok(uuids) => {
             for (i, u) in uuids.iter().enumerate() {
                 let known = gpus.iter().any(|(_, g)| g == u);
-                let mig = u.starts_with("MIG-") && value.split(',').any(|e| e.trim() == u);
+                let mig = u.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("MIG-"))
+                    && value.split(',').any(|e| e.trim() == u);
                 assert!(
                     known || mig,
                     "{u:?} is neither a given GPU nor a MIG id in {value:?}"

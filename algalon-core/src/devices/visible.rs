@@ -1,0 +1,379 @@
+//! Resolving selectors against the host's GPUs, and the process's CUDA view.
+
+use crate::error::{Error, Result};
+
+use super::grammar::{Selector, parse_cuda_visible_devices, strip_prefix_ci};
+
+/// Environment variable CUDA reads to choose and order devices.
+pub const CUDA_VISIBLE_DEVICES: &str = "CUDA_VISIBLE_DEVICES";
+
+/// One GPU of the host, for resolving selectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostGpu {
+    /// NVML index.
+    pub index: u32,
+    /// `GPU-…` UUID; `None` when NVML could not give it.
+    pub uuid: Option<String>,
+}
+
+impl HostGpu {
+    /// A GPU with a known UUID.
+    pub fn new(index: u32, uuid: impl Into<String>) -> HostGpu {
+        HostGpu {
+            index,
+            uuid: Some(uuid.into()),
+        }
+    }
+}
+
+/// "this host has …": `GPUs 0 (GPU-…), 1 (GPU-…)` or `no GPUs`; the one
+/// text every "no GPU matches" error uses.
+pub fn describe_host(gpus: &[HostGpu]) -> String {
+    if gpus.is_empty() {
+        return "no GPUs".to_owned();
+    }
+    let list: Vec<String> = gpus
+        .iter()
+        .map(|g| match &g.uuid {
+            Some(u) => format!("{} ({u})", g.index),
+            None => g.index.to_string(),
+        })
+        .collect();
+    format!("GPUs {}", list.join(", "))
+}
+
+/// The hex of a UUID or UUID prefix, without `GPU-`, lower case.
+fn uuid_key(s: &str) -> String {
+    strip_prefix_ci(s, "GPU-").unwrap_or(s).to_ascii_lowercase()
+}
+
+/// Finds the host GPU (position in `gpus`) an NVML index or GPU UUID names:
+/// an exact UUID first, else the one GPU whose UUID starts with the prefix,
+/// in any case. `context` prefixes the quoted selector in the error
+/// (`"CUDA_VISIBLE_DEVICES entry "`). `cuda:N` and `MIG-` selectors do not
+/// name a host GPU and are errors here (see [`Visible::select`]).
+pub fn resolve(selector: &Selector, gpus: &[HostGpu], context: &str) -> Result<usize> {
+    let not_found = |why: &str| Error::NoSuchDevice {
+        selector: format!("{context}{:?}{why}", selector.to_string()),
+        available: describe_host(gpus),
+    };
+    let matched: Vec<usize> = match selector {
+        Selector::Index(i) => gpus
+            .iter()
+            .position(|g| g.index == *i)
+            .into_iter()
+            .collect(),
+        Selector::Uuid(u) => {
+            let want = uuid_key(u);
+            let keys: Vec<Option<String>> = gpus
+                .iter()
+                .map(|g| g.uuid.as_deref().map(uuid_key))
+                .collect();
+            let exact: Vec<usize> = (0..gpus.len())
+                .filter(|&p| keys[p].as_deref() == Some(want.as_str()))
+                .collect();
+            if exact.is_empty() {
+                (0..gpus.len())
+                    .filter(|&p| keys[p].as_deref().is_some_and(|k| k.starts_with(&want)))
+                    .collect()
+            } else {
+                exact
+            }
+        }
+        Selector::Cuda(_) => {
+            return Err(not_found(
+                " (a CUDA index: it needs the process's CUDA_VISIBLE_DEVICES view)",
+            ));
+        }
+        Selector::Mig(_) => {
+            return Err(not_found(
+                " (a MIG instance: select its GPU by index or GPU- UUID)",
+            ));
+        }
+    };
+    match matched.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(not_found("")),
+        many => Err(not_found(&format!(
+            " (ambiguous: matches {} GPUs)",
+            many.len()
+        ))),
+    }
+}
+
+/// The GPUs this process may use, in CUDA's order, beside every GPU of the
+/// host. CUDA numbers the devices a process sees from 0 in the order of
+/// `CUDA_VISIBLE_DEVICES`; NVML numbers every device of the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visible {
+    /// Every GPU of the host, NVML order.
+    pub all: Vec<HostGpu>,
+    /// UUIDs this process may use, in CUDA order (position = CUDA index).
+    /// `MIG-…` ids stay as given: a MIG instance holds its CUDA index but
+    /// is not measured (the sampler reads whole GPUs).
+    pub cuda: Vec<String>,
+    /// The value of `CUDA_VISIBLE_DEVICES`, when set.
+    pub env: Option<String>,
+    /// What CUDA ignores of that value (from the first invalid entry on).
+    pub ignored: Option<String>,
+}
+
+impl Visible {
+    /// Resolves `env` (the value of `CUDA_VISIBLE_DEVICES`; `None`: unset,
+    /// every GPU) against the host's GPUs. A well-formed entry that matches
+    /// no GPU is an error naming the variable and what the host has.
+    pub fn new(all: Vec<HostGpu>, env: Option<String>) -> Result<Visible> {
+        let mut cuda: Vec<String> = Vec::new();
+        let mut ignored = None;
+        match &env {
+            None => cuda.extend(all.iter().filter_map(|g| g.uuid.clone())),
+            Some(value) => {
+                let list = parse_cuda_visible_devices(value);
+                ignored = list.ignored;
+                for s in &list.entries {
+                    let uuid = match s {
+                        Selector::Mig(id) => id.clone(),
+                        other => {
+                            let p = resolve(other, &all, "CUDA_VISIBLE_DEVICES entry ")?;
+                            all[p].uuid.clone().unwrap_or_default()
+                        }
+                    };
+                    if !cuda.contains(&uuid) {
+                        cuda.push(uuid);
+                    }
+                }
+            }
+        }
+        Ok(Visible {
+            all,
+            cuda,
+            env,
+            ignored,
+        })
+    }
+
+    /// [`Visible::new`] with this process's `CUDA_VISIBLE_DEVICES`.
+    pub fn from_env(all: Vec<HostGpu>) -> Result<Visible> {
+        Visible::new(all, std::env::var(CUDA_VISIBLE_DEVICES).ok())
+    }
+
+    /// The visible `MIG-…` instances (not measured, see [`Visible::cuda`]).
+    pub fn mig(&self) -> Vec<String> {
+        self.cuda.iter().filter(|u| is_mig(u)).cloned().collect()
+    }
+
+    /// The visible whole GPUs, in CUDA order.
+    pub fn measurable(&self) -> Vec<String> {
+        self.cuda.iter().filter(|u| !is_mig(u)).cloned().collect()
+    }
+
+    /// CUDA index of a GPU, when this process can see it.
+    pub fn cuda_index(&self, uuid: &str) -> Option<u32> {
+        self.cuda
+            .iter()
+            .position(|u| u == uuid)
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// NVML index of a GPU of the host.
+    pub fn nvml_index(&self, uuid: &str) -> Option<u32> {
+        self.all
+            .iter()
+            .find(|g| g.uuid.as_deref() == Some(uuid))
+            .map(|g| g.index)
+    }
+
+    /// The UUID one selector names, from this process's view: `cuda:N` is
+    /// the N-th visible device, a UUID (prefix) any GPU of the host. A bare
+    /// number is refused: it would be an NVML index here but a CUDA index
+    /// everywhere else in a training script.
+    pub fn select(&self, selector: &Selector) -> Result<String> {
+        let err = |selector: String| Error::NoSuchDevice {
+            selector,
+            available: self.describe(),
+        };
+        match selector {
+            Selector::Cuda(i) => match self.cuda.get(*i as usize) {
+                Some(u) if !is_mig(u) => Ok(u.clone()),
+                Some(_) => Err(err(format!(
+                    "CUDA index {i} (a MIG instance: not measurable yet)"
+                ))),
+                None => Err(err(format!("CUDA index {i}"))),
+            },
+            Selector::Index(i) => Err(err(format!(
+                "\"{i}\" (pass CUDA indices as int or \"cuda:{i}\", UUIDs as str)"
+            ))),
+            Selector::Mig(id) => Err(err(format!(
+                "{id:?} (a MIG instance: not measurable yet; give its parent GPU's UUID)"
+            ))),
+            Selector::Uuid(_) => {
+                let p = resolve(selector, &self.all, "gpus entry ")?;
+                Ok(self.all[p].uuid.clone().unwrap_or_default())
+            }
+        }
+    }
+
+    /// The GPUs to measure: `selectors` resolved by [`select`](Self::select)
+    /// (duplicates dropped), or every visible whole GPU when `None`. Fails
+    /// when that leaves no GPU, saying why (an empty list, a variable that
+    /// hides every GPU, MIG instances only, a host without GPUs).
+    pub fn measured(&self, selectors: Option<&[Selector]>) -> Result<Vec<String>> {
+        let mut measured: Vec<String> = Vec::new();
+        match selectors {
+            None => measured = self.measurable(),
+            Some([]) => {
+                return Err(Error::NoSuchDevice {
+                    selector: "an empty GPU list (give no list to measure every visible GPU, or name some: cuda:0, GPU-…)".to_owned(),
+                    available: self.describe(),
+                });
+            }
+            Some(list) => {
+                for s in list {
+                    let uuid = self.select(s)?;
+                    if !measured.contains(&uuid) {
+                        measured.push(uuid);
+                    }
+                }
+            }
+        }
+        if measured.is_empty() {
+            let why = match (&self.env, self.mig().is_empty()) {
+                (Some(v), false) => format!(
+                    "CUDA_VISIBLE_DEVICES={v:?} (MIG instances cannot be measured yet; pass gpus=[\"GPU-…\"] to measure their parent GPUs)"
+                ),
+                (Some(v), true) => format!(
+                    "CUDA_VISIBLE_DEVICES={v:?} (it hides every GPU from this process; pass gpus=[\"GPU-…\"] to measure some anyway)"
+                ),
+                (None, _) => "any GPU (NVML lists none)".to_owned(),
+            };
+            return Err(Error::NoSuchDevice {
+                selector: why,
+                available: describe_host(&self.all),
+            });
+        }
+        Ok(measured)
+    }
+
+    /// This process's view for an error: `cuda:0 = GPU 2 (GPU-…), …
+    /// (CUDA_VISIBLE_DEVICES="2")`.
+    pub fn describe(&self) -> String {
+        let env = match &self.env {
+            Some(v) => format!("CUDA_VISIBLE_DEVICES={v:?}"),
+            None => "CUDA_VISIBLE_DEVICES unset".to_owned(),
+        };
+        if self.cuda.is_empty() {
+            return format!(
+                "no GPU visible to this process ({env}); the host has {}",
+                describe_host(&self.all)
+            );
+        }
+        let list: Vec<String> = self
+            .cuda
+            .iter()
+            .enumerate()
+            .map(|(i, u)| match self.nvml_index(u) {
+                Some(n) => format!("cuda:{i} = GPU {n} ({u})"),
+                None => format!("cuda:{i} ({u})"),
+            })
+            .collect();
+        format!("{} ({env})", list.join(", "))
+    }
+}
+
+fn is_mig(id: &str) -> bool {
+    strip_prefix_ci(id, "MIG-").is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Vec<HostGpu> {
+        ["GPU-aaaa-0", "GPU-bbbb-1", "GPU-cccc-2"]
+            .iter()
+            .enumerate()
+            .map(|(i, u)| HostGpu::new(i as u32, *u))
+            .collect()
+    }
+
+    fn visible(env: Option<&str>) -> Result<Visible> {
+        Visible::new(host(), env.map(str::to_owned))
+    }
+
+    #[test]
+    fn resolve_exact_then_prefix_any_case() {
+        let h = vec![HostGpu::new(0, "GPU-ab"), HostGpu::new(1, "GPU-abc")];
+        let uuid = |s: &str| Selector::Uuid(s.into());
+        assert_eq!(resolve(&uuid("GPU-AB"), &h, "").ok(), Some(0));
+        assert_eq!(resolve(&uuid("abc"), &h, "").ok(), Some(1));
+        let err = resolve(&uuid("a"), &h, "").expect_err("two").to_string();
+        assert!(err.contains("\"a\" (ambiguous: matches 2 GPUs)"), "{err}");
+        let err = resolve(&Selector::Index(7), &h, "")
+            .expect_err("none")
+            .to_string();
+        assert_eq!(
+            err,
+            "no GPU matches \"7\": this host has GPUs 0 (GPU-ab), 1 (GPU-abc)"
+        );
+        let lost = [HostGpu {
+            index: 0,
+            uuid: None,
+        }];
+        assert_eq!(describe_host(&lost), "GPUs 0");
+        assert_eq!(describe_host(&[]), "no GPUs");
+    }
+
+    #[test]
+    fn cuda_indices_follow_cuda_visible_devices() {
+        let v = visible(Some("2,0")).expect("resolves");
+        assert_eq!(v.cuda, ["GPU-cccc-2", "GPU-aaaa-0"]);
+        assert_eq!(v.cuda_index("GPU-aaaa-0"), Some(1));
+        assert_eq!(v.cuda_index("GPU-bbbb-1"), None);
+        assert_eq!(v.select(&Selector::Cuda(0)).expect("cuda:0"), "GPU-cccc-2");
+        assert_eq!(
+            v.select(&Selector::Uuid("bbbb".into())).expect("uuid"),
+            "GPU-bbbb-1"
+        );
+        let err = v
+            .select(&Selector::Cuda(2))
+            .expect_err("cuda:2")
+            .to_string();
+        assert!(err.contains("CUDA index 2"), "{err}");
+        assert!(err.contains("cuda:1 = GPU 0"), "{err}");
+        // "1" as a string parses as an NVML index: refused from this view.
+        assert!(v.select(&Selector::Index(1)).is_err());
+        let v = visible(Some("1,,2")).expect("stops");
+        assert_eq!(v.cuda, ["GPU-bbbb-1"]);
+        assert!(v.ignored.is_some());
+    }
+
+    #[test]
+    fn unset_means_every_gpu_and_mig_entries_are_kept_apart() {
+        assert_eq!(visible(None).expect("all").cuda.len(), 3);
+        let v = visible(Some("MIG-1234,1")).expect("mig");
+        assert_eq!(v.mig(), ["MIG-1234"]);
+        assert_eq!(v.measurable(), ["GPU-bbbb-1"]);
+        assert_eq!(v.cuda_index("GPU-bbbb-1"), Some(1));
+        assert!(v.select(&Selector::Cuda(0)).is_err());
+        assert!(visible(Some("7")).is_err());
+    }
+
+    #[test]
+    fn measured_says_why_nothing_is_left() {
+        let err = visible(None)
+            .expect("all")
+            .measured(Some(&[]))
+            .expect_err("empty")
+            .to_string();
+        assert!(err.contains("empty GPU list"), "{err}");
+        let err = visible(Some(""))
+            .expect("none")
+            .measured(None)
+            .expect_err("hidden")
+            .to_string();
+        assert!(err.contains("hides every GPU"), "{err}");
+        let v = visible(Some("MIG-1234,1")).expect("mig");
+        assert_eq!(v.measured(None).expect("t4"), ["GPU-bbbb-1"]);
+        assert_eq!(v.mig(), ["MIG-1234"]);
+    }
+}

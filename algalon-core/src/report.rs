@@ -1,0 +1,463 @@
+//! The job report: one type for every face, with its JSON schema.
+//!
+//! A [`JobReport`] is what a window ([`crate::jobs`]) saw: per GPU
+//! ([`GpuReport`]) energy and where it came from ([`EnergySource`]),
+//! utilization, memory, power, temperature, samples, the job's own
+//! processes' memory, and — filled in by a [`JobSession`](crate::jobs::JobSession)
+//! — each GPU's CUDA index in the measuring process and why it was down, if
+//! it was. The Python classes are views over it, the C library copies from
+//! it and hands it out as JSON.
+//!
+//! # JSON
+//!
+//! [`JobReport::to_json`] writes schema [`SCHEMA`] and
+//! [`JobReport::from_json`] reads every schema in [`SCHEMAS_READ`]:
+//!
+//! ```json
+//! {"schema": 2, "id": 1, "name": "finetune", "labels": {"team": "nlp"},
+//!  "hostname": "w1", "running": false, "interrupted": false, "error": null,
+//!  "started_at": 1700000000.0, "ended_at": 1700000060.0, "duration_s": 60.0,
+//!  "energy_j": 18750.0, "counts": {"tokens": 1000.0}, "energy_per": {"tokens": 18.75},
+//!  "gpus": [{"cuda_index": 0, "nvml_index": 0, "uuid": "GPU-…", "name": "…",
+//!            "energy_j": 18750.0, "energy_source": "counter", "energy_note": null,
+//!            "util_mean": 85.0, "util_max": 85.0, "memory_peak_bytes": 41943040000,
+//!            "power_mean_w": 312.5, "power_max_w": 312.5, "temperature_max_c": 63.0,
+//!            "samples": 2, "process_memory_peak_bytes": null, "down_reason": null}]}
+//! ```
+//!
+//! `gpus` are written in CUDA order (then GPUs the process does not see, by
+//! NVML index) and kept in NVML index order in memory. Schema 2 added
+//! `interrupted` and `error` (schema 1 documents read as not interrupted);
+//! `energy_per` is derived and ignored on reading. Floats read back exactly
+//! (`serde_json`'s `float_roundtrip`), so a report equals itself after a
+//! round trip.
+
+use std::collections::BTreeMap;
+
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Version of the JSON document [`JobReport::to_json`] writes.
+pub const SCHEMA: u32 = 2;
+/// Schema versions [`JobReport::from_json`] reads.
+pub const SCHEMAS_READ: [u32; 2] = [1, 2];
+
+/// Identifies a window of a [`JobTracker`](crate::jobs::JobTracker) (the
+/// `job_id` label of its series).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WindowId(pub u64);
+
+/// Where a GPU's energy figure comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnergySource {
+    /// The difference of NVML's total-energy counter (millijoule resolution).
+    Counter,
+    /// Power samples integrated over time (trapezoids between samples).
+    Integrated,
+}
+
+impl EnergySource {
+    /// `"counter"` or `"integrated"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnergySource::Counter => "counter",
+            EnergySource::Integrated => "integrated",
+        }
+    }
+}
+
+/// What one window saw on one GPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuReport {
+    /// CUDA index in the measuring process (`cuda:N`); `None` when the GPU
+    /// was chosen outside `CUDA_VISIBLE_DEVICES`, or outside a session.
+    #[serde(default)]
+    pub cuda_index: Option<u32>,
+    /// NVML index.
+    #[serde(rename = "nvml_index")]
+    pub index: u32,
+    /// GPU UUID.
+    pub uuid: String,
+    /// Model name.
+    pub name: String,
+    /// Energy used during the window, in joules; `None` when it could not
+    /// be measured (see `energy_note`) — never a made-up 0.
+    pub energy_j: Option<f64>,
+    /// How `energy_j` was obtained.
+    pub energy_source: Option<EnergySource>,
+    /// Why energy is missing or less exact than usual, when it is (the
+    /// window's own reason; [`note`](Self::note) adds a lost GPU's).
+    pub energy_note: Option<String>,
+    /// Mean GPU utilization over the samples, %.
+    pub util_mean: Option<f64>,
+    /// Highest GPU utilization seen, %.
+    pub util_max: Option<f64>,
+    /// Highest framebuffer memory used, bytes.
+    pub memory_peak_bytes: Option<u64>,
+    /// Mean power draw, W.
+    pub power_mean_w: Option<f64>,
+    /// Highest power draw, W.
+    pub power_max_w: Option<f64>,
+    /// Highest GPU temperature, °C.
+    pub temperature_max_c: Option<f64>,
+    /// Samples of this GPU in the window (with the GPU up).
+    pub samples: u64,
+    /// Highest GPU memory used by the window's own processes, bytes; `None`
+    /// when the window tracks no processes or NVML gave no per-process memory.
+    pub process_memory_peak_bytes: Option<u64>,
+    /// Why the GPU was down during part of the window (lost, failing), as
+    /// first seen; its readings stop there.
+    #[serde(default)]
+    pub down_reason: Option<String>,
+}
+
+impl GpuReport {
+    /// The energy note with a lost GPU's reason merged in: what a person
+    /// reading the report should know about `energy_j`.
+    pub fn note(&self) -> Option<String> {
+        match (&self.energy_note, &self.down_reason) {
+            (note, None) => note.clone(),
+            (None, Some(why)) => Some(format!(
+                "the GPU was down during the window ({why}); energy covers only the time it was up"
+            )),
+            (Some(note), Some(why)) => Some(format!(
+                "{note}; the GPU was down during the window ({why})"
+            )),
+        }
+    }
+
+    /// Sort key of CUDA order: visible GPUs by CUDA index, then the others
+    /// by NVML index.
+    pub fn cuda_order(&self) -> (bool, Option<u32>, u32) {
+        (self.cuda_index.is_none(), self.cuda_index, self.index)
+    }
+}
+
+/// A finished (or still running) window.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "ReportDoc")]
+pub struct JobReport {
+    /// The window's id in its tracker.
+    pub id: WindowId,
+    /// The name given at `begin`.
+    pub name: String,
+    /// Environment identity merged with user labels.
+    pub labels: BTreeMap<String, String>,
+    /// Host the window was measured on (empty outside a session).
+    pub hostname: String,
+    /// Whether the window is still open (a report so far).
+    pub running: bool,
+    /// Unix time of the first sample, seconds.
+    pub started_at: f64,
+    /// Unix time of the last sample, seconds.
+    pub ended_at: f64,
+    /// `ended_at - started_at`, seconds.
+    pub duration_s: f64,
+    /// Per GPU, in NVML index order ([`gpus_in_cuda_order`](Self::gpus_in_cuda_order)
+    /// for CUDA's).
+    pub gpus: Vec<GpuReport>,
+    /// Sum of the GPUs' energy, J; `None` when no GPU's energy is known.
+    pub energy_j: Option<f64>,
+    /// Progress counts given by the job (`samples`, `tokens`, …).
+    pub counts: BTreeMap<String, f64>,
+    /// What cut the job short, as its face names it — an exception's type
+    /// (`KeyboardInterrupt`), `dropped` for a job abandoned while running —
+    /// or `None` for a job that ran to its end (or still runs). Set by
+    /// [`JobTracker::mark_interrupted`](crate::jobs::JobTracker::mark_interrupted)
+    /// or [`JobTracker::end_interrupted`](crate::jobs::JobTracker::end_interrupted);
+    /// exported as `algalon_job_interrupted`.
+    pub interrupted: Option<String>,
+}
+
+impl JobReport {
+    /// Energy per unit of a count (`energy_per("tokens")` = J/token).
+    pub fn energy_per(&self, count: &str) -> Option<f64> {
+        let n = *self.counts.get(count)?;
+        (n > 0.0).then_some(self.energy_j? / n)
+    }
+
+    /// The GPUs in CUDA order: `cuda:0`, `cuda:1`, …, then GPUs the
+    /// measuring process does not see, by NVML index.
+    pub fn gpus_in_cuda_order(&self) -> Vec<&GpuReport> {
+        let mut gpus: Vec<&GpuReport> = self.gpus.iter().collect();
+        gpus.sort_by_key(|g| g.cuda_order());
+        gpus
+    }
+
+    /// The report as JSON (schema [`SCHEMA`]), on one line.
+    pub fn to_json(&self) -> String {
+        // Non-finite floats are written as null: this cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The report as JSON, indented by `indent` spaces.
+    pub fn to_json_pretty(&self, indent: usize) -> String {
+        let pad = vec![b' '; indent];
+        let mut out = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(&pad);
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+        match self.serialize(&mut ser) {
+            Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+            Err(_) => self.to_json(),
+        }
+    }
+
+    /// Reads a report written by [`to_json`](Self::to_json) (any schema in
+    /// [`SCHEMAS_READ`]). The error says what is wrong and where.
+    pub fn from_json(text: &str) -> Result<JobReport, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// A readable, fixed-width table: one line per GPU and a total; an
+    /// interrupted job's starts with `(interrupted by <reason>)`.
+    pub fn table(&self) -> String {
+        let opt = |v: Option<f64>, digits: usize| {
+            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+        };
+        let mut out = self
+            .interrupted
+            .as_ref()
+            .map_or_else(String::new, |why| format!("(interrupted by {why}) "));
+        out.push_str(&format!(
+            "job {:?}: {:.1} s on {} GPU(s)\n",
+            self.name,
+            self.duration_s,
+            self.gpus.len()
+        ));
+        out.push_str(
+            "  GPU  energy J      source      util mean/max %  mem peak GiB  power mean/max W  temp max C  samples\n",
+        );
+        for g in &self.gpus {
+            out.push_str(&format!(
+                "  {:<4} {:<12} {:<11} {:>6}/{:<8} {:>12} {:>8}/{:<8} {:>10} {:>8}\n",
+                g.index,
+                opt(g.energy_j, 1),
+                g.energy_source.map_or("-", EnergySource::as_str),
+                opt(g.util_mean, 1),
+                opt(g.util_max, 0),
+                opt(g.memory_peak_bytes.map(|b| b as f64 / 1073741824.0), 2),
+                opt(g.power_mean_w, 1),
+                opt(g.power_max_w, 1),
+                opt(g.temperature_max_c, 0),
+                g.samples,
+            ));
+            if let Some(note) = &g.energy_note {
+                out.push_str(&format!("       note: {note}\n"));
+            }
+        }
+        out.push_str(&format!("  total energy: {} J", opt(self.energy_j, 1)));
+        for (k, n) in &self.counts {
+            if let Some(per) = self.energy_per(k) {
+                out.push_str(&format!(", {per:.4} J per {k} ({n} {k})"));
+            }
+        }
+        out.push('\n');
+        out
+    }
+}
+
+impl Serialize for JobReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let energy_per: BTreeMap<&String, f64> = self
+            .counts
+            .keys()
+            .filter_map(|k| Some((k, self.energy_per(k)?)))
+            .collect();
+        let mut doc = serializer.serialize_struct("JobReport", 15)?;
+        doc.serialize_field("schema", &SCHEMA)?;
+        doc.serialize_field("id", &self.id)?;
+        doc.serialize_field("name", &self.name)?;
+        doc.serialize_field("labels", &self.labels)?;
+        doc.serialize_field("hostname", &self.hostname)?;
+        doc.serialize_field("running", &self.running)?;
+        doc.serialize_field("interrupted", &self.interrupted.is_some())?;
+        doc.serialize_field("error", &self.interrupted)?;
+        doc.serialize_field("started_at", &self.started_at)?;
+        doc.serialize_field("ended_at", &self.ended_at)?;
+        doc.serialize_field("duration_s", &self.duration_s)?;
+        doc.serialize_field("energy_j", &self.energy_j)?;
+        doc.serialize_field("counts", &self.counts)?;
+        doc.serialize_field("energy_per", &energy_per)?;
+        doc.serialize_field("gpus", &self.gpus_in_cuda_order())?;
+        doc.end()
+    }
+}
+
+/// The JSON document as read (every schema in [`SCHEMAS_READ`]).
+#[derive(Deserialize)]
+struct ReportDoc {
+    schema: u32,
+    id: WindowId,
+    name: String,
+    labels: BTreeMap<String, String>,
+    hostname: String,
+    running: bool,
+    /// Schema 2: the job was cut short.
+    #[serde(default)]
+    interrupted: bool,
+    /// Schema 2: by what.
+    #[serde(default)]
+    error: Option<String>,
+    started_at: f64,
+    ended_at: f64,
+    duration_s: f64,
+    energy_j: Option<f64>,
+    counts: BTreeMap<String, f64>,
+    gpus: Vec<GpuReport>,
+}
+
+impl TryFrom<ReportDoc> for JobReport {
+    type Error = String;
+
+    fn try_from(doc: ReportDoc) -> Result<JobReport, String> {
+        if !SCHEMAS_READ.contains(&doc.schema) {
+            return Err(format!(
+                "report schema {} is not supported (this algalon reads schemas {} to {SCHEMA}): upgrade algalon to read it",
+                doc.schema, SCHEMAS_READ[0]
+            ));
+        }
+        let interrupted = match (doc.interrupted, doc.error) {
+            (false, None) => None,
+            (true, error) => Some(error.unwrap_or_else(|| "unknown".to_owned())),
+            (false, Some(e)) => {
+                return Err(format!(
+                    "report says error {e:?} but interrupted false: an error always interrupts the job"
+                ));
+            }
+        };
+        let mut gpus = doc.gpus;
+        gpus.sort_by_key(|g| g.index);
+        Ok(JobReport {
+            id: doc.id,
+            name: doc.name,
+            labels: doc.labels,
+            hostname: doc.hostname,
+            running: doc.running,
+            started_at: doc.started_at,
+            ended_at: doc.ended_at,
+            duration_s: doc.duration_s,
+            gpus,
+            energy_j: doc.energy_j,
+            counts: doc.counts,
+            interrupted,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(index: u32, cuda: Option<u32>) -> GpuReport {
+        GpuReport {
+            cuda_index: cuda,
+            index,
+            uuid: format!("GPU-{index}"),
+            name: "X".into(),
+            energy_j: Some(0.1 + f64::from(index)),
+            energy_source: Some(EnergySource::Counter),
+            energy_note: None,
+            util_mean: Some(1.0 / 3.0),
+            util_max: Some(85.0),
+            memory_peak_bytes: Some(1 << 40),
+            power_mean_w: None,
+            power_max_w: None,
+            temperature_max_c: Some(63.0),
+            samples: 2,
+            process_memory_peak_bytes: None,
+            down_reason: None,
+        }
+    }
+
+    fn report() -> JobReport {
+        JobReport {
+            id: WindowId(7),
+            name: "train".into(),
+            labels: BTreeMap::from([("team".to_owned(), "nlp".to_owned())]),
+            hostname: "w1".into(),
+            running: false,
+            started_at: 1_700_000_000.123_456_7,
+            ended_at: 1_700_000_060.987_654_3,
+            duration_s: 60.864_197_6,
+            gpus: vec![gpu(0, Some(1)), gpu(1, Some(0)), gpu(2, None)],
+            energy_j: Some(3.3),
+            counts: BTreeMap::from([("tokens".to_owned(), 3.0)]),
+            interrupted: Some("KeyboardInterrupt".into()),
+        }
+    }
+
+    #[test]
+    fn json_round_trip_is_exact_and_written_in_cuda_order() {
+        let r = report();
+        let text = r.to_json();
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(doc["schema"], 2);
+        assert_eq!(doc["interrupted"], true);
+        assert_eq!(doc["error"], "KeyboardInterrupt");
+        assert_eq!(doc["gpus"][0]["nvml_index"], 1);
+        assert_eq!(doc["gpus"][2]["cuda_index"], serde_json::Value::Null);
+        assert_eq!(doc["gpus"][0]["energy_source"], "counter");
+        assert!((doc["energy_per"]["tokens"].as_f64().expect("per") - 1.1).abs() < 1e-12);
+        let back = JobReport::from_json(&text).expect("reads");
+        assert_eq!(back, r);
+        assert_eq!(back.gpus[0].index, 0, "NVML order in memory");
+        assert_eq!(
+            JobReport::from_json(&r.to_json_pretty(2)).expect("pretty"),
+            r
+        );
+    }
+
+    #[test]
+    fn documents_that_cannot_be_read_say_why() {
+        let doc: serde_json::Value = serde_json::from_str(&report().to_json()).expect("json");
+        let with = |k: &str, v: serde_json::Value| {
+            let mut d = doc.clone();
+            d[k] = v;
+            JobReport::from_json(&d.to_string())
+                .expect_err(k)
+                .to_string()
+        };
+        let err = with("schema", 3.into());
+        assert!(
+            err.contains("schema 3 is not supported") && err.contains("upgrade algalon"),
+            "{err}"
+        );
+        assert!(with("interrupted", false.into()).contains("interrupted false"));
+        let mut bad = doc.clone();
+        bad["gpus"][0]["energy_source"] = "guessed".into();
+        let err = JobReport::from_json(&bad.to_string())
+            .expect_err("source")
+            .to_string();
+        assert!(err.contains("guessed"), "{err}");
+        // Schema 1: no interruption fields.
+        let mut old = doc.clone();
+        old["schema"] = 1.into();
+        let obj = old.as_object_mut().expect("object");
+        obj.remove("interrupted");
+        obj.remove("error");
+        assert_eq!(
+            JobReport::from_json(&old.to_string())
+                .expect("v1")
+                .interrupted,
+            None
+        );
+    }
+
+    #[test]
+    fn notes_merge_a_lost_gpu() {
+        let mut g = gpu(0, None);
+        assert_eq!(g.note(), None);
+        g.down_reason = Some("GPU lost".into());
+        assert!(
+            g.note()
+                .expect("note")
+                .contains("down during the window (GPU lost)")
+        );
+        g.energy_note = Some("no counter".into());
+        assert_eq!(
+            g.note().as_deref(),
+            Some("no counter; the GPU was down during the window (GPU lost)")
+        );
+    }
+}
