@@ -9,7 +9,10 @@ leaves none behind.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 from conftest import run_python
 
@@ -161,3 +164,23 @@ def test_exit_with_live_monitors_mid_sample_is_clean() -> None:
         assert f"exiting {variant}" in proc.stdout
         for bad in ("panicked", "Fatal Python error", "Traceback", "Segmentation"):
             assert bad not in proc.stderr, (variant, proc.stderr)
+
+
+def test_return_inside_with_type_checks(tmp_path: Path) -> None:
+    """``__exit__`` is typed ``Literal[False]``: mypy knows a ``with`` block
+    does not swallow exceptions, so a ``return`` inside it is enough."""
+    src = tmp_path / "uses_with.py"
+    src.write_text(
+        "import algalon\n\n\n"
+        "def f() -> int:\n"
+        "    with algalon.Monitor() as mon, mon.job('x'):\n"
+        "        return 1\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(src)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

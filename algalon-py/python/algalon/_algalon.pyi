@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import (
     Any,
+    Literal,
     TypeAlias,
     TypeVar,
     final,
@@ -372,7 +373,7 @@ class Monitor:
     def __exit__(
         self,
         *_exc: object,
-    ) -> bool:
+    ) -> Literal[False]:
         """
         Closes the Monitor.
 
@@ -470,7 +471,7 @@ class Job:
         exc_type: type[BaseException] | None = None,
         _exc: BaseException | None = None,
         _tb: TracebackType | None = None,
-    ) -> bool:
+    ) -> Literal[False]:
         """
         Ends the job, as [`end`][algalon.Job.end].
 
