@@ -158,12 +158,25 @@ finally:
 """
 
 
+# As from a terminal: a test run started in the background (`make test &`,
+# some CI runners) hands its children SIGINT ignored, and Python then installs
+# no KeyboardInterrupt handler; the child puts it back first.
+SIGINT_AS_FROM_A_TERMINAL = (
+    "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+)
+
+
 def test_sigint_ends_the_process_the_normal_way_with_an_interrupted_report(
     tmp_path: Path,
 ) -> None:
     saved = tmp_path / "report.json"
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CHILD), str(saved)],
+        [
+            sys.executable,
+            "-c",
+            SIGINT_AS_FROM_A_TERMINAL + textwrap.dedent(CHILD),
+            str(saved),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
