@@ -137,6 +137,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "target/fleet/freshness")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--vm-flag",
+        action="append",
+        default=[],
+        help="extra victoria-metrics flag, e.g. -search.latencyOffset=5s (repeatable)",
+    )
     args = ap.parse_args()
     for path, how in (
         (args.exporter, "cargo build --release -p algalon-exporter"),
@@ -153,7 +159,7 @@ def main() -> None:
     scenario(scen, args.changes)
     write_atomic(clock, "0.5\n")
     started = time.time()
-    host = Host.start(args.work, args.interval, [])
+    host = Host.start(args.work, args.interval, args.vm_flag)
     procs = Processes(args.work / "logs")
     (port,) = free_ports(1)
     exporter_url = f"http://127.0.0.1:{port}"
@@ -237,6 +243,7 @@ def main() -> None:
         "default_range_last_point_s": [
             r.get("query_range_default") for r in rows if "query_range_default" in r
         ],
+        "vm_flags_added": args.vm_flag,
         "goal_s": 2 * args.interval,
         "met": quantile(lat, 0.99) <= 2 * args.interval,
         "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
