@@ -4,7 +4,7 @@
 //! Each worker is an 8-GPU node with its own listener (`127.77.X.Y:PORT`, one
 //! loopback address per worker, so VMAgent sees distinct `instance`s) serving
 //! `/metrics` as algalon-exporter does: a pre-encoded Prometheus text body and
-//! its gzip twin (level 6, the exporter's). The bodies come from Algalon's own
+//! its gzip twin (level 6 by default, the exporter's). The bodies come from Algalon's own
 //! encoder over one real snapshot of the fake NVML (`ALGALON_FAKE_NVML_SCENARIO`,
 //! `compose/worker/collectors.csv`, processes on). Every interval each worker's
 //! readings move (gauges jitter around the snapshot's, counters rise) and its
@@ -67,9 +67,6 @@ const LIVE_GAUGES: &[&str] = &[
     "DCGM_FI_PROF_PCIE_RX_BYTES",
 ];
 
-/// algalon-exporter's gzip level for its pre-compressed bodies.
-const GZIP_LEVEL: u32 = 6;
-
 #[derive(Debug, Parser)]
 #[command(about = "Many simulated 8-GPU algalon-exporters in one process (benches/fleet)")]
 struct Args {
@@ -105,6 +102,11 @@ struct Args {
     /// `cluster` label of the targets file's group.
     #[arg(long, default_value = "fleet-sim")]
     cluster: String,
+    /// gzip level of the compressed bodies: 6 is algalon-exporter's; a lower
+    /// one leaves more of a shared machine's CPU to the scraper and database
+    /// (vmagent decompresses either in about the same time).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    gzip_level: u32,
     /// Threads serving HTTP.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -275,16 +277,13 @@ fn advance(w: &mut Worker, t: &Template, interval: Duration) {
     w.due += interval;
 }
 
-fn encode(encoder: &Encoder, snapshot: &Snapshot) -> (Bodies, usize) {
+fn encode(encoder: &Encoder, snapshot: &Snapshot, level: u32) -> (Bodies, usize) {
     let text = encoder.encode(&Arc::new(snapshot.clone()), Format::PrometheusText);
     let samples = text
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .count();
-    let mut gz = GzEncoder::new(
-        Vec::with_capacity(text.len() / 8),
-        Compression::new(GZIP_LEVEL),
-    );
+    let mut gz = GzEncoder::new(Vec::with_capacity(text.len() / 8), Compression::new(level));
     gz.write_all(text.as_bytes())
         .unwrap_or_else(|e| fail(format!("gzip: {e}")));
     let gzip = gz.finish().unwrap_or_else(|e| fail(format!("gzip: {e}")));
@@ -387,7 +386,7 @@ fn run_fleet(
                         let due = w.due;
                         advance(&mut w, &t, interval);
                         w.due = due;
-                        let (bodies, count) = encode(&encoder, &w.snapshot);
+                        let (bodies, count) = encode(&encoder, &w.snapshot, args.gzip_level);
                         shared.bodies[i].store(Arc::new(Some(bodies)));
                         samples.push(count);
                         workers.push(w);
@@ -436,7 +435,7 @@ fn run_fleet(
                 w.due = now;
             }
             advance(w, &t, interval);
-            let (bodies, _) = encode(&encoder, &w.snapshot);
+            let (bodies, _) = encode(&encoder, &w.snapshot, args.gzip_level);
             shared.bodies[i].store(Arc::new(Some(bodies)));
             encodes += 1;
         }
