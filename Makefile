@@ -138,6 +138,8 @@ bench-fleet: fleet-sim ## One VMAgent + one VictoriaMetrics against 1k…24k sim
 
 .PHONY: bench-fleet-quick
 bench-fleet-quick: fleet-sim ## Smoke run of bench-fleet (< 60 s): 2 small steps; every target up, >= 98 % of samples stored
+	python3 -m pytest -q benches/fleet
+	$(CARGO) test -q -p algalon-benches --bin fleet-sim
 	python3 benches/fleet/fleet.py --quick
 
 .PHONY: bench-freshness

@@ -551,3 +551,114 @@ fn main() {
     std::thread::spawn(move || read_commands(tx));
     run_fleet(&args, &addrs, &shared, &rx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use algalon_core::GpuSample;
+
+    fn template() -> Template {
+        let mut gpu = GpuSample::new(
+            0,
+            "GPU-5e4b2a3c-9d1f-4c7e-8a6b-1f2e3d4c5b60".into(),
+            "00000000:18:00.0".into(),
+            "NVIDIA H100 80GB HBM3".into(),
+        );
+        gpu.set(Field::GpuUtil, Some(Value::Int(97)));
+        gpu.set(Field::FbTotal, Some(Value::Int(81559)));
+        gpu.set(Field::FbReserved, Some(Value::Int(549)));
+        gpu.set(Field::FbUsed, Some(Value::Int(80000)));
+        gpu.set(Field::FbFree, Some(Value::Int(1010)));
+        gpu.set(Field::PowerUsage, Some(Value::Float(650.0)));
+        gpu.set(Field::TotalEnergyConsumption, Some(Value::Int(1_000_000)));
+        gpu.set(Field::EccDbeVolTotal, Some(Value::Int(0)));
+        let snapshot = Snapshot {
+            hostname: "template".into(),
+            driver_version: None,
+            nvml_version: None,
+            cuda_driver_version: None,
+            taken_at: SystemTime::now(),
+            duration: Duration::ZERO,
+            seq: 1,
+            gpus: vec![gpu],
+            errors: Vec::new(),
+        };
+        Template {
+            snapshot,
+            live: LIVE_GAUGES
+                .iter()
+                .filter_map(|n| Field::from_name(n))
+                .collect(),
+            counters: Field::all()
+                .filter(|f| f.def().kind == Kind::Counter)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn readings_move_within_their_ranges_and_counters_only_rise() {
+        let t = template();
+        let interval = Duration::from_secs(5);
+        let mut w = new_worker(&t, 7, interval, Instant::now());
+        assert_eq!(w.snapshot.hostname, "gpu-node-00007");
+        assert_eq!(
+            w.snapshot.gpus[0].uuid,
+            "GPU-5e4b2a3c-9d1f-4c7e-8a6b-0000000001c0"
+        );
+        let mut energy = 1_000_000;
+        let mut powers = HashSet::new();
+        for _ in 0..200 {
+            advance(&mut w, &t, interval);
+            let g = &w.snapshot.gpus[0];
+            let util = g.get_f64(Field::GpuUtil).expect("util");
+            assert!((87.0..=100.0).contains(&util), "utilization {util}");
+            let power = g.get_f64(Field::PowerUsage).expect("power");
+            assert!((585.0..=715.0).contains(&power), "power {power}");
+            powers.insert(power.to_bits());
+            let [used, free, reserved, total] = [
+                Field::FbUsed,
+                Field::FbFree,
+                Field::FbReserved,
+                Field::FbTotal,
+            ]
+            .map(|f| g.get_f64(f).expect("memory field"));
+            assert_eq!(used + free + reserved, total);
+            let e = match g.get(Field::TotalEnergyConsumption) {
+                Some(Value::Int(e)) => e,
+                other => panic!("energy {other:?}"),
+            };
+            assert!(e > energy, "energy counter went from {energy} to {e}");
+            energy = e;
+            assert_eq!(g.get(Field::EccDbeVolTotal), Some(Value::Int(0)));
+        }
+        assert!(powers.len() > 100, "readings barely move: {}", powers.len());
+        assert_eq!(w.snapshot.seq, 201);
+    }
+
+    #[test]
+    fn workers_get_distinct_loopback_addresses() {
+        let base = Ipv4Addr::new(127, 77, 0, 0);
+        let addrs: HashSet<_> = (0..10_000).map(|i| worker_addr(base, i, 9400)).collect();
+        assert_eq!(addrs.len(), 10_000);
+        assert_eq!(worker_addr(base, 0, 9400).to_string(), "127.77.1.1:9400");
+        assert_eq!(worker_addr(base, 250, 9400).to_string(), "127.77.2.1:9400");
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn a_body_is_the_encoders_text_and_its_gzip() {
+        let t = template();
+        let encoder = Encoder::new(CollectorConfig::default());
+        let (bodies, samples) = encode(&encoder, &t.snapshot, 6);
+        let text = std::str::from_utf8(&bodies.plain).expect("utf-8");
+        assert!(text.contains("DCGM_FI_DEV_GPU_UTIL{gpu=\"0\""), "{text}");
+        assert!(samples > 5, "{samples} samples");
+        let mut plain = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&bodies.gzip[..]),
+            &mut plain,
+        )
+        .expect("gunzip");
+        assert_eq!(plain, text);
+    }
+}
