@@ -497,6 +497,7 @@ def main() -> None:
     )
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args()
+    args.work = args.work.resolve()
     steps = (
         [int(s) for s in args.steps.split(",")]
         if args.steps

@@ -144,6 +144,7 @@ def main() -> None:
         help="extra victoria-metrics flag, e.g. -search.latencyOffset=5s (repeatable)",
     )
     args = ap.parse_args()
+    args.work = args.work.resolve()
     for path, how in (
         (args.exporter, "cargo build --release -p algalon-exporter"),
         (NVML, "make fake-nvml"),
