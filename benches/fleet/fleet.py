@@ -12,9 +12,10 @@ and vmagent run with compose/host's flags and scrape config at a 5 s interval
 and two intervals of warm-up (one in --quick), a measurement window of WINDOW seconds gives:
 
 * samples/s VictoriaMetrics inserted (vm_rows_inserted_total) against the
-  expected N x series per target / interval, and the samples of one per-GPU
-  series (DCGM_FI_DEV_GPU_UTIL) stored in the window (count_over_time, read
-  after it settled) against N x 8 x WINDOW / interval;
+  expected N x series per target / interval, and the samples stored in the
+  window (count_over_time, read after it settled; every series up to
+  100,000 of them, above that one per GPU, DCGM_FI_DEV_GPU_UTIL) against
+  the expected count;
 * scrapes stored per target (count_over_time(up)) against WINDOW / interval,
   vmagent's failed and timed-out scrapes, scrape_duration_seconds p50/p99/max;
 * CPU (utime + stime from /proc/PID/stat) and RSS of victoria-metrics,
@@ -27,7 +28,8 @@ and two intervals of warm-up (one in --quick), a measurement window of WINDOW se
 A step *keeps up* when all of: every target up; no failed or timed-out
 scrape; scrapes stored >= 99.5 % of N x WINDOW / interval (a scrape whose
 timestamp jitters across the window's edge is the 0.5 %); samples stored
->= 98 % of expected, both inserted and stored; scrape duration p99 < the interval; vmagent's
+>= 98 % of expected, both inserted (not checked in --quick: 10 s of
+counters are too short) and stored; scrape duration p99 < the interval; vmagent's
 remote-write backlog (vmagent_remotewrite_pending_data_bytes) under 1 MB at
 the window's end. Before the window the run waits for the backlog a new step
 leaves (every new series is indexed once) to drain, and reports how long it
@@ -284,19 +286,26 @@ def measure_step(
     # A step adds workers x ~330 new series at once; VictoriaMetrics indexes
     # them more slowly than it stores samples of known ones, so vmagent holds
     # a backlog for a while. Measure the steady state, after it drained.
-    wait_until(
-        "vmagent's remote-write backlog to drain",
-        lambda: (
-            msum(
-                read_metrics(host.vmagent_url), "vmagent_remotewrite_pending_data_bytes"
-            )
-            < 1e6
-        ),
-        180,
-        interval=1,
-        on_wait=host.procs.check_alive,
-    )
-    caught_up = time.time() - t0
+    caught_up: float | None = None
+    try:
+        wait_until(
+            "vmagent's remote-write backlog to drain",
+            lambda: (
+                msum(
+                    read_metrics(host.vmagent_url),
+                    "vmagent_remotewrite_pending_data_bytes",
+                )
+                < 1e6
+            ),
+            180,
+            interval=1,
+            on_wait=host.procs.check_alive,
+        )
+    except AssertionError as e:
+        # Measured anyway: the window's checks then say what falls behind.
+        print(f"fleet: {gpus} GPUs: {e}", flush=True)
+    else:
+        caught_up = time.time() - t0
     pids = {
         "victoria-metrics": host.pid("victoria-metrics"),
         "vmagent": host.pid("vmagent"),
@@ -337,7 +346,9 @@ def measure_step(
     series_total = (float(scraped[0]["value"][1]) if scraped else 0.0) + workers * (
         series_per_target - info["samples_per_scrape"] / max(workers, 1)
     )
-    probe = "DCGM_FI_DEV_GPU_UTIL"
+    # Every series while that stays cheap (the smoke run), else one per GPU.
+    everything = series_total <= 100_000
+    probe = "" if everything else "DCGM_FI_DEV_GPU_UTIL"
     stored = host.query(
         f'sum(count_over_time({probe}{{job="{JOB}"}}[{w}]))', at=at, timeout=120
     )
@@ -350,7 +361,9 @@ def measure_step(
     dur = [float(v[1]) for r in durations for v in r["values"]]
 
     scrapes_expected = workers * args.window / args.interval
-    samples_expected = scrapes_expected * info["gpus_per_worker"]
+    samples_expected = scrapes_expected * (
+        series_per_target if everything else info["gpus_per_worker"]
+    )
     expected_rate = workers * series_per_target / args.interval
     scrapes_failed = delta(ag0, ag1, "vm_promscrape_scrapes_failed_total")
     scrapes_timed_out = delta(ag0, ag1, "vm_promscrape_scrapes_timed_out_total")
@@ -374,7 +387,7 @@ def measure_step(
         "active_series": series_total,
         "expected_samples_per_s": expected_rate,
         "inserted_samples_per_s": rows_rate,
-        "stored_probe": probe,
+        "stored_probe": probe or "every series",
         "stored_samples": stored_samples,
         "expected_samples": samples_expected,
         "stored_ratio": stored_samples / samples_expected if samples_expected else 0,
@@ -402,7 +415,9 @@ def measure_step(
         "no failed or timed-out scrape": scrapes_failed == 0 and scrapes_timed_out == 0,
         "scrapes stored >= 99.5 %": sum(per_scrapes) >= 0.995 * scrapes_expected,
         "samples stored >= 98 %": result["stored_ratio"] >= 0.98,
-        "samples inserted >= 98 %": rows_rate >= 0.98 * expected_rate,
+        # Counters read at the window's edges: exact enough over 60 s and
+        # thousands of targets, not over the smoke run's 10 s and 10 targets.
+        "samples inserted >= 98 %": rows_rate >= 0.98 * expected_rate or args.quick,
         "scrape p99 < interval": result["scrape_duration_p99_s"] < args.interval,
         "remote-write backlog < 1 MB": result["remote_write_pending_bytes_end"] < 1e6,
     }
