@@ -99,7 +99,7 @@ dashboards: ## Regenerate compose/host/grafana/dashboards/algalon-*.json from th
 	python3 compose/host/grafana/build_dashboards.py
 
 .PHONY: test
-test: deps lint test-rust test-python test-python-pkg test-wheel test-page crates test-compose test-soak test-release bench-compare-quick fuzz-smoke doc ## Everything CI runs (installs what is missing first)
+test: deps lint test-rust test-python test-python-pkg test-wheel test-page crates test-compose test-soak test-release bench-compare-quick bench-fleet-quick fuzz-smoke doc ## Everything CI runs (installs what is missing first)
 
 .PHONY: golden
 golden: fake-nvml ## Regenerate the golden exposition files (core encoder, exporter /metrics over HTTP) after an intended output change
@@ -130,6 +130,25 @@ bench-compare: ## Algalon vs nvitop-exporter, a hand-written pynvml exporter and
 bench-compare-quick: ## Smoke run of bench-compare: every exporter starts, every path runs once, fidelity asserted
 	python3 -m pytest -q benches/compare
 	python3 benches/compare/compare.py --quick
+
+.PHONY: fleet-sim
+fleet-sim: fake-nvml ## Build the fleet simulator (release): many simulated 8-GPU exporters in one process
+	$(CARGO) build --release -p algalon-benches --bin fleet-sim
+
+.PHONY: bench-fleet
+bench-fleet: fleet-sim ## One VMAgent + one VictoriaMetrics against 1k…24k simulated GPUs at 5 s (~20 min); figures to target/fleet.json
+	ulimit -n 65536 2>/dev/null || true; python3 benches/fleet/fleet.py --json target/fleet.json
+
+.PHONY: bench-fleet-quick
+bench-fleet-quick: fleet-sim ## Smoke run of bench-fleet (< 60 s): 2 small steps; every target up, >= 98 % of samples stored
+	python3 -m pytest -q benches/fleet
+	$(CARGO) test -q -p algalon-benches --bin fleet-sim
+	python3 benches/fleet/fleet.py --quick
+
+.PHONY: bench-freshness
+bench-freshness: fake-nvml ## A reading changed in the fake NVML until VictoriaMetrics returns it (exporter + vmagent at 5 s), p50/p99 over 30 changes (~5 min)
+	$(CARGO) build --release -p algalon-exporter
+	python3 benches/fleet/freshness.py --changes 30 --json target/freshness.json
 
 .PHONY: test-soak
 test-soak: fake-nvml ## Soak, 60 s: release exporter at 10 ms with process churn; RSS/fds/threads bounded, process series exact
