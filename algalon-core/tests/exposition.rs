@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use algalon_core::{CATALOG, CollectorConfig, Encoder, Format, Sampler, SamplerOptions, Snapshot};
@@ -17,12 +14,6 @@ const VARYING: &[&str] = &[
     "algalon_sample_duration_seconds",
     "algalon_sample_timestamp_seconds",
 ];
-
-fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
 
 fn mask(text: &str) -> String {
     text.lines()
@@ -38,32 +29,7 @@ fn mask(text: &str) -> String {
 }
 
 fn check_golden(name: &str, actual: &str) {
-    let path = golden_path(name);
-    let actual = mask(actual);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `make golden`", path.display()));
-    if expected != actual {
-        let diff: Vec<String> = expected
-            .lines()
-            .zip(actual.lines())
-            .enumerate()
-            .filter(|(_, (e, a))| e != a)
-            .take(10)
-            .map(|(i, (e, a))| format!("line {}:\n  golden: {e}\n  actual: {a}", i + 1))
-            .collect();
-        panic!(
-            "{} differs from the output ({} vs {} lines); first differences:\n{}\n\
-             If the change is intended, run `make golden` and review the diff.",
-            path.display(),
-            expected.lines().count(),
-            actual.lines().count(),
-            diff.join("\n")
-        );
-    }
+    common::check_golden(name, &mask(actual));
 }
 
 /// Two samples (so GPM ratios are present) of a frozen scenario.
@@ -76,25 +42,10 @@ fn snapshot(name: &str, t: f64, opts: SamplerOptions) -> Arc<Snapshot> {
 }
 
 fn promtool_check(text: &str) -> String {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (make deps)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool runs");
-    let report =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let (code, report) = common::promtool(text);
     // promtool exits 1 on parse errors and 3 on lint findings only.
     assert!(
-        out.status.code() == Some(0) || out.status.code() == Some(3),
+        code == Some(0) || code == Some(3),
         "promtool rejected the exposition: {report}"
     );
     report

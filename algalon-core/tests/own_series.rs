@@ -3,10 +3,9 @@
 //! and every family as written against its row in `algalon_core::series`
 //! (type, help, label names).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -164,54 +163,10 @@ fn snapshot() -> Arc<Snapshot> {
     })
 }
 
-fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `make golden`", path.display()));
-    if expected != actual {
-        let first = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(e, a)| e != a)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{} differs from the output at line {} ({} vs {} lines):\n  golden: {:?}\n  actual: {:?}\n\
-             If the change is intended, run `make golden` and review the diff.",
-            path.display(),
-            first + 1,
-            expected.lines().count(),
-            actual.lines().count(),
-            expected.lines().nth(first),
-            actual.lines().nth(first),
-        );
-    }
-}
-
 fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (make deps)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool runs");
-    let report =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let (code, report) = common::promtool(text);
     assert!(
-        out.status.success(),
+        code == Some(0),
         "promtool rejected the job series: {report}"
     );
 }
@@ -220,9 +175,9 @@ fn promtool_check(text: &str) {
 fn job_series_match_their_golden_files() {
     let reports = reports();
     let text = encode_jobs(&reports, Format::PrometheusText);
-    golden("jobs.prom", &text);
+    common::check_golden("jobs.prom", &text);
     promtool_check(&text);
-    golden(
+    common::check_golden(
         "jobs.openmetrics",
         &encode_jobs(&reports, Format::OpenMetrics),
     );
