@@ -152,6 +152,8 @@ def test_host_publishes_only_grafana_and_victoriametrics():
         )
     vm = doc["services"]["victoriametrics"]
     assert "-retentionPeriod=${VM_RETENTION:-90d}" in vm["command"]
+    # 5-second data reaches dashboards within two intervals, not 30 s later.
+    assert "-search.latencyOffset=${VM_LATENCY_OFFSET:-5s}" in vm["command"]
     assert any(v.endswith(":/storage") and not v.startswith(".") for v in vm["volumes"])
 
 
