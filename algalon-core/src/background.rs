@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use std::sync::{Condvar, PoisonError};
+
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::sampler::Sampler;
@@ -28,7 +30,12 @@ struct BgShared {
     /// The sampler and the callback, taken together so that snapshots are
     /// published (and handed to the callback) in the order they were taken.
     engine: Mutex<(Sampler, OnSample)>,
-    stop: Mutex<bool>,
+    /// The thread's stop flag and wake-up. `std`'s futex-based pair, not
+    /// parking_lot's: the thread spends its life parked here, and
+    /// parking_lot records parked threads in a process-wide table that a
+    /// `fork()`ed child inherits with entries for threads it does not have —
+    /// a fresh sampler in the child then walked them and aborted.
+    stop: std::sync::Mutex<bool>,
     wake: Condvar,
     interval: Duration,
 }
@@ -75,7 +82,7 @@ impl BackgroundSampler {
         let shared = Arc::new(BgShared {
             latest: RwLock::new(first),
             engine: Mutex::new((sampler, Box::new(on_sample))),
-            stop: Mutex::new(false),
+            stop: std::sync::Mutex::new(false),
             wake: Condvar::new(),
             interval,
         });
@@ -86,9 +93,20 @@ impl BackgroundSampler {
                 let mut next = Instant::now() + interval;
                 loop {
                     {
-                        let mut stop = thread_shared.stop.lock();
-                        while !*stop && Instant::now() < next {
-                            thread_shared.wake.wait_until(&mut stop, next);
+                        let mut stop = thread_shared
+                            .stop
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        loop {
+                            let now = Instant::now();
+                            if *stop || now >= next {
+                                break;
+                            }
+                            stop = thread_shared
+                                .wake
+                                .wait_timeout(stop, next - now)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0;
                         }
                         if *stop {
                             return;
@@ -145,7 +163,11 @@ impl BackgroundSampler {
     }
 
     fn signal_stop(&self) {
-        *self.shared.stop.lock() = true;
+        *self
+            .shared
+            .stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
         self.shared.wake.notify_all();
     }
 
