@@ -304,17 +304,11 @@ pub static UNAVAILABLE: &[(&str, &str)] = &[
     ),
 ];
 
-/// dcgm-exporter's own synthetic fields (`DCGM_EXP_*`), known so that CSVs
-/// enabling them load with a clear note rather than an "unknown field" error.
+/// dcgm-exporter's own synthetic fields (`DCGM_EXP_*`) Algalon does not
+/// serve, known so that CSVs enabling them load with a clear note rather
+/// than an "unknown field" error. The two windowed counts it serves are
+/// [`ExpKind`].
 pub static DCGM_EXP_FIELDS: &[(&str, &str)] = &[
-    (
-        "DCGM_EXP_XID_ERRORS_COUNT",
-        "Algalon exports every XID as algalon_xid_errors_total{xid=…} instead",
-    ),
-    (
-        "DCGM_EXP_CLOCK_EVENTS_COUNT",
-        "read DCGM_FI_DEV_CLOCK_THROTTLE_REASONS instead",
-    ),
     (
         "DCGM_EXP_GPU_HEALTH_STATUS",
         "DCGM health checks have no NVML equivalent; see algalon_gpu_up",
@@ -324,6 +318,44 @@ pub static DCGM_EXP_FIELDS: &[(&str, &str)] = &[
         "P2P status has no NVML equivalent read by Algalon yet",
     ),
 ];
+
+/// dcgm-exporter's windowed count series (its `DCGM_EXP_*` collectors that
+/// Algalon serves too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ExpKind {
+    /// `DCGM_EXP_XID_ERRORS_COUNT{xid=…}`: XIDs per GPU in the last
+    /// `--xid-count-window-size` milliseconds.
+    XidErrorsCount,
+    /// `DCGM_EXP_CLOCK_EVENTS_COUNT{clock_event=…}`: per GPU, how many samples
+    /// of the last `--clock-events-count-window-size` milliseconds showed each
+    /// clock-event reason.
+    ClockEventsCount,
+}
+
+impl ExpKind {
+    /// Both kinds.
+    pub const ALL: [ExpKind; 2] = [ExpKind::XidErrorsCount, ExpKind::ClockEventsCount];
+
+    /// dcgm-exporter's series name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExpKind::XidErrorsCount => "DCGM_EXP_XID_ERRORS_COUNT",
+            ExpKind::ClockEventsCount => "DCGM_EXP_CLOCK_EVENTS_COUNT",
+        }
+    }
+
+    /// The label naming what is counted: `xid` or `clock_event`.
+    pub fn value_label(self) -> &'static str {
+        match self {
+            ExpKind::XidErrorsCount => "xid",
+            ExpKind::ClockEventsCount => "clock_event",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<ExpKind> {
+        ExpKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
 
 impl Field {
     /// This field's catalog row.
@@ -394,7 +426,8 @@ pub fn closest_name(name: &str) -> Option<&'static str> {
         .iter()
         .map(|d| d.name)
         .chain(crate::dcgm_fields::names().map(|n| n.name))
-        .chain(DCGM_EXP_FIELDS.iter().map(|(n, _)| *n));
+        .chain(DCGM_EXP_FIELDS.iter().map(|(n, _)| *n))
+        .chain(ExpKind::ALL.iter().map(|k| k.name()));
     for candidate in candidates {
         // The distance is at least the difference in length: skip names that
         // cannot beat the best so far (ties keep the earlier, catalog, name).

@@ -25,6 +25,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use crate::catalog::ExpKind;
 use crate::catalog::{self, CATALOG, Field, Kind};
 use crate::dcgm_fields;
 pub use crate::error::RowError;
@@ -52,6 +53,17 @@ pub struct Metric {
     /// Its type, as the CSV says.
     pub metric_type: MetricType,
     /// Its help text, as the CSV says (the catalog's when the CSV's is empty).
+    pub help: String,
+}
+
+/// One windowed count series a collectors file enables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpSeries {
+    /// Which one.
+    pub kind: ExpKind,
+    /// Its type, as the CSV says.
+    pub metric_type: MetricType,
+    /// Its help text, as the CSV says.
     pub help: String,
 }
 
@@ -84,6 +96,8 @@ pub struct CollectorConfig {
     /// name), with the name it uses: dcgm-exporter exports a row under the
     /// name the row gives it. See [`CollectorConfig::series_name`].
     pub names: BTreeMap<Field, String>,
+    /// dcgm-exporter's windowed count series the file enables, in file order.
+    pub exp: Vec<ExpSeries>,
 }
 
 impl Default for CollectorConfig {
@@ -102,6 +116,8 @@ enum Resolved {
     Unprovided(u16),
     /// One of dcgm-exporter's own `DCGM_EXP_*` series: (name, why not).
     ExporterSeries(&'static str, &'static str),
+    /// One of dcgm-exporter's windowed count series, which Algalon serves.
+    Exp(ExpKind),
 }
 
 impl Resolved {
@@ -111,6 +127,7 @@ impl Resolved {
         match *self {
             Resolved::Field(_, id) | Resolved::Unprovided(id) => (Some(id), ""),
             Resolved::ExporterSeries(name, _) => (None, name),
+            Resolved::Exp(kind) => (None, kind.name()),
         }
     }
 }
@@ -121,6 +138,9 @@ fn resolve(name: &str) -> Option<Resolved> {
             Some(field) => Resolved::Field(field, known.id),
             None => Resolved::Unprovided(known.id),
         });
+    }
+    if let Some(kind) = ExpKind::from_name(name) {
+        return Some(Resolved::Exp(kind));
     }
     catalog::DCGM_EXP_FIELDS
         .iter()
@@ -195,6 +215,7 @@ impl CollectorConfig {
             labels: Vec::new(),
             skipped: Vec::new(),
             names: BTreeMap::new(),
+            exp: Vec::new(),
         };
         let mut errors: Vec<RowError> = Vec::new();
         let mut first_seen = Vec::new();
@@ -282,6 +303,7 @@ impl CollectorConfig {
         first_seen.push((key, line));
         let Some((field, metric_type)) = exported else {
             let reason = match resolved {
+                Resolved::Exp(kind) => return self.add_exp(kind, name, &type_name, help),
                 Resolved::ExporterSeries(_, reason) => reason,
                 Resolved::Unprovided(id) | Resolved::Field(_, id) => unprovided_reason(id),
             };
@@ -307,12 +329,49 @@ impl CollectorConfig {
         Ok(())
     }
 
+    /// Adds a windowed count series row.
+    fn add_exp(
+        &mut self,
+        kind: ExpKind,
+        name: &str,
+        type_name: &str,
+        help: &str,
+    ) -> std::result::Result<(), String> {
+        let metric_type = match type_name {
+            "gauge" => MetricType::Gauge,
+            "counter" => MetricType::Counter,
+            _ => {
+                return Err(format!(
+                    "type {type_name:?} for {name} is not supported: it counts events; use \
+                     counter or gauge"
+                ));
+            }
+        };
+        self.exp.push(ExpSeries {
+            kind,
+            metric_type,
+            help: help.to_owned(),
+        });
+        Ok(())
+    }
+
     /// Every field the sampler must read for this config (metrics and labels).
     pub fn fields(&self) -> impl Iterator<Item = Field> + '_ {
+        let clock_events = self
+            .exp
+            .iter()
+            .any(|e| e.kind == ExpKind::ClockEventsCount)
+            .then_some(Field::ClockThrottleReasons);
         self.metrics
             .iter()
             .map(|m| m.field)
             .chain(self.labels.iter().copied())
+            .chain(clock_events)
+    }
+
+    /// Whether the file enables the windowed series `kind`.
+    pub fn wants(&self, kind: ExpKind) -> bool {
+        self.exp.iter().any(|e| e.kind == kind)
     }
 
     /// The name the file gives `field`: the series (or label) name
@@ -542,7 +601,7 @@ mod tests {
              DCGM_FI_DEV_POWER_USAGE_INSTANT, gauge, instant power\n\
              DCGM_FI_DEV_NVSWITCH_LINK_CRC_ERRORS, counter, switch\n\
              DCGM_FI_PROF_PIPE_INT_ACTIVE, gauge, int\n\
-             DCGM_EXP_XID_ERRORS_COUNT, gauge, xid count\n",
+             DCGM_EXP_GPU_HEALTH_STATUS, gauge, health\n",
             "skip.csv",
         )
         .expect("real fields never fail the file");
@@ -558,7 +617,7 @@ mod tests {
                 (2, "DCGM_FI_DEV_POWER_USAGE_INSTANT", Some(157)),
                 (3, "DCGM_FI_DEV_NVSWITCH_LINK_CRC_ERRORS", Some(787)),
                 (4, "DCGM_FI_PROF_PIPE_INT_ACTIVE", Some(1016)),
-                (5, "DCGM_EXP_XID_ERRORS_COUNT", None),
+                (5, "DCGM_EXP_GPU_HEALTH_STATUS", None),
             ]
         );
         assert!(
@@ -568,6 +627,44 @@ mod tests {
         );
         assert_eq!(config.skipped[2].reason, "no NVML GPM equivalent");
         assert!(config.skipped.iter().all(|s| !s.reason.is_empty()));
+    }
+
+    #[test]
+    fn dcgm_exporters_windowed_counts_are_served() {
+        let config = CollectorConfig::parse(
+            "DCGM_FI_DEV_GPU_UTIL, gauge, util\n\
+             DCGM_EXP_XID_ERRORS_COUNT, gauge, xid count\n\
+             DCGM_EXP_CLOCK_EVENTS_COUNT, counter, clock events\n\
+             DCGM_EXP_XID_ERRORS_COUNT, gauge, again\n",
+            "exp.csv",
+        )
+        .expect("dcgm-exporter's own series load");
+        assert_eq!(
+            config.exp,
+            [
+                ExpSeries {
+                    kind: ExpKind::XidErrorsCount,
+                    metric_type: MetricType::Gauge,
+                    help: "xid count".into()
+                },
+                ExpSeries {
+                    kind: ExpKind::ClockEventsCount,
+                    metric_type: MetricType::Counter,
+                    help: "clock events".into()
+                },
+            ]
+        );
+        assert_eq!(config.skipped.len(), 1, "the second XID row");
+        assert_eq!(config.skipped[0].line, 4);
+        // The clock-event count needs the throttle bitmask read.
+        assert!(config.fields().any(|f| f == Field::ClockThrottleReasons));
+        let err = CollectorConfig::parse("DCGM_EXP_XID_ERRORS_COUNT, label, x\n", "bad.csv")
+            .expect_err("an event count is no label")
+            .to_string();
+        assert!(
+            err.contains("bad.csv:1") && err.contains("counts events"),
+            "{err}"
+        );
     }
 
     #[test]

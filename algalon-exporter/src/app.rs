@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         devices: cli.devices.selectors(),
         processes: cli.processes,
         proc_root: cli.proc_root.clone(),
+        hostname: cli.node_name.clone(),
         ..SamplerOptions::default()
     };
     let skipped = collectors.skipped.clone();
@@ -54,7 +55,7 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         options,
         collectors,
         cli.interval(),
-        !cli.no_hostname,
+        cli.series_options(),
         Arc::clone(&published),
         Arc::clone(&telemetry),
     )?);

@@ -137,13 +137,14 @@ pub struct Cli {
     )]
     pub max_connections: u32,
 
-    /// Serve dcgm-exporter 1.x's label names (`uuid` instead of `UUID`). Accepted,
-    /// not yet implemented: logged at start.
+    /// dcgm-exporter 1.x's namespace: the GPU UUID label is `uuid`, not `UUID`
+    /// (series keep the names the collectors CSV gives them, so NVIDIA's
+    /// 1.x-compatibility-metrics.csv serves the `dcgm_*` names).
     #[arg(short = 'o', long = "use-old-namespace")]
     pub use_old_namespace: bool,
 
-    /// Window, in milliseconds, of dcgm-exporter's DCGM_EXP_XID_ERRORS_COUNT series.
-    /// Accepted, not yet implemented: logged at start when set.
+    /// Window, in milliseconds, of the DCGM_EXP_XID_ERRORS_COUNT series (XIDs per
+    /// GPU in the window, `xid` label) when the collectors CSV lists it.
     #[arg(
         short = 'x',
         long = "xid-count-window-size",
@@ -152,8 +153,9 @@ pub struct Cli {
     )]
     pub xid_count_window_ms: u64,
 
-    /// Window, in milliseconds, of dcgm-exporter's DCGM_EXP_CLOCK_EVENTS_COUNT series.
-    /// Accepted, not yet implemented: logged at start when set.
+    /// Window, in milliseconds, of the DCGM_EXP_CLOCK_EVENTS_COUNT series (samples
+    /// per clock-event reason in the window, `clock_event` label) when the
+    /// collectors CSV lists it.
     #[arg(
         long = "clock-events-count-window-size",
         default_value_t = 300_000,
@@ -161,8 +163,8 @@ pub struct Cli {
     )]
     pub clock_events_count_window_ms: u64,
 
-    /// Replace the blanks in the `modelName` label with dashes. Accepted, not yet
-    /// implemented: logged at start.
+    /// Replace the blanks in the `modelName` label with dashes
+    /// (`NVIDIA-H100-80GB-HBM3`).
     #[arg(long = "replace-blanks-in-model-name", alias = "rbmn")]
     pub replace_blanks_in_model_name: bool,
 
@@ -171,15 +173,15 @@ pub struct Cli {
     #[arg(long = "web-systemd-socket")]
     pub web_systemd_socket: bool,
 
-    /// dcgm-exporter's HPC job mapping directory (a file per GPU index naming the
-    /// jobs on it, served as the `hpc_job` label). Accepted, not yet implemented:
-    /// logged at start.
+    /// dcgm-exporter's HPC job mapping directory: a file per GPU index listing the
+    /// jobs on it, one per line; each series of such a GPU is served once per job
+    /// with an `hpc_job` label. Read at every sample.
     #[arg(long = "hpc-job-mapping-dir", value_name = "DIR")]
     pub hpc_job_mapping_dir: Option<PathBuf>,
 
-    /// The name of the host label on every series: `Hostname` (dcgm-exporter's
-    /// releases up to 4.8.2) or `hostname` (its main branch since). Accepted, not
-    /// yet implemented (always `Hostname`): logged at start when set.
+    /// The name of the host label on every GPU series: `Hostname` (dcgm-exporter's
+    /// releases up to 4.8.2) or `hostname` (its main branch since). Its value is
+    /// NODE_NAME when set (as in dcgm-exporter), else the host's name.
     #[arg(long = "hostname-label", value_enum, default_value_t = HostnameLabel::Hostname)]
     pub hostname_label: HostnameLabel,
 
@@ -212,6 +214,11 @@ pub struct Cli {
     /// Which dcgm-exporter options were set, and where (for start-up notes).
     #[arg(skip)]
     pub given: Vec<Given>,
+
+    /// The NODE_NAME variable (Kubernetes' downward API), when set and not
+    /// empty: dcgm-exporter's host label value.
+    #[arg(skip)]
+    pub node_name: Option<String>,
 }
 
 /// dcgm-exporter's Kubernetes pod mapping options: parsed and checked as
@@ -395,6 +402,9 @@ impl Cli {
         let matches = cmd.clone().try_get_matches_from(&all)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.given = args::given(&cmd, &matches, &origins);
+        cli.node_name = var("NODE_NAME")
+            .and_then(|v| v.into_string().ok())
+            .filter(|v| !v.is_empty());
         Ok(cli)
     }
 
@@ -408,6 +418,26 @@ impl Cli {
         match self.health_stale_after_ms {
             Some(ms) => Duration::from_millis(ms),
             None => default_stale_after(self.interval()),
+        }
+    }
+
+    /// How GPU series are labelled and annotated, from dcgm-exporter's options.
+    pub fn series_options(&self) -> crate::sampling::SeriesOptions {
+        use algalon_core::{HostLabel, LabelStyle};
+        let hostname = match (self.no_hostname, self.hostname_label) {
+            (true, _) => HostLabel::Off,
+            (false, HostnameLabel::Hostname) => HostLabel::Hostname,
+            (false, HostnameLabel::Lowercase) => HostLabel::Lowercase,
+        };
+        crate::sampling::SeriesOptions {
+            style: LabelStyle {
+                hostname,
+                old_namespace: self.use_old_namespace,
+                replace_blanks_in_model_name: self.replace_blanks_in_model_name,
+            },
+            xid_window: Duration::from_millis(self.xid_count_window_ms),
+            clock_events_window: Duration::from_millis(self.clock_events_count_window_ms),
+            hpc_job_mapping_dir: self.hpc_job_mapping_dir.clone(),
         }
     }
 
@@ -929,10 +959,7 @@ mod tests {
             1,
             "{all:#?}"
         );
-        assert_eq!(
-            has("-o/--use-old-namespace is accepted but not implemented yet"),
-            1
-        );
+        assert_eq!(has("--use-old-namespace"), 0, "implemented: {all:#?}");
         assert_eq!(
             has("DCGM_EXPORTER_USE_FAKE_GPUS (--fake-gpus) has no effect"),
             1

@@ -101,7 +101,11 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "use-old-namespace",
         Some("o"),
         "DCGM_EXPORTER_USE_OLD_NAMESPACE",
-        NotYet("dcgm-exporter 1.x label names (`uuid` for `UUID`)"),
+        Same(
+            "dcgm-exporter 1.x's namespace: the GPU UUID label is `uuid`; series keep the \
+             names the CSV gives them, so NVIDIA's 1.x-compatibility-metrics.csv serves the \
+             `dcgm_*` names",
+        ),
     ),
     opt(
         "cpu-devices",
@@ -201,16 +205,16 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "xid-count-window-size",
         Some("x"),
         "DCGM_EXPORTER_XID_COUNT_WINDOW_SIZE",
-        NotYet(
-            "the window of DCGM_EXP_XID_ERRORS_COUNT; Algalon counts every XID in \
-             algalon_xid_errors_total{xid}",
+        Same(
+            "the window of DCGM_EXP_XID_ERRORS_COUNT (XIDs per GPU in the window, `xid` and \
+             `window_size_in_ms` labels) when the CSV lists it; default 300000",
         ),
     ),
     opt(
         "replace-blanks-in-model-name",
         Some("rbmn"),
         "DCGM_EXPORTER_REPLACE_BLANKS_IN_MODEL_NAME",
-        NotYet("dashes for the blanks in `modelName`"),
+        Same("dashes for the blanks in `modelName` (`NVIDIA-H100-80GB-HBM3`)"),
     ),
     opt(
         "debug",
@@ -222,7 +226,11 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "clock-events-count-window-size",
         None,
         "DCGM_EXPORTER_CLOCK_EVENTS_COUNT_WINDOW_SIZE",
-        NotYet("the window of DCGM_EXP_CLOCK_EVENTS_COUNT"),
+        Same(
+            "the window of DCGM_EXP_CLOCK_EVENTS_COUNT (samples per clock-event reason in the \
+             window, `clock_event` and `window_size_in_ms` labels) when the CSV lists it; \
+             default 300000",
+        ),
     ),
     opt(
         "enable-dcgm-log",
@@ -255,7 +263,11 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "hpc-job-mapping-dir",
         None,
         "DCGM_HPC_JOB_MAPPING_DIR",
-        NotYet("the `hpc_job` label from dcgm-exporter's per-GPU job files"),
+        Same(
+            "a file per GPU index listing its jobs, one per line: each series of the GPU is \
+             served once per job with an `hpc_job` label; read at every sample (MIG instance \
+             files `GPU.INSTANCE` are skipped)",
+        ),
     ),
     opt(
         "nvidia-resource-names",

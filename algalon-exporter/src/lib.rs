@@ -21,6 +21,7 @@ pub mod connections;
 pub mod error;
 pub mod healthcheck;
 pub mod history;
+pub mod hpc;
 pub mod logging;
 pub mod routes;
 pub mod sampling;

@@ -13,11 +13,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use algalon_core::collectors::ExpKind;
+use algalon_core::windows::EventWindows;
 use algalon_core::{
-    BackgroundSampler, CORE_FIELDS, CollectorConfig, Encoder, Field, SampleProgress, Sampler,
-    SamplerOptions, Snapshot,
+    BackgroundSampler, CORE_FIELDS, CollectorConfig, Encoder, Extras, Field, LabelStyle,
+    SampleProgress, Sampler, SamplerOptions, Snapshot,
 };
 use arc_swap::ArcSwap;
+
+use crate::hpc::HpcJobs;
 
 use crate::history::History;
 use crate::state::{Published, Shared};
@@ -28,7 +32,7 @@ use crate::telemetry::Telemetry;
 pub struct Sampling {
     base: SamplerOptions,
     interval: Duration,
-    hostname_label: bool,
+    style: LabelStyle,
     published: Shared,
     encoder: Arc<ArcSwap<Encoder>>,
     /// Serialises publishing with encoder swaps.
@@ -40,6 +44,45 @@ pub struct Sampling {
     history: Arc<Mutex<History>>,
     /// Where sample durations are recorded.
     telemetry: Arc<Telemetry>,
+    /// dcgm-exporter's windowed counts and HPC jobs; outlives reloads.
+    annotator: Arc<Mutex<Annotator>>,
+}
+
+/// dcgm-exporter's options that shape the GPU series besides the CSV.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesOptions {
+    /// Label names and values (`--hostname-label`, `-n`, `-o`, `-rbmn`).
+    pub style: LabelStyle,
+    /// `-x/--xid-count-window-size`.
+    pub xid_window: Duration,
+    /// `--clock-events-count-window-size`.
+    pub clock_events_window: Duration,
+    /// `--hpc-job-mapping-dir`.
+    pub hpc_job_mapping_dir: Option<std::path::PathBuf>,
+}
+
+/// What each encode adds to a snapshot: windowed counts and HPC jobs.
+#[derive(Debug)]
+struct Annotator {
+    windows: EventWindows,
+    hpc: Option<HpcJobs>,
+}
+
+impl Annotator {
+    /// The extras for `snapshot` under `config`: the windowed counts the
+    /// file asks for, and the jobs the mapping directory lists now.
+    fn extras(&mut self, snapshot: &Snapshot, config: &CollectorConfig) -> Arc<Extras> {
+        let now = snapshot.taken_at;
+        Arc::new(Extras {
+            hpc_jobs: self.hpc.as_mut().map(HpcJobs::read).unwrap_or_default(),
+            xid_counts: config
+                .wants(ExpKind::XidErrorsCount)
+                .then(|| self.windows.xid_counts(now)),
+            clock_event_counts: config
+                .wants(ExpKind::ClockEventsCount)
+                .then(|| self.windows.clock_event_counts(now)),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -84,20 +127,24 @@ impl Sampling {
         base: SamplerOptions,
         config: CollectorConfig,
         interval: Duration,
-        hostname_label: bool,
+        series: SeriesOptions,
         published: Shared,
         telemetry: Arc<Telemetry>,
     ) -> algalon_core::Result<Sampling> {
         let encoder = Arc::new(ArcSwap::from_pointee(make_encoder(
             config.clone(),
-            hostname_label,
+            series.style,
         )));
+        let annotator = Annotator {
+            windows: EventWindows::new(series.xid_window, series.clock_events_window),
+            hpc: series.hpc_job_mapping_dir.map(HpcJobs::new),
+        };
         let sampler = Sampler::new(options_for(&base, &config))?;
         let nvml_library = sampler.library().to_owned();
         let sampling = Sampling {
             base,
             interval,
-            hostname_label,
+            style: series.style,
             published,
             encoder,
             publish_lock: Arc::new(Mutex::new(())),
@@ -106,6 +153,7 @@ impl Sampling {
             nvml_library,
             history: Arc::new(Mutex::new(History::new(interval))),
             telemetry,
+            annotator: Arc::new(Mutex::new(annotator)),
         };
         let progress = sampler.progress();
         let on_sample = sampling.on_sample(1, Arc::clone(&progress));
@@ -140,6 +188,7 @@ impl Sampling {
         let published = Arc::clone(&self.published);
         let history = Arc::clone(&self.history);
         let telemetry = Arc::clone(&self.telemetry);
+        let annotator = Arc::clone(&self.annotator);
         let mut last_down = 0usize;
         let mut was_up: HashMap<String, bool> = HashMap::new();
         move |snapshot: &Arc<Snapshot>| {
@@ -149,9 +198,15 @@ impl Sampling {
             }
             telemetry.observe_sample(snapshot.duration);
             let started = std::time::Instant::now();
+            let encoder = encoder.load();
+            let extras = {
+                let mut annotator = lock(&annotator);
+                annotator.windows.record(snapshot);
+                annotator.extras(snapshot, encoder.config())
+            };
             let mut history = lock(&history);
             history.record(snapshot);
-            let rendered = Published::render(snapshot, &encoder.load(), &progress, &history);
+            let rendered = Published::render(snapshot, &encoder, &extras, &progress, &history);
             drop(history);
             let render_time = started.elapsed();
             log_gpu_changes(snapshot, &mut was_up);
@@ -183,7 +238,7 @@ impl Sampling {
     pub fn apply(&self, config: CollectorConfig) -> algalon_core::Result<()> {
         let mut current = lock(&self.current);
         let needed = fields_of(&config);
-        let new_encoder = Arc::new(make_encoder(config.clone(), self.hostname_label));
+        let new_encoder = Arc::new(make_encoder(config.clone(), self.style));
         if let Some(running) = current.as_ref()
             && needed.is_subset(&running.fields)
         {
@@ -191,9 +246,12 @@ impl Sampling {
             // now, so the next scrape already sees the new config.
             let _guard = lock(&self.publish_lock);
             self.encoder.store(new_encoder);
+            let latest = running.bg.latest();
+            let extras = lock(&self.annotator).extras(&latest, &config);
             let rendered = Published::render(
-                &running.bg.latest(),
+                &latest,
                 &self.encoder.load(),
+                &extras,
                 &running.progress,
                 &lock(&self.history),
             );
@@ -293,12 +351,9 @@ fn retire(bg: BackgroundSampler) {
     }
 }
 
-fn make_encoder(config: CollectorConfig, hostname_label: bool) -> Encoder {
+fn make_encoder(config: CollectorConfig, style: LabelStyle) -> Encoder {
     // The revision the binary was built from, beside the version.
-    let encoder = Encoder::new(config).with_build_label("revision", env!("ALGALON_GIT_REVISION"));
-    if hostname_label {
-        encoder
-    } else {
-        encoder.without_hostname()
-    }
+    Encoder::new(config)
+        .with_build_label("revision", env!("ALGALON_GIT_REVISION"))
+        .with_label_style(style)
 }

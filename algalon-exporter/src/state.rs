@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use algalon_core::{Encoder, Format, SampleProgress, Snapshot};
+use algalon_core::{Encoder, Extras, Format, SampleProgress, Snapshot};
 use arc_swap::ArcSwap;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use flate2::{Compress, Compression, Crc, FlushCompress};
@@ -212,11 +212,12 @@ impl Published {
     pub fn render(
         snapshot: &Arc<Snapshot>,
         encoder: &Encoder,
+        extras: &Arc<Extras>,
         progress: &Arc<SampleProgress>,
         history: &History,
     ) -> Published {
-        let text = Body::new(encoder.encode(snapshot, Format::PrometheusText));
-        let openmetrics = Body::new(encoder.encode(snapshot, Format::OpenMetrics));
+        let text = Body::new(encoder.encode_with(snapshot, Format::PrometheusText, extras));
+        let openmetrics = Body::new(encoder.encode_with(snapshot, Format::OpenMetrics, extras));
         let json = match history.page_data(snapshot) {
             Ok(v) => Bytes::from(v),
             Err(e) => {

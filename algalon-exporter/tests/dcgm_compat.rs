@@ -250,10 +250,24 @@ fn template_labels(with_mig: bool, with_host: bool) -> Vec<String> {
 /// Checks that every DCGM GPU series of `text` carries dcgm-exporter's
 /// labels, in its order, and returns how many series it checked.
 fn check_gpu_series(text: &str, with_host: bool) -> usize {
-    let want = template_labels(false, with_host);
+    check_gpu_series_as(text, with_host, false)
+}
+
+/// [`check_gpu_series`], with dcgm-exporter's `-o` (`uuid` for `UUID`,
+/// series named as the 1.x CSV's rows) when `old_namespace`.
+fn check_gpu_series_as(text: &str, with_host: bool, old_namespace: bool) -> usize {
+    let mut want = template_labels(false, with_host);
+    if old_namespace {
+        // gpu_collector.go: `uuid := "UUID"; if useOld { uuid = "uuid" }`.
+        for label in &mut want {
+            if label == "UUID" {
+                "uuid".clone_into(label);
+            }
+        }
+    }
     let names: BTreeSet<&str> = text
         .lines()
-        .filter(|l| l.starts_with("DCGM_FI_"))
+        .filter(|l| l.starts_with("DCGM_FI_") || l.starts_with("dcgm_"))
         .filter_map(|l| l.split('{').next())
         .collect();
     let mut checked = 0;
@@ -434,6 +448,9 @@ fn the_helm_charts_arguments_and_its_examples() {
     let exporter = start_like_the_chart(&default, etc.path());
     let text = exporter.metrics();
     assert!(check_gpu_series(&text, true) >= 8 * 10, "{text}");
+    // The DaemonSet's NODE_NAME (downward API) is the host label's value,
+    // as dcgm-exporter's hostname.go reads it.
+    assert!(text.contains(r#",Hostname="gpu-node-1""#), "{text}");
 
     let example = |args: &[&str]| -> Vec<String> {
         let want: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
@@ -490,18 +507,35 @@ fn each_of_nvidias_csvs_with_f() {
     for (file, expect) in [
         ("default-counters.csv", "DCGM_FI_DEV_FB_USED{"),
         ("dcp-metrics-included.csv", "DCGM_FI_PROF_GR_ENGINE_ACTIVE{"),
-        ("1.x-compatibility-metrics.csv", "DCGM_FI_PROF_DRAM_ACTIVE{"),
+        // dcgm-exporter names a series as the CSV row spells it; with -o
+        // its UUID label is dcgm-exporter 1.x's `uuid`.
+        ("1.x-compatibility-metrics.csv", "dcgm_fi_prof_dram_active{"),
     ] {
         let path = etc.path().join(file);
-        let exporter = Exporter::start(
-            "h100x8.json",
-            &["-c", "200", "-f", path.to_str().expect("utf-8")],
-        );
+        let old = file.starts_with("1.x");
+        let mut args = vec!["-c", "200", "-f", path.to_str().expect("utf-8")];
+        if old {
+            args.push("-o");
+        }
+        let exporter = Exporter::start("h100x8.json", &args);
         // Profiling rates need two samples.
         let text = common::wait_for(Duration::from_secs(10), expect, || {
             Some(exporter.metrics()).filter(|t| t.contains(expect))
         });
-        assert!(check_gpu_series(&text, true) > 0, "{file}");
+        assert!(check_gpu_series_as(&text, true, old) > 0, "{file}");
+        if old {
+            assert!(text.contains("# TYPE dcgm_sm_clock gauge"), "{text}");
+            assert!(!text.contains("DCGM_FI_DEV_SM_CLOCK"), "{text}");
+        }
+        // dcgm-exporter's XID labels follow the CSV's label fields.
+        let xid = text
+            .lines()
+            .find(|l| l.starts_with("DCGM_FI_DEV_XID_ERRORS{") || l.starts_with("dcgm_xid_errors{"))
+            .unwrap_or_else(|| panic!("{file}: no XID series in {text}"));
+        assert!(
+            xid.ends_with(r#",err_code="0",err_msg="No Error"} 0"#),
+            "{file}: {xid}"
+        );
         let log = exporter.log().join("\n");
         assert!(!log.contains("ERROR"), "{file}: {log}");
         if file.starts_with("1.x") {
@@ -606,4 +640,91 @@ fn bad_input_stays_strict() {
         lines[1].contains(&format!("{}:3: unknown Prometheus type", csv.display())),
         "{lines:?}"
     );
+}
+
+/// dcgm-exporter 4.x's series options together, as a Slurm node with a
+/// Kubernetes-style NODE_NAME would run them: the XID labels, the
+/// lowercase host label from NODE_NAME, dashes in model names, HPC job
+/// files and the windowed XID and clock-event counts.
+#[test]
+fn series_options_render_as_dcgm_exporter_renders_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("counters.csv");
+    std::fs::write(
+        &csv,
+        "DCGM_FI_DEV_GPU_UTIL, gauge, util\n\
+         DCGM_FI_DEV_XID_ERRORS, gauge, last XID\n\
+         DCGM_EXP_XID_ERRORS_COUNT, gauge, XIDs in the window\n\
+         DCGM_EXP_CLOCK_EVENTS_COUNT, gauge, clock events in the window\n",
+    )
+    .expect("write CSV");
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir(&jobs).expect("mkdir");
+    std::fs::write(jobs.join("3"), "slurm-42\n").expect("job file");
+    let mut cmd = common::command(&scenario("h100x8.json"));
+    // At t=95 GPU 3 has had XID 94 (t=60) and GPU 0 is power-capped.
+    cmd.env("ALGALON_FAKE_NVML_FROZEN_TIME", "95")
+        .env("NODE_NAME", "node-7")
+        .arg("--nvml-lib")
+        .arg(fake_nvml())
+        .args(["-a", "127.0.0.1:0", "-c", "200", "-f"])
+        .arg(&csv)
+        .args([
+            "-x",
+            "60000",
+            "--clock-events-count-window-size",
+            "1000",
+            "--hostname-label",
+            "hostname",
+            "-rbmn",
+            "--hpc-job-mapping-dir",
+        ])
+        .arg(&jobs);
+    let exporter = Exporter::spawn(cmd);
+    let id3 = r#"gpu="3",UUID="GPU-"#;
+    let text = common::wait_for(Duration::from_secs(10), "XID 94 counted", || {
+        Some(exporter.metrics()).filter(|t| {
+            t.lines()
+                .any(|l| l.starts_with("DCGM_EXP_XID_ERRORS_COUNT{") && l.contains(r#"xid="94""#))
+        })
+    });
+    let line = |name: &str, needle: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(needle))
+            .unwrap_or_else(|| panic!("no {name} with {needle} in\n{text}"))
+            .to_owned()
+    };
+    let xid = line("DCGM_FI_DEV_XID_ERRORS", id3);
+    assert!(
+        xid.contains(r#",modelName="NVIDIA-H100-80GB-HBM3",hostname="node-7",err_code="94",err_msg="Contained ECC error",hpc_job="slurm-42"} 94"#),
+        "{xid}"
+    );
+    let count = line("DCGM_EXP_XID_ERRORS_COUNT", id3);
+    assert!(
+        count.ends_with(
+            r#"hostname="node-7",window_size_in_ms="60000",xid="94",hpc_job="slurm-42"} 1"#
+        ),
+        "{count}"
+    );
+    let quiet = line("DCGM_EXP_XID_ERRORS_COUNT", r#"gpu="0""#);
+    assert!(
+        quiet.ends_with(r#"hostname="node-7",window_size_in_ms="60000"} 0"#),
+        "{quiet}"
+    );
+    let clock = line("DCGM_EXP_CLOCK_EVENTS_COUNT", r#"gpu="0""#);
+    assert!(
+        clock.contains(r#",clock_event="power_cap",window_size_in_ms="1000"} "#),
+        "{clock}"
+    );
+    let n: u64 = clock
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a count");
+    // Samples every 200 ms in a 1000 ms window: at most 6 of them.
+    assert!((1..=6).contains(&n), "{clock}");
+    assert!(!text.contains("Hostname="), "{text}");
+    // The two GPU series of GPU 3 carry its job; GPU 0's do not.
+    assert!(line("DCGM_FI_DEV_GPU_UTIL", id3).contains(r#"hpc_job="slurm-42""#));
+    assert!(!line("DCGM_FI_DEV_GPU_UTIL", r#"gpu="0""#).contains("hpc_job"));
 }

@@ -30,6 +30,7 @@ mod jobs;
 mod render;
 mod snapshot;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::collectors::CollectorConfig;
@@ -39,11 +40,87 @@ pub use jobs::encode_jobs;
 use render::encode_collector;
 use snapshot::SnapshotCollector;
 
+/// The name of the host label on GPU series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostLabel {
+    /// `Hostname`, as dcgm-exporter's releases up to 4.8 write it.
+    #[default]
+    Hostname,
+    /// `hostname`, as dcgm-exporter's main branch writes it since its #655.
+    Lowercase,
+    /// No host label (dcgm-exporter's `--no-hostname`).
+    Off,
+}
+
+impl HostLabel {
+    /// The label's name, if there is one.
+    pub fn key(self) -> Option<&'static str> {
+        match self {
+            HostLabel::Hostname => Some("Hostname"),
+            HostLabel::Lowercase => Some("hostname"),
+            HostLabel::Off => None,
+        }
+    }
+}
+
+/// dcgm-exporter's options that change how GPU series are labelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LabelStyle {
+    /// The host label's name, or none.
+    pub hostname: HostLabel,
+    /// `-o/--use-old-namespace`: dcgm-exporter 1.x's `uuid` label for `UUID`.
+    pub old_namespace: bool,
+    /// `--replace-blanks-in-model-name`: `modelName="NVIDIA-H100-80GB-HBM3"`.
+    pub replace_blanks_in_model_name: bool,
+}
+
+impl LabelStyle {
+    /// The GPU UUID label's name: `UUID`, or `uuid` in the old namespace.
+    pub fn uuid_key(self) -> &'static str {
+        if self.old_namespace { "uuid" } else { "UUID" }
+    }
+
+    /// The `modelName` label's value for a GPU named `name`: as NVML gives
+    /// it, or with each run of blanks replaced by one dash (dcgm-exporter
+    /// joins `strings.Fields` with `-`).
+    pub fn model_name(self, name: &str) -> std::borrow::Cow<'_, str> {
+        if self.replace_blanks_in_model_name && name.contains(char::is_whitespace) {
+            std::borrow::Cow::Owned(name.split_whitespace().collect::<Vec<_>>().join("-"))
+        } else {
+            std::borrow::Cow::Borrowed(name)
+        }
+    }
+}
+
+/// What an encode adds to a snapshot's series besides its readings:
+/// dcgm-exporter's `hpc_job` label and its windowed count series.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// dcgm-exporter's `--hpc-job-mapping-dir`: the jobs on each GPU (by
+    /// NVML index). Each series of a GPU with jobs is written once per job,
+    /// with an `hpc_job` label.
+    pub hpc_jobs: BTreeMap<u32, Vec<String>>,
+    /// `DCGM_EXP_XID_ERRORS_COUNT`: XIDs per GPU in the last window.
+    pub xid_counts: Option<WindowCounts>,
+    /// `DCGM_EXP_CLOCK_EVENTS_COUNT`: clock events per GPU in the last window.
+    pub clock_event_counts: Option<WindowCounts>,
+}
+
+/// Counts of events per GPU over a sliding window (see [`crate::windows`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// The window's length in milliseconds (`window_size_in_ms` label).
+    pub window_ms: u64,
+    /// Per GPU UUID: each event (an XID number, a clock-event name) and how
+    /// often it was seen in the window.
+    pub by_gpu: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
 /// Encodes snapshots for one collectors config.
 #[derive(Debug, Clone)]
 pub struct Encoder {
     config: Arc<CollectorConfig>,
-    hostname_label: bool,
+    style: LabelStyle,
     /// Labels a face adds to `algalon_build_info` (e.g. its git revision).
     build_labels: Arc<[(&'static str, String)]>,
 }
@@ -59,7 +136,7 @@ impl Encoder {
     pub fn new(config: CollectorConfig) -> Self {
         Encoder {
             config: Arc::new(config),
-            hostname_label: true,
+            style: LabelStyle::default(),
             build_labels: Arc::new([]),
         }
     }
@@ -74,8 +151,19 @@ impl Encoder {
 
     /// Leaves the `Hostname` label out (dcgm-exporter's `--no-hostname`).
     pub fn without_hostname(mut self) -> Self {
-        self.hostname_label = false;
+        self.style.hostname = HostLabel::Off;
         self
+    }
+
+    /// Labels GPU series as `style` says.
+    pub fn with_label_style(mut self, style: LabelStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// How GPU series are labelled.
+    pub fn label_style(&self) -> LabelStyle {
+        self.style
     }
 
     /// The collectors config this encoder exports.
@@ -85,11 +173,22 @@ impl Encoder {
 
     /// Encodes `snapshot` into a new string.
     pub fn encode(&self, snapshot: &Arc<Snapshot>, format: Format) -> String {
+        self.encode_with(snapshot, format, &Arc::new(Extras::default()))
+    }
+
+    /// Encodes `snapshot` with `extras` (`hpc_job` labels, windowed counts).
+    pub fn encode_with(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        format: Format,
+        extras: &Arc<Extras>,
+    ) -> String {
         let collector = SnapshotCollector::new(
             Arc::clone(snapshot),
             Arc::clone(&self.config),
-            self.hostname_label,
+            self.style,
             Arc::clone(&self.build_labels),
+            Arc::clone(extras),
             format,
         );
         encode_collector(collector, format, 64 * 1024)

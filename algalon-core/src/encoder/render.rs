@@ -61,7 +61,7 @@ pub(super) fn help_text(help: &str, format: Format) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-pub(super) type Labels<'a> = Vec<(&'static str, Cow<'a, str>)>;
+pub(super) type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
 
 /// A GPU's label set, rendered and escaped once per encode.
 ///
@@ -81,7 +81,7 @@ pub(super) struct RenderedLabels {
 }
 
 impl RenderedLabels {
-    pub(super) fn new(labels: &[(&'static str, Cow<'_, str>)]) -> Self {
+    pub(super) fn new(labels: &[(&str, Cow<'_, str>)]) -> Self {
         let mut head = String::with_capacity(256);
         let Some(((last_key, last_value), rest)) = labels.split_last() else {
             return RenderedLabels {

@@ -10,7 +10,9 @@ use prometheus_client::metrics::MetricType;
 
 use super::format::Format;
 use super::render::{Labels, RenderedLabels, help_text, own_family};
-use crate::collectors::{CollectorConfig, MetricType as CsvType};
+use super::{Extras, LabelStyle, WindowCounts};
+use crate::catalog::Field;
+use crate::collectors::{CollectorConfig, ExpKind, ExpSeries, MetricType as CsvType};
 use crate::series::Series;
 use crate::snapshot::{GpuSample, Snapshot, Value, unix_seconds};
 
@@ -18,8 +20,9 @@ use crate::snapshot::{GpuSample, Snapshot, Value, unix_seconds};
 pub(super) struct SnapshotCollector {
     snapshot: Arc<Snapshot>,
     config: Arc<CollectorConfig>,
-    hostname_label: bool,
+    style: LabelStyle,
     build_labels: Arc<[(&'static str, String)]>,
+    extras: Arc<Extras>,
     format: Format,
 }
 
@@ -27,15 +30,17 @@ impl SnapshotCollector {
     pub(super) fn new(
         snapshot: Arc<Snapshot>,
         config: Arc<CollectorConfig>,
-        hostname_label: bool,
+        style: LabelStyle,
         build_labels: Arc<[(&'static str, String)]>,
+        extras: Arc<Extras>,
         format: Format,
     ) -> Self {
         SnapshotCollector {
             snapshot,
             config,
-            hostname_label,
+            style,
             build_labels,
+            extras,
             format,
         }
     }
@@ -44,27 +49,62 @@ impl SnapshotCollector {
     fn base_labels<'a>(&'a self, gpu: &'a GpuSample) -> Labels<'a> {
         let mut labels: Labels<'a> = Vec::with_capacity(8);
         labels.push(("gpu", Cow::Owned(gpu.index.to_string())));
-        labels.push(("UUID", Cow::Borrowed(&gpu.uuid)));
+        labels.push((self.style.uuid_key(), Cow::Borrowed(&gpu.uuid)));
         labels.push(("pci_bus_id", Cow::Borrowed(&gpu.pci_bus_id)));
         if let Some(minor) = gpu.minor_number {
             labels.push(("device", Cow::Owned(format!("nvidia{minor}"))));
         }
-        labels.push(("modelName", Cow::Borrowed(&gpu.name)));
-        if self.hostname_label {
-            labels.push(("Hostname", Cow::Borrowed(&self.snapshot.hostname)));
+        labels.push(("modelName", self.style.model_name(&gpu.name)));
+        if let Some(key) = self.style.hostname.key() {
+            labels.push((key, Cow::Borrowed(&self.snapshot.hostname)));
         }
         labels
     }
 
-    /// Base labels plus the label-type fields of the collectors config.
-    fn field_labels<'a>(&'a self, gpu: &'a GpuSample, base: &Labels<'a>) -> Labels<'a> {
-        let mut labels = base.clone();
+    /// The label-type fields of the collectors config, each under the name
+    /// the file gives it (dcgm-exporter's label name is the row's spelling),
+    /// sorted by name as dcgm-exporter's template writes its label map.
+    fn field_labels<'a>(&'a self, gpu: &'a GpuSample) -> Labels<'a> {
+        let mut labels = Labels::new();
         for field in &self.config.labels {
             if let Some(text) = gpu.labels.get(field) {
-                labels.push((field.name(), Cow::Borrowed(text)));
+                labels.push((self.config.series_name(*field), Cow::Borrowed(text)));
             }
         }
+        labels.sort_by(|a, b| a.0.cmp(b.0));
         labels
+    }
+
+    /// The jobs dcgm-exporter's HPC job mapping puts on GPU `index`: each
+    /// series of the GPU is written once per job (`hpc_job="…"`), or once
+    /// without the label when there is none.
+    fn jobs(&self, index: u32) -> Vec<Option<&str>> {
+        match self.extras.hpc_jobs.get(&index) {
+            Some(jobs) if !jobs.is_empty() => jobs.iter().map(|j| Some(j.as_str())).collect(),
+            _ => vec![None],
+        }
+    }
+
+    /// dcgm-exporter's attributes of a series of `field` with `value`:
+    /// `err_code` and `err_msg` on `DCGM_FI_DEV_XID_ERRORS` (its XID text
+    /// table), then `hpc_job`; its template writes them after the labels,
+    /// sorted by name.
+    fn attributes<'a>(field: Field, value: Value, job: Option<&'a str>) -> Labels<'a> {
+        let mut attrs = Labels::new();
+        if field == Field::XidErrors {
+            let code = match value {
+                Value::Int(v) => i64::try_from(v).unwrap_or(i64::MAX),
+                // dcgm-exporter converts with int(); NVML gives XIDs as integers.
+                #[allow(clippy::cast_possible_truncation)]
+                Value::Float(v) => v as i64,
+            };
+            attrs.push(("err_code", Cow::Owned(code.to_string())));
+            attrs.push(("err_msg", Cow::Borrowed(crate::xid_text::err_msg(code))));
+        }
+        if let Some(job) = job {
+            attrs.push(("hpc_job", Cow::Borrowed(job)));
+        }
+        attrs
     }
 }
 
@@ -72,12 +112,13 @@ impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let snap = &*self.snapshot;
         let base: Vec<Labels<'_>> = snap.gpus.iter().map(|g| self.base_labels(g)).collect();
-        let per_gpu: Vec<RenderedLabels> = snap
-            .gpus
+        let fields: Vec<Labels<'_>> = snap.gpus.iter().map(|g| self.field_labels(g)).collect();
+        let per_gpu: Vec<RenderedLabels> = base
             .iter()
-            .zip(&base)
-            .map(|(g, b)| RenderedLabels::new(&self.field_labels(g, b)))
+            .zip(&fields)
+            .map(|(b, f)| RenderedLabels::new(&[&b[..], &f[..]].concat()))
             .collect();
+        let jobs: Vec<Vec<Option<&str>>> = snap.gpus.iter().map(|g| self.jobs(g.index)).collect();
 
         for metric in &self.config.metrics {
             if !snap.gpus.iter().any(|g| g.get(metric.field).is_some()) {
@@ -88,17 +129,38 @@ impl Collector for SnapshotCollector {
                 CsvType::Counter => MetricType::Unknown,
             };
             let help = help_text(&metric.help, self.format);
-            let mut family =
-                encoder.encode_descriptor(metric.field.name(), &help, None, metric_type)?;
-            for (gpu, labels) in snap.gpus.iter().zip(&per_gpu) {
+            let name = self.config.series_name(metric.field);
+            let mut family = encoder.encode_descriptor(name, &help, None, metric_type)?;
+            for (i, gpu) in snap.gpus.iter().enumerate() {
                 let Some(value) = gpu.get(metric.field) else {
                     continue;
                 };
-                let mut sample = family.encode_family(labels)?;
-                match value {
-                    Value::Int(v) => sample.encode_gauge(&v)?,
-                    Value::Float(v) => sample.encode_gauge(&v)?,
+                for job in &jobs[i] {
+                    let attrs = Self::attributes(metric.field, value, *job);
+                    let rendered;
+                    let labels = if attrs.is_empty() {
+                        &per_gpu[i]
+                    } else {
+                        rendered =
+                            RenderedLabels::new(&[&base[i][..], &fields[i], &attrs].concat());
+                        &rendered
+                    };
+                    let mut sample = family.encode_family(labels)?;
+                    match value {
+                        Value::Int(v) => sample.encode_gauge(&v)?,
+                        Value::Float(v) => sample.encode_gauge(&v)?,
+                    }
                 }
+            }
+        }
+
+        for exp in &self.config.exp {
+            let counts = match exp.kind {
+                ExpKind::XidErrorsCount => self.extras.xid_counts.as_ref(),
+                ExpKind::ClockEventsCount => self.extras.clock_event_counts.as_ref(),
+            };
+            if let Some(counts) = counts {
+                self.encode_exp(&mut encoder, exp, counts, &base, &fields, &jobs)?;
             }
         }
 
@@ -126,6 +188,59 @@ impl Collector for SnapshotCollector {
 
         encode_processes(&mut encoder, snap, &base, self.format)?;
         encode_self_metrics(&mut encoder, snap, &self.build_labels, self.format)
+    }
+}
+
+impl SnapshotCollector {
+    /// One of dcgm-exporter's windowed count series: per GPU, one series per
+    /// event seen in the window (`xid="79"`, `clock_event="power_cap"`), or
+    /// one series of 0 without that label when there was none; the
+    /// collectors' label fields, `window_size_in_ms` and the event label are
+    /// sorted by name, as dcgm-exporter's template writes its label map.
+    fn encode_exp(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        exp: &ExpSeries,
+        counts: &WindowCounts,
+        base: &[Labels<'_>],
+        fields: &[Labels<'_>],
+        jobs: &[Vec<Option<&str>>],
+    ) -> Result<(), std::fmt::Error> {
+        let metric_type = match exp.metric_type {
+            CsvType::Gauge => MetricType::Gauge,
+            CsvType::Counter => MetricType::Unknown,
+        };
+        let help = help_text(&exp.help, self.format);
+        let mut family = encoder.encode_descriptor(exp.kind.name(), &help, None, metric_type)?;
+        let window = counts.window_ms.to_string();
+        let none = std::collections::BTreeMap::new();
+        for (i, gpu) in self.snapshot.gpus.iter().enumerate() {
+            let seen = counts.by_gpu.get(&gpu.uuid).unwrap_or(&none);
+            let events: Vec<(Option<&str>, u64)> = if seen.is_empty() {
+                vec![(None, 0)]
+            } else {
+                seen.iter().map(|(e, n)| (Some(e.as_str()), *n)).collect()
+            };
+            for (event, count) in events {
+                let mut sorted: Labels<'_> = fields[i].clone();
+                sorted.push(("window_size_in_ms", Cow::Borrowed(&window)));
+                if let Some(event) = event {
+                    sorted.push((exp.kind.value_label(), Cow::Borrowed(event)));
+                }
+                sorted.sort_by(|a, b| a.0.cmp(b.0));
+                for job in &jobs[i] {
+                    let mut all: Labels<'_> = base[i].clone();
+                    all.extend(sorted.iter().cloned());
+                    if let Some(job) = job {
+                        all.push(("hpc_job", Cow::Borrowed(*job)));
+                    }
+                    family
+                        .encode_family(&RenderedLabels::new(&all))?
+                        .encode_gauge(&count)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -45,6 +45,8 @@ pub fn command(scenario: &Path) -> Command {
     for var in algalon_exporter::compat::all_variables() {
         cmd.env_remove(var);
     }
+    // dcgm-exporter's host label value, when set.
+    cmd.env_remove("NODE_NAME");
     cmd.env("ALGALON_FAKE_NVML_SCENARIO", scenario)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
