@@ -8,7 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use algalon_core::{CallError, DownReason, Field, GpuSample, ProcessSample, Snapshot, Value};
+use algalon_core::collectors::{ExpKind, Skipped};
+use algalon_core::{
+    CallError, CollectorConfig, DownReason, Field, GpuSample, MetricType, ProcessSample, Snapshot,
+    Value,
+};
 use serde::Serialize;
 
 /// `/api/v1/gpus` without the history.
@@ -117,10 +121,171 @@ impl<'a> GpuView<'a> {
     }
 }
 
+/// `/api/v1/fields`: what the collectors CSV asks for and what is served —
+/// each exported field with its NVML source and the GPUs whose last sample
+/// had no reading of it, dcgm-exporter's own series, and every row that is
+/// not exported with the reason (a DCGM field NVML cannot give, a second
+/// row for a field).
+#[derive(Debug, Serialize)]
+pub struct FieldsView<'a> {
+    /// The collectors file (`<built-in default-counters.csv>` by default).
+    source: &'a str,
+    exported: Vec<ExportedView<'a>>,
+    dcgm_exporter_series: Vec<ExpView>,
+    not_exported: &'a [Skipped],
+}
+
+#[derive(Debug, Serialize)]
+struct ExportedView<'a> {
+    /// The series (or label) name, as the CSV row spells it.
+    name: &'a str,
+    /// The catalog's DCGM name of the field.
+    field: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The NVML function it is read with.
+    nvml: &'static str,
+    /// Indices of the GPUs that are up but whose last sample has no reading
+    /// (NVML does not support the field there, or the call failed: see
+    /// `algalon_nvml_errors_total`).
+    unread_on: Vec<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExpView {
+    name: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The counting window (`window_size_in_ms` label).
+    window_ms: u64,
+}
+
+fn type_name(t: MetricType) -> &'static str {
+    match t {
+        MetricType::Gauge => "gauge",
+        MetricType::Counter => "counter",
+    }
+}
+
+impl<'a> FieldsView<'a> {
+    /// The view of `config`, with readings checked against `snapshot` (the
+    /// last sample, if any) and the windows of dcgm-exporter's count series.
+    pub fn new(
+        config: &'a CollectorConfig,
+        snapshot: Option<&Snapshot>,
+        windows_ms: (u64, u64),
+    ) -> Self {
+        let unread = |field: Field, label: bool| -> Vec<u32> {
+            snapshot.map_or_else(Vec::new, |s| {
+                s.gpus
+                    .iter()
+                    .filter(|g| g.up)
+                    .filter(|g| {
+                        if label {
+                            !g.labels.contains_key(&field)
+                        } else {
+                            g.get(field).is_none()
+                        }
+                    })
+                    .map(|g| g.index)
+                    .collect()
+            })
+        };
+        let mut exported: Vec<ExportedView<'a>> = config
+            .metrics
+            .iter()
+            .map(|m| ExportedView {
+                name: config.series_name(m.field),
+                field: m.field.name(),
+                kind: type_name(m.metric_type),
+                nvml: m.field.nvml_call(),
+                unread_on: unread(m.field, false),
+            })
+            .collect();
+        exported.extend(config.labels.iter().map(|f| ExportedView {
+            name: config.series_name(*f),
+            field: f.name(),
+            kind: "label",
+            nvml: f.nvml_call(),
+            unread_on: unread(*f, true),
+        }));
+        FieldsView {
+            source: &config.source,
+            exported,
+            dcgm_exporter_series: config
+                .exp
+                .iter()
+                .map(|e| ExpView {
+                    name: e.kind.name(),
+                    kind: type_name(e.metric_type),
+                    window_ms: match e.kind {
+                        ExpKind::XidErrorsCount => windows_ms.0,
+                        ExpKind::ClockEventsCount => windows_ms.1,
+                    },
+                })
+                .collect(),
+            not_exported: &config.skipped,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn fields_name_what_is_served_and_what_is_not() {
+        let config = CollectorConfig::parse(
+            "DCGM_FI_DEV_GPU_UTIL, gauge, util\n\
+             dcgm_sm_clock, gauge, clock\n\
+             DCGM_FI_DRIVER_VERSION, label, driver\n\
+             DCGM_FI_DEV_NVSWITCH_LINK_CRC_ERRORS, counter, switch\n\
+             DCGM_EXP_XID_ERRORS_COUNT, gauge, xids\n",
+            "f.csv",
+        )
+        .expect("parses");
+        let mut gpu = GpuSample::new(0, "GPU-a".into(), "00000000:18:00.0".into(), "H100".into());
+        gpu.set(Field::GpuUtil, Some(Value::Int(5)));
+        let mut down = GpuSample::new(1, "GPU-b".into(), "00000000:19:00.0".into(), "H100".into());
+        down.up = false;
+        let snapshot = Snapshot {
+            hostname: "w1".into(),
+            driver_version: None,
+            nvml_version: None,
+            cuda_driver_version: None,
+            taken_at: UNIX_EPOCH,
+            duration: Duration::ZERO,
+            seq: 1,
+            gpus: vec![gpu, down],
+            errors: Vec::new(),
+        };
+        let v = serde_json::to_value(FieldsView::new(&config, Some(&snapshot), (300_000, 5000)))
+            .expect("serialises");
+        assert_eq!(v["source"], "f.csv");
+        let exported = &v["exported"];
+        assert_eq!(exported[0]["name"], "DCGM_FI_DEV_GPU_UTIL");
+        assert_eq!(exported[0]["nvml"], "nvmlDeviceGetUtilizationRates");
+        assert_eq!(exported[0]["unread_on"], serde_json::json!([]));
+        assert_eq!(exported[1]["name"], "dcgm_sm_clock");
+        assert_eq!(exported[1]["field"], "DCGM_FI_DEV_SM_CLOCK");
+        assert_eq!(
+            exported[1]["unread_on"],
+            serde_json::json!([0]),
+            "GPU 1 is down"
+        );
+        assert_eq!(exported[2]["type"], "label");
+        assert_eq!(v["dcgm_exporter_series"][0]["window_ms"], 300_000);
+        let skipped = &v["not_exported"][0];
+        assert_eq!(skipped["name"], "DCGM_FI_DEV_NVSWITCH_LINK_CRC_ERRORS");
+        assert_eq!(skipped["line"], 4);
+        assert!(
+            skipped["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("NVSwitch")),
+            "{skipped}"
+        );
+    }
 
     #[test]
     fn dcgm_key_names_and_plain_numbers() {

@@ -78,6 +78,7 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         web: Arc::clone(&web),
         stale_after: cli.stale_after(),
         telemetry: Arc::clone(&telemetry),
+        sampling: Arc::clone(&sampling),
     });
     let reloader = Reloader {
         collectors: cli.collectors.clone(),

@@ -27,7 +27,8 @@ use crate::compat::Given;
     disable_version_flag = true,
     after_help = "Endpoints: /metrics (Prometheus text, or OpenMetrics when the Accept header asks; \
                   gzip when accepted), /health (200 while samples are fresh, 503 with the reason \
-                  otherwise), /api/v1/gpus (the last sample as JSON), / (a live page of every GPU).\n\
+                  otherwise), /api/v1/gpus (the last sample as JSON), /api/v1/fields (what the \
+                  collectors CSV exports and what it cannot, with why), / (a live page of every GPU).\n\
                   Signals: SIGHUP re-reads --collectors and --web-config-file once each file has \
                   stopped changing for 0.1 s (a bad, unreadable or half-written file is logged with \
                   file:line and the last good configuration keeps serving; a burst of SIGHUPs is \

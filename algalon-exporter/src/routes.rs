@@ -46,6 +46,8 @@ pub struct AppState {
     pub stale_after: Duration,
     /// The exporter's own counters, served at the end of /metrics.
     pub telemetry: Arc<Telemetry>,
+    /// The sampler and its collectors config, for /api/v1/fields.
+    pub sampling: Arc<crate::sampling::Sampling>,
 }
 
 /// The routes.
@@ -55,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/api/v1/gpus", get(gpus))
+        .route("/api/v1/fields", get(fields))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
         .with_state(state)
@@ -159,6 +162,18 @@ async fn gpus(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+async fn fields(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.sampling.fields_json();
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 async fn index() -> Response {
     (
         [
@@ -186,7 +201,7 @@ async fn index() -> Response {
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        "not found: try /metrics, /health, /api/v1/gpus or /\n",
+        "not found: try /metrics, /health, /api/v1/gpus, /api/v1/fields or /\n",
     )
         .into_response()
 }

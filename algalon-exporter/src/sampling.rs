@@ -46,6 +46,12 @@ pub struct Sampling {
     telemetry: Arc<Telemetry>,
     /// dcgm-exporter's windowed counts and HPC jobs; outlives reloads.
     annotator: Arc<Mutex<Annotator>>,
+    /// The XID and clock-event count windows.
+    windows: (Duration, Duration),
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// dcgm-exporter's options that shape the GPU series besides the CSV.
@@ -154,6 +160,7 @@ impl Sampling {
             history: Arc::new(Mutex::new(History::new(interval))),
             telemetry,
             annotator: Arc::new(Mutex::new(annotator)),
+            windows: (series.xid_window, series.clock_events_window),
         };
         let progress = sampler.progress();
         let on_sample = sampling.on_sample(1, Arc::clone(&progress));
@@ -174,6 +181,22 @@ impl Sampling {
     /// The most recent snapshot, if sampling runs.
     pub fn latest(&self) -> Option<Arc<Snapshot>> {
         lock(&self.current).as_ref().map(|r| r.bg.latest())
+    }
+
+    /// `/api/v1/fields` as JSON: the collectors config in use, checked
+    /// against the last sample.
+    pub fn fields_json(&self) -> Vec<u8> {
+        let encoder = self.encoder.load();
+        let latest = self.latest();
+        let view = crate::api::FieldsView::new(
+            encoder.config(),
+            latest.as_deref(),
+            (millis(self.windows.0), millis(self.windows.1)),
+        );
+        serde_json::to_vec(&view).unwrap_or_else(|e| {
+            tracing::error!("cannot serialise the field list as JSON: {e}");
+            b"{}".to_vec()
+        })
     }
 
     /// The closure the sampler thread calls after each sample.

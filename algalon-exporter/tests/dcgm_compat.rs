@@ -538,6 +538,20 @@ fn each_of_nvidias_csvs_with_f() {
         );
         let log = exporter.log().join("\n");
         assert!(!log.contains("ERROR"), "{file}: {log}");
+        // /api/v1/fields lists what is served and what is not, with why.
+        let fields: serde_json::Value =
+            serde_json::from_str(&exporter.get("/api/v1/fields").text()).expect("JSON");
+        assert!(
+            fields["exported"].as_array().is_some_and(|e| !e.is_empty()),
+            "{fields}"
+        );
+        for skipped in fields["not_exported"].as_array().expect("a list") {
+            assert!(
+                skipped["reason"].as_str().is_some_and(|r| !r.is_empty())
+                    && skipped["line"].as_u64().is_some(),
+                "{file}: {skipped}"
+            );
+        }
         if file.starts_with("1.x") {
             // The file lists the PCIe byte counters twice.
             assert!(
