@@ -32,7 +32,11 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         Some(path) => WebConfig::load(path)?,
         None => WebConfig::default(),
     };
-    let listener = bind(&cli.address)?;
+    let listener = if cli.web_systemd_socket {
+        systemd_listener()?
+    } else {
+        bind(&cli.address)?
+    };
     let local = listener.local_addr().map_err(|source| StartError::Bind {
         address: cli.address.clone(),
         source,
@@ -237,6 +241,48 @@ fn load_collectors(path: Option<&Path>) -> Result<CollectorConfig, StartError> {
 
 /// Binds `--address`: `:PORT` means every interface (IPv6 and IPv4 where
 /// the host has IPv6, else IPv4), as in Go.
+/// The listening socket systemd passed (socket activation: `LISTEN_FDS`
+/// sockets from fd 3 on, for the process `LISTEN_PID`), as dcgm-exporter's
+/// `--web-systemd-socket` takes it; `--address` is then not bound.
+/// dcgm-exporter serves every socket passed; Algalon serves the first TCP
+/// one and names the others in a warning.
+fn systemd_listener() -> Result<StdListener, StartError> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let count = fds.len();
+    if count == 0 {
+        return Err(StartError::SystemdSocket(
+            "no socket was passed (LISTEN_FDS is unset or 0, or LISTEN_PID names another \
+             process); start the exporter from a systemd .socket unit, or drop the option and \
+             use -a/--address"
+                .to_owned(),
+        ));
+    }
+    let mut found = None;
+    for i in 0..count {
+        match fds.take_tcp_listener(i) {
+            Ok(Some(l)) if found.is_none() => found = Some(l),
+            Ok(Some(l)) => tracing::warn!(
+                "--web-systemd-socket: systemd passed more than one socket; serving the first, \
+                 ignoring {}",
+                l.local_addr()
+                    .map_or_else(|_| format!("fd {}", 3 + i), |a| a.to_string())
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                "--web-systemd-socket: socket {} (fd {}) is not a TCP listener: {e}",
+                i + 1,
+                3 + i
+            ),
+        }
+    }
+    found.ok_or_else(|| {
+        StartError::SystemdSocket(format!(
+            "none of the {count} sockets systemd passed is a TCP listening socket; the .socket \
+             unit needs ListenStream=PORT"
+        ))
+    })
+}
+
 fn bind(address: &str) -> Result<StdListener, StartError> {
     let bad = |reason: String| StartError::Address {
         address: address.to_owned(),

@@ -169,8 +169,8 @@ pub struct Cli {
     #[arg(long = "replace-blanks-in-model-name", alias = "rbmn")]
     pub replace_blanks_in_model_name: bool,
 
-    /// Take the listening socket from systemd socket activation (LISTEN_FDS)
-    /// instead of --address. Accepted, not yet implemented: logged at start.
+    /// Take the listening socket from systemd socket activation (LISTEN_FDS,
+    /// LISTEN_PID) instead of binding --address.
     #[arg(long = "web-systemd-socket")]
     pub web_systemd_socket: bool,
 

@@ -4,8 +4,8 @@
 //! long name, alias, variable) with Algalon's handling of each; a test holds
 //! it to the vendored `app.go`. The same table binds the variables to the
 //! command line and names them in `--help` ([`crate::args`]), writes the
-//! start-up notes for options that have no effect or are not implemented
-//! yet ([`log_start_notes`]), and renders README's "Coming from
+//! start-up notes for options that have no effect ([`log_start_notes`]),
+//! and renders README's "Coming from
 //! dcgm-exporter" table ([`markdown_table`]).
 
 use crate::cli::Cli;
@@ -18,9 +18,6 @@ pub enum Support {
     /// Accepted and checked, but it cannot mean anything for Algalon: why.
     /// One start-up line names it when it is set to anything but its default.
     NoEffect(&'static str),
-    /// dcgm-exporter's meaning, accepted and checked but not implemented yet:
-    /// what it will do. One start-up line names it when set.
-    NotYet(&'static str),
     /// Kubernetes pod mapping: accepted and checked as dcgm-exporter checks
     /// it; pod labels are not added yet (one start-up warning).
     Kubernetes(&'static str),
@@ -53,7 +50,7 @@ const fn opt(
     }
 }
 
-use Support::{Kubernetes as K8s, NoEffect, NotYet, Same};
+use Support::{Kubernetes as K8s, NoEffect, Same};
 
 const NO_DUMPS: &str = "debug dumps of dcgm-exporter's DCGM state; Algalon's last sample is \
                         GET /api/v1/gpus, its per-call NVML failures algalon_nvml_errors_total";
@@ -344,7 +341,11 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "web-systemd-socket",
         None,
         "DCGM_EXPORTER_SYSTEMD_SOCKET",
-        NotYet("systemd socket activation: the listening socket from LISTEN_FDS"),
+        Same(
+            "systemd socket activation: the listening socket is the one systemd passes \
+             (LISTEN_FDS, LISTEN_PID), --address is not bound; dcgm-exporter serves every \
+             socket passed, Algalon the first TCP one (a warning names the others)",
+        ),
     ),
 ];
 
@@ -440,7 +441,7 @@ fn display(o: &DcgmOption, origin: Origin) -> String {
 }
 
 /// One start-up line per dcgm-exporter option that is set but has no
-/// effect or is not implemented yet, one for the Kubernetes options, one
+/// effect, one for the Kubernetes options, one
 /// naming the dcgm-exporter variables in use, and one per variable that
 /// another source overrides.
 pub fn log_start_notes(cli: &Cli) {
@@ -498,10 +499,6 @@ pub fn start_notes(cli: &Cli) -> Vec<Note> {
             Same(_) => {}
             NoEffect(why) => notes.push(Note::Warn(format!(
                 "{} has no effect in Algalon: {why}",
-                display(o, g.origin)
-            ))),
-            NotYet(what) => notes.push(Note::Warn(format!(
-                "{} is accepted but not implemented yet, so it is ignored: {what}",
                 display(o, g.origin)
             ))),
             K8s(_) if o.long == "kubernetes" => {}
@@ -602,7 +599,6 @@ pub fn markdown_table() -> String {
         let what = match o.support {
             Same(text) => format!("same: {text}"),
             NoEffect(text) => format!("accepted, no effect (logged): {text}"),
-            NotYet(text) => format!("accepted, not yet implemented (logged): {text}"),
             K8s(text) => format!("accepted and checked: {text}"),
         };
         out.push_str(&format!(

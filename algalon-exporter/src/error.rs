@@ -33,6 +33,10 @@ pub enum StartError {
         hint: &'static str,
     },
 
+    /// `--web-systemd-socket` without a usable socket from systemd.
+    #[error("--web-systemd-socket: {0}")]
+    SystemdSocket(String),
+
     /// The runtime or a thread could not be started.
     #[error("cannot start {what}: {source}")]
     Runtime {

@@ -742,3 +742,50 @@ fn series_options_render_as_dcgm_exporter_renders_them() {
     assert!(line("DCGM_FI_DEV_GPU_UTIL", id3).contains(r#"hpc_job="slurm-42""#));
     assert!(!line("DCGM_FI_DEV_GPU_UTIL", r#"gpu="0""#).contains("hpc_job"));
 }
+
+/// `--web-systemd-socket`: the exporter serves on the socket systemd passes
+/// (here handed over as systemd does: fd 3, LISTEN_FDS=1, LISTEN_PID = the
+/// exporter's pid, by a Python stand-in that execs it) and binds nothing of
+/// its own; without a socket it fails at start with one line.
+#[test]
+fn systemd_socket_activation() {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg("-c")
+        .arg(
+            "import os, socket, sys\n\
+             s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(16)\n\
+             if s.fileno() != 3: os.dup2(s.fileno(), 3)\n\
+             os.set_inheritable(3, True)\n\
+             os.environ['LISTEN_FDS'] = '1'\n\
+             os.environ['LISTEN_PID'] = str(os.getpid())\n\
+             os.execv(sys.argv[1], sys.argv[1:])\n",
+        )
+        .arg(common::BIN)
+        .arg("--nvml-lib")
+        .arg(fake_nvml())
+        .args(["--web-systemd-socket", "-a", "127.0.0.1:1"]);
+    for var in algalon_exporter::compat::all_variables() {
+        cmd.env_remove(var);
+    }
+    cmd.env("ALGALON_FAKE_NVML_SCENARIO", scenario("h100x8.json"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let exporter = Exporter::spawn(cmd);
+    assert_ne!(exporter.addr.port(), 1, "--address is not bound");
+    assert!(exporter.metrics().contains("DCGM_FI_DEV_GPU_UTIL{"));
+
+    let mut cmd = common::command(&scenario("h100x8.json"));
+    cmd.env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", "1")
+        .arg("--nvml-lib")
+        .arg(fake_nvml())
+        .arg("--web-systemd-socket");
+    let (status, lines) = run_to_failure(cmd);
+    assert!(!status.success());
+    let text = lines.join("\n");
+    assert!(
+        text.contains("--web-systemd-socket: no socket was passed"),
+        "{text}"
+    );
+}
