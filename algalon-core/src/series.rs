@@ -163,8 +163,8 @@ series! {
         "Unix time at which the last sample started; now minus this is the sample age.";
     Samples => "algalon_samples", Counter, "", [],
         "Samples taken since the sampler started.";
-    NvmlErrors => "algalon_nvml_errors", Counter, "", [; "call", "error"],
-        "NVML calls that failed (other than \"not supported\") since the sampler started.";
+    NvmlErrors => "algalon_nvml_errors", Counter, "", [; "gpu?", "call", "error"],
+        "NVML calls that failed (other than \"not supported\") since the sampler started, by GPU (no gpu label: a host-level call), call and error.";
     // Jobs (the Python and C faces' job reports).
     Job => "algalon_job", Info, "", [; "job_id", "job_name"] + user,
         "A job or window measured by Algalon: its name and identity (Slurm, torchrun, Kubernetes, user labels).";

@@ -207,18 +207,21 @@ pub struct Snapshot {
     /// The GPUs, in NVML index order.
     pub gpus: Vec<GpuSample>,
     /// NVML failures (other than "not supported") since the sampler
-    /// started, one entry per call and error.
+    /// started, one entry per GPU, call and error.
     pub errors: Vec<CallError>,
 }
 
-/// How often one NVML call failed with one error.
+/// How often one NVML call failed with one error, on one GPU.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallError {
+    /// The GPU's NVML index; `None` for a host-level call (system facts,
+    /// the XID event set).
+    pub gpu: Option<u32>,
     /// The NVML function (C name).
     pub call: &'static str,
     /// The error, as a short stable name (`NoPermission`, `Unknown`, …).
     pub error: &'static str,
-    /// How many times, across all GPUs.
+    /// How many times since the sampler started.
     pub count: u64,
 }
 

@@ -37,7 +37,7 @@ use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 use parking_lot::Mutex;
 
-use crate::nvml_error::{ErrorCounts, Verdict, error_name, verdict};
+use crate::nvml_error::{ErrorCounts, Verdict, count_error, error_name, verdict};
 
 /// How long one `nvmlEventSetWait` blocks: two wake-ups a second keep an idle
 /// exporter idle, and stopping the sampler waits at most this long (NVML is
@@ -56,7 +56,7 @@ struct Shared {
     /// NVML indices whose XID events are being delivered.
     registered: Mutex<HashSet<u32>>,
     records: Mutex<HashMap<u32, XidRecord>>,
-    /// NVML failures since the sampler last took them, by call and error.
+    /// NVML failures since the sampler last took them, by GPU, call and error.
     errors: Mutex<ErrorCounts>,
     /// NVML indices of GPUs that came back: register them again.
     renew: Mutex<HashSet<u32>>,
@@ -64,8 +64,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn count(&self, call: &'static str, e: &NvmlError) {
-        *self.errors.lock().entry((call, error_name(e))).or_default() += 1;
+    fn count(&self, gpu: Option<u32>, call: &'static str, e: &NvmlError) {
+        count_error(&mut self.errors.lock(), gpu, call, e);
     }
 }
 
@@ -231,7 +231,11 @@ impl Failures {
             log::debug!("{subject:?}: {call} still failing: {e}");
             return;
         }
-        shared.count(call, e);
+        let gpu = match subject {
+            Subject::Gpu(index) => Some(index),
+            Subject::Set | Subject::Wait => None,
+        };
+        shared.count(gpu, call, e);
         match subject {
             Subject::Gpu(index) => log::warn!(
                 "GPU {index}: XID events not registered ({call}: {e}); retrying, \

@@ -181,9 +181,13 @@ fn a_lost_gpu_reports_up_zero_and_nothing_else() {
         .filter(|l| l.starts_with("algalon_gpu_up{") && l.ends_with(" 1"))
         .count();
     assert_eq!(up_ones, snap.gpus.len() - 1);
-    assert!(text.contains(
-        "algalon_nvml_errors_total{call=\"nvmlDeviceGetPowerUsage\",error=\"NoPermission\"}"
-    ));
+    // Counted under the GPU that failed (faulty.json: GPU 1 denies power).
+    assert!(
+        text.contains(
+            "algalon_nvml_errors_total{gpu=\"1\",call=\"nvmlDeviceGetPowerUsage\",error=\"NoPermission\"}"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

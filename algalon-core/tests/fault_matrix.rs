@@ -298,6 +298,7 @@ impl Harness {
             xid_events: true,
             devices: None,
             proc_root: self.dir.path().join("proc"),
+            ..SamplerOptions::default()
         }
     }
 

@@ -155,11 +155,21 @@ fn snapshot() -> Arc<Snapshot> {
         duration: Duration::from_millis(12),
         seq: 7,
         gpus: vec![up, down],
-        errors: vec![CallError {
-            call: "nvmlDeviceGetPowerUsage",
-            error: "Timeout",
-            count: 3,
-        }],
+        errors: vec![
+            CallError {
+                gpu: Some(1),
+                call: "nvmlDeviceGetPowerUsage",
+                error: "Timeout",
+                count: 3,
+            },
+            // A host-level call: no `gpu` label.
+            CallError {
+                gpu: None,
+                call: "nvmlSystemGetDriverVersion",
+                error: "Unknown",
+                count: 1,
+            },
+        ],
     })
 }
 

@@ -222,10 +222,10 @@ fn faults_degrade_per_series_never_to_zero() {
         assert_eq!(lost.len(), 1, "one GPU is lost after 2 s");
         let lost = lost[0];
         let reason = lost.down_reason.as_ref().expect("a reason").to_string();
-        assert!(
-            reason.contains("lost") || reason.contains("inacessible"),
-            "{reason}"
-        );
+        // nvml-wrapper's text misspells "inaccessible"; the core renders it
+        // right for every face.
+        assert!(reason.contains("inaccessible"), "{reason}");
+        assert!(!reason.contains("inacessible"), "{reason}");
         assert!(
             Field::all().all(|f| lost.get(f).is_none()),
             "a lost GPU reports nothing"
@@ -240,10 +240,11 @@ fn faults_degrade_per_series_never_to_zero() {
         let g = no_power[0];
         assert!(g.get(Field::GpuUtil).is_some(), "its other readings stay");
         assert!(g.get(Field::GpuTemp).is_none(), "temperature errors too");
+        // Counted under the GPU that failed: faulty.json's GPU 1.
         let counted = |call: &str, error: &str| {
             snap.errors
                 .iter()
-                .any(|e| e.call == call && e.error == error && e.count >= 1)
+                .any(|e| e.gpu == Some(1) && e.call == call && e.error == error && e.count >= 1)
         };
         assert!(
             counted("nvmlDeviceGetPowerUsage", "NoPermission"),

@@ -144,38 +144,41 @@ fn a_failing_reading_is_left_out_and_counted() {
 }
 
 #[test]
-fn a_hung_call_keeps_scrapes_served_and_health_says_why() {
-    let fx = Fixture::start(&["--health-stale-after", "1000"]);
+fn a_hung_call_takes_its_gpu_down_alone_and_health_says_why() {
+    let fx = Fixture::start(&[]);
     fx.health_until(200, "healthy at first");
+    // From t = 50 s GPU 0's power reading takes 4 s: past the sampler's
+    // 2 s GPU timeout, GPU 0 is reported down while its call hangs, and
+    // GPU 1's readings keep arriving at the full rate.
     fx.set_time(50.0);
-    let reason = fx.health_until(503, "/health to notice the hang");
-    assert!(
-        reason.starts_with("stale:") && reason.contains("NVML may be hung in a call on GPU 0"),
-        "the hung call is GPU 0's power reading: {reason}"
+    let text = fx.metrics_until("GPU 0 down while its call hangs", |t| {
+        up(t, "0") == Some(0.0)
+    });
+    assert_eq!(
+        reading(&text, "DCGM_FI_DEV_POWER_USAGE", "0"),
+        None,
+        "no stale or invented reading for the hung GPU:\n{text}"
     );
-    // While the sampler is stuck in NVML (health stale before and after),
-    // scrapes are answered from the last sample, which holds every reading.
-    // A sample may finish between the probes (every 4 s): then try again.
+    assert_eq!(up(&text, "1"), Some(1.0), "the other GPU is read");
+    assert_eq!(reading(&text, "DCGM_FI_DEV_POWER_USAGE", "1"), Some(100.0));
+    let health = fx.health_until(200, "/health ok while one GPU hangs");
+    assert!(
+        health.contains("1 of 2 GPUs up")
+            && health.contains("GPU 0: nvmlDeviceGetPowerUsage")
+            && health.contains("no answer for"),
+        "the hung call is GPU 0's power reading: {health}"
+    );
     let samples = |t: &str| value(t, "algalon_samples_total", &[]);
-    let served = (0..5).find_map(|_| {
-        fx.health_until(503, "/health stale again");
-        let first = fx.exporter.metrics();
-        let second = fx.exporter.metrics();
-        let stuck = fx.exporter.get("/health").status == 503
-            && samples(&first).is_some()
-            && samples(&first) == samples(&second);
-        stuck.then_some(second)
+    let before = samples(&text).expect("sample count");
+    fx.metrics_until("sampling goes on while GPU 0 hangs", |t| {
+        samples(t).is_some_and(|n| n >= before + 3.0) && up(t, "1") == Some(1.0)
     });
-    let text = served.expect("scrapes answered while the sampler is stuck");
-    assert_eq!(reading(&text, "DCGM_FI_DEV_POWER_USAGE", "0"), Some(100.0));
-    assert_eq!(up(&text, "0"), Some(1.0), "slow is not down");
     fx.set_time(60.0);
-    fx.health_until(200, "/health to recover once the call returns");
-    let before = samples(&fx.exporter.metrics()).expect("sample count");
-    fx.metrics_until("sampling at full rate again", |t| {
-        samples(t).is_some_and(|n| n >= before + 3.0)
+    fx.metrics_until("GPU 0 back once its call returns", |t| {
+        up(t, "0") == Some(1.0) && reading(t, "DCGM_FI_DEV_POWER_USAGE", "0") == Some(100.0)
     });
-    println!("exporter fault case survived: call hung past the interval");
+    fx.health_until(200, "/health with both GPUs up");
+    println!("exporter fault case survived: call hung past the GPU timeout");
 }
 
 #[test]

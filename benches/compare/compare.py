@@ -293,10 +293,17 @@ class Fleet:
 
     @contextlib.contextmanager
     def group(
-        self, scenario: Path, *, latency_ms: float = 0.0, frozen_t: float | None = None
+        self,
+        scenario: Path,
+        *,
+        latency_ms: float = 0.0,
+        frozen_t: float | None = None,
+        peers: tuple[Peer, ...] = PEERS,
+        extra_env: dict[str, str] | None = None,
     ) -> Iterator[list[Exporter]]:
-        """All three exporters on one scenario, ready to scrape; stopped after."""
+        """The exporters (all three by default) on one scenario, ready to scrape; stopped after."""
         env = exporter_free_env()
+        env.update(extra_env or {})
         env["ALGALON_FAKE_NVML_SCENARIO"] = str(scenario)
         env["ALGALON_FAKE_NVML_LATENCY_MS"] = repr(latency_ms)
         if frozen_t is not None:
@@ -305,7 +312,7 @@ class Fleet:
             p for p in (str(LIB_DIR), env.get("LD_LIBRARY_PATH", "")) if p
         )
         try:
-            exporters = [self.start(peer, env) for peer in PEERS]
+            exporters = [self.start(peer, env) for peer in peers]
             wait_ready(exporters, gpu_count(scenario))
             yield exporters
         finally:
@@ -660,6 +667,31 @@ def sample_duration(body: bytes) -> float | None:
     return None
 
 
+def settled_sample_s(
+    exporter: Exporter, samples: int = 3, timeout_s: float = 120
+) -> float | None:
+    """The median algalon_sample_duration_seconds of `samples` distinct samples
+    after the first (which identifies every GPU)."""
+    seen: dict[float, float] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < samples + 1 and time.monotonic() < deadline:
+        _, body = scrape(exporter.port)
+        seq = value_of(body, "algalon_samples_total")
+        duration = sample_duration(body)
+        if seq is not None and duration is not None:
+            seen.setdefault(seq, duration)
+        time.sleep(0.2)
+    durations = [d for seq, d in sorted(seen.items()) if seq > min(seen, default=0)]
+    return statistics.median(durations) if durations else None
+
+
+def value_of(body: bytes, name: str) -> float | None:
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith((name + " ", name + "{")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def measure_cell(
     exporters: list[Exporter], cell_s: float, cell_scrapes: int, min_scrapes: int
 ) -> tuple[dict[str, list[float]], dict[str, int], float | None]:
@@ -705,7 +737,9 @@ def measure_scaling(
     cell_scrapes: int,
     min_scrapes: int,
 ) -> list[dict[str, Any]]:
-    """Sequential scrapes of all three per GPU count x NVML call latency."""
+    """Sequential scrapes of all three per GPU count x NVML call latency, and
+    Algalon's own sample time with GPUs read in parallel (the default) and one
+    at a time (ALGALON_SERIAL_SAMPLING=1), each alone on the machine."""
     cells = []
     for gpus, scenario in scenarios.items():
         for latency in latencies_ms:
@@ -714,11 +748,22 @@ def measure_scaling(
                 samples, sizes, algalon_sample_s = measure_cell(
                     exporters, cell_s, cell_scrapes, min_scrapes
                 )
+            sample_s = {}
+            for mode, env in (
+                ("parallel", {}),
+                ("serial", {"ALGALON_SERIAL_SAMPLING": "1"}),
+            ):
+                with fleet.group(
+                    scenario, latency_ms=latency, peers=(ALGALON,), extra_env=env
+                ) as (alone,):
+                    sample_s[mode] = settled_sample_s(alone)
             cells.append(
                 {
                     "gpus": gpus,
                     "latency_ms": latency,
                     "algalon_sample_s": algalon_sample_s,
+                    "algalon_parallel_sample_s": sample_s["parallel"],
+                    "algalon_serial_sample_s": sample_s["serial"],
                     "peers": {
                         key: {
                             "n": len(s),
@@ -1209,6 +1254,40 @@ def render(results: dict[str, Any], settings: Settings) -> str:
         row.append(fmt_s(c["algalon_sample_s"]))
         rows.append(row)
     w(table(header, rows))
+    w("")
+
+    w("### Raw figures: Algalon's sample time, GPUs in parallel vs one at a time\n")
+    w(
+        "Algalon alone on the same scenarios: the median `algalon_sample_duration_seconds` "
+        "of 3 samples after the first, once with GPUs read in parallel (the default) and "
+        "once one at a time (`ALGALON_SERIAL_SAMPLING=1`); ratios are to the 1-GPU cell "
+        "at the same NVML latency in the same run.\n"
+    )
+    base = {
+        c["latency_ms"]: c for c in cells if c["gpus"] == min(x["gpus"] for x in cells)
+    }
+
+    def vs_one(c: dict[str, Any], key: str) -> str:
+        one = base[c["latency_ms"]].get("algalon_parallel_sample_s")
+        mine = c.get(key)
+        if not one or mine is None:
+            return "–"
+        return f"{fmt_s(mine)} ({mine / one:.1f}×)"
+
+    w(
+        table(
+            ["GPUs", "ms/call", "parallel (× 1 GPU)", "one at a time (× 1 GPU)"],
+            [
+                [
+                    str(c["gpus"]),
+                    f"{c['latency_ms']:g}",
+                    vs_one(c, "algalon_parallel_sample_s"),
+                    vs_one(c, "algalon_serial_sample_s"),
+                ]
+                for c in cells
+            ],
+        )
+    )
     w("")
 
     w(f"### Fidelity at a frozen instant (t = {fid['t']:g} s of h100x8.json)\n")

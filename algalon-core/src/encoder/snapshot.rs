@@ -338,7 +338,14 @@ fn encode_self_metrics(
     if !snap.errors.is_empty() {
         let mut family = own_family(encoder, Series::NvmlErrors, format)?;
         for e in &snap.errors {
-            let labels = [("call", e.call), ("error", e.error)];
+            // Host-level calls carry no `gpu` label (see series.rs).
+            let gpu = e.gpu.map(|g| g.to_string());
+            let mut labels: Vec<(&str, &str)> = Vec::with_capacity(3);
+            if let Some(gpu) = gpu.as_deref() {
+                labels.push(("gpu", gpu));
+            }
+            labels.push(("call", e.call));
+            labels.push(("error", e.error));
             family
                 .encode_family(&labels)?
                 .encode_counter::<NoLabelSet, _, u64>(&e.count, None)?;

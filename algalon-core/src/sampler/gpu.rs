@@ -1,5 +1,6 @@
 //! Per-GPU reads: identity and labels, every catalog source, GPM, and
-//! marking a GPU down.
+//! marking a GPU down. Everything here runs on the GPU's own worker thread
+//! (`worker.rs`), so no two calls on one GPU ever overlap.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,9 +14,10 @@ use nvml_wrapper::{Device, GpmSample, Nvml};
 
 use super::host::System;
 use super::processes::read_processes;
+use super::progress::{GpuProgress, Stage};
 use super::slot::{Slot, slot_sample};
 use crate::catalog::{Field, Kind, LabelSource, MemoryPart, Source};
-use crate::nvml_error::{ErrorCounts, NvmlFailure, Verdict, clone_error, count_error, verdict};
+use crate::nvml_error::{GpuErrors, NvmlFailure, Verdict, clone_error, error_text, verdict};
 use crate::snapshot::{DownReason, GpuSample, Value};
 use crate::xid::XidListener;
 
@@ -28,7 +30,8 @@ pub(super) struct Ctx<'a, 'n> {
     pub(super) system: &'a System,
     pub(super) processes: bool,
     pub(super) proc_root: &'a std::path::Path,
-    pub(super) xid: Option<&'a XidListener>,
+    /// Where this GPU's worker is, for a hang to be named.
+    pub(super) progress: &'a GpuProgress,
 }
 
 /// Field values of one `nvmlDeviceGetFieldValues` call, by field id.
@@ -59,9 +62,10 @@ pub(super) fn sample_gpu<'n>(
     ctx: &Ctx<'_, 'n>,
     slot: &mut Slot,
     gpm_prev: &mut Option<GpmSample<'n>>,
-    errors: &mut ErrorCounts,
+    errors: &mut GpuErrors,
     newly_unsupported: &mut BTreeMap<Field, Vec<u32>>,
 ) -> (GpuSample, bool) {
+    ctx.progress.at(Stage::Handle);
     let device = match ctx.nvml.device_by_index(slot.index) {
         Ok(d) => d,
         Err(e) => {
@@ -76,12 +80,14 @@ pub(super) fn sample_gpu<'n>(
             return (gpu, gone);
         }
     };
-    if !slot.identified
-        && let Err(failure) = identify(ctx, &device, slot, errors)
-    {
-        let mut gpu = slot_sample(slot);
-        let gone = mark_down(&mut gpu, slot, gpm_prev, failure.call, &failure.error);
-        return (gpu, gone);
+    if !slot.identified {
+        ctx.progress.at(Stage::Identify);
+        if let Err(failure) = identify(ctx, &device, slot, errors) {
+            let mut gpu = slot_sample(slot);
+            let gone = mark_down(&mut gpu, slot, gpm_prev, failure.call, &failure.error);
+            return (gpu, gone);
+        }
+        ctx.progress.identified(slot_sample(slot));
     }
     let mut gpu = slot_sample(slot);
     let mut shared = Shared::default();
@@ -93,8 +99,15 @@ pub(super) fn sample_gpu<'n>(
         if field == Field::XidErrors {
             continue; // from the XID listener, see `attach_xids`
         }
+        ctx.progress.at(Stage::Field(field));
         match read(ctx, &device, def.source, &mut shared, gpm_prev) {
-            Ok(value) => gpu.set(field, value),
+            Ok(value) => {
+                errors.answered(def.source.call_name());
+                if let Source::Gpm(..) = def.source {
+                    errors.answered("nvmlGpmSampleGet");
+                }
+                gpu.set(field, value);
+            }
             Err(e) => match verdict(&e) {
                 Verdict::Unsupported => {
                     log::debug!(
@@ -108,7 +121,7 @@ pub(super) fn sample_gpu<'n>(
                     newly_unsupported.entry(field).or_default().push(slot.index);
                 }
                 Verdict::Absent => {}
-                Verdict::Failed => count_error(errors, failed_call(def.source, &shared), &e),
+                Verdict::Failed => errors.fail(failed_call(def.source, &shared), &e),
                 Verdict::Lost | Verdict::DriverGone => {
                     let call = failed_call(def.source, &shared);
                     let gone = mark_down(&mut gpu, slot, gpm_prev, call, &e);
@@ -118,6 +131,7 @@ pub(super) fn sample_gpu<'n>(
         }
     }
     if ctx.processes {
+        ctx.progress.at(Stage::Processes);
         match read_processes(&device, slot, ctx.proc_root, errors) {
             Ok(list) => gpu.processes = list,
             Err(failure) => match failure.verdict() {
@@ -125,7 +139,7 @@ pub(super) fn sample_gpu<'n>(
                     let gone = mark_down(&mut gpu, slot, gpm_prev, failure.call, &failure.error);
                     return (gpu, gone);
                 }
-                Verdict::Failed => count_error(errors, failure.call, &failure.error),
+                Verdict::Failed => errors.fail(failure.call, &failure.error),
                 Verdict::Unsupported | Verdict::Absent => {}
             },
         }
@@ -164,7 +178,7 @@ fn mark_down<'n>(
     gpu.up = false;
     gpu.down_reason = Some(DownReason {
         call,
-        error: e.to_string(),
+        error: error_text(e),
     });
     matches!(verdict(e), Verdict::DriverGone)
 }
@@ -176,11 +190,14 @@ fn mark_down<'n>(
 fn settle<T>(
     call: &'static str,
     result: Result<T, NvmlError>,
-    errors: &mut ErrorCounts,
+    errors: &mut GpuErrors,
     retry: &mut bool,
 ) -> Result<Option<T>, NvmlFailure> {
     match result {
-        Ok(v) => Ok(Some(v)),
+        Ok(v) => {
+            errors.answered(call);
+            Ok(Some(v))
+        }
         Err(e) => match verdict(&e) {
             Verdict::Lost | Verdict::DriverGone => Err(NvmlFailure::new(call, e)),
             Verdict::Unsupported => Ok(None),
@@ -190,7 +207,7 @@ fn settle<T>(
             }
             Verdict::Failed => {
                 log::debug!("{call} failed: {e}; reading it again next sample");
-                count_error(errors, call, &e);
+                errors.fail(call, &e);
                 *retry = true;
                 Ok(None)
             }
@@ -204,7 +221,7 @@ fn identify(
     ctx: &Ctx<'_, '_>,
     device: &Device<'_>,
     slot: &mut Slot,
-    errors: &mut ErrorCounts,
+    errors: &mut GpuErrors,
 ) -> Result<(), NvmlFailure> {
     let mut retry = false;
     slot.uuid = device

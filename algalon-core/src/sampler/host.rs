@@ -57,7 +57,7 @@ fn system_fact<T>(
         Err(e) => {
             if !matches!(verdict(&e), Verdict::Unsupported) {
                 log::debug!("{call} failed: {e}; reading it again next sample");
-                count_error(errors, call, &e);
+                count_error(errors, None, call, &e);
                 *retry = true;
             }
             None

@@ -6,7 +6,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 
 use super::slot::Slot;
-use crate::nvml_error::{ErrorCounts, NvmlFailure, Verdict, count_error, verdict};
+use crate::nvml_error::{GpuErrors, NvmlFailure, Verdict, verdict};
 use crate::procinfo::{self, ProcessIdentity};
 use crate::snapshot::{ProcessKind, ProcessSample};
 
@@ -16,7 +16,7 @@ pub(super) fn read_processes(
     device: &Device<'_>,
     slot: &mut Slot,
     proc_root: &std::path::Path,
-    errors: &mut ErrorCounts,
+    errors: &mut GpuErrors,
 ) -> Result<Vec<ProcessSample>, NvmlFailure> {
     let mut out: Vec<ProcessSample> = Vec::new();
     for (kind, call) in [
@@ -34,7 +34,10 @@ pub(super) fn read_processes(
             ProcessKind::Graphics => device.running_graphics_processes(),
         };
         let list = match list {
-            Ok(l) => l,
+            Ok(l) => {
+                errors.answered(call);
+                l
+            }
             Err(NvmlError::NotSupported | NvmlError::FunctionNotFound) => continue,
             Err(e) => return Err(NvmlFailure::new(call, e)),
         };
@@ -58,6 +61,7 @@ pub(super) fn read_processes(
     if !out.is_empty() {
         match device.process_utilization_stats(slot.last_process_ts) {
             Ok(samples) => {
+                errors.answered("nvmlDeviceGetProcessUtilization");
                 for s in samples {
                     slot.last_process_ts = slot.last_process_ts.max(s.timestamp);
                     if let Some(p) = out.iter_mut().find(|p| p.pid == s.pid) {
@@ -70,7 +74,7 @@ pub(super) fn read_processes(
                 let call = "nvmlDeviceGetProcessUtilization";
                 match verdict(&e) {
                     Verdict::Lost | Verdict::DriverGone => return Err(NvmlFailure::new(call, e)),
-                    Verdict::Failed => count_error(errors, call, &e),
+                    Verdict::Failed => errors.fail(call, &e),
                     Verdict::Unsupported | Verdict::Absent => {}
                 }
                 log::debug!("GPU {}: process utilization unavailable: {e}", slot.index);

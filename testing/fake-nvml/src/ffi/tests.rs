@@ -1123,3 +1123,40 @@ fn gpm_sample_alloc_and_free_take_system_faults() {
     let mut sample = null_mut();
     assert_eq!(unsafe { nvmlGpmSampleAlloc(&mut sample) }, rc::UNKNOWN);
 }
+
+/// Calls on different GPUs run at the same time: a call's injected latency
+/// sleeps outside every lock of the library, so a sampler that reads GPUs
+/// in parallel measures itself, not a library that serialises them.
+#[test]
+fn calls_on_different_gpus_run_concurrently_latency_included() {
+    let mut s: serde_json::Value = serde_json::from_str(H100X8).expect("JSON");
+    s["latency"] = serde_json::json!([{"call": "*", "ms": 100}]);
+    let _fx = start(&s.to_string(), Some(1.0));
+    let handles: Vec<usize> = (0..8).map(|i| handle(i) as usize).collect();
+    let power = |h: usize| {
+        u32_of(|o| unsafe { nvmlDeviceGetPowerUsage(h as nvmlDevice_t, o) }).expect("power usage")
+    };
+    let start = Instant::now();
+    power(handles[0]);
+    let one = start.elapsed();
+    assert!(
+        one >= Duration::from_millis(100),
+        "latency injected: {one:?}"
+    );
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for &h in &handles {
+            scope.spawn(move || {
+                for _ in 0..2 {
+                    power(h);
+                }
+            });
+        }
+    });
+    let eight = start.elapsed();
+    // Serialised, 8 GPUs × 2 calls would take 16 × one; concurrent, 2 × one.
+    assert!(
+        eight < one * 6,
+        "8 threads × 2 calls took {eight:?}, one call {one:?}: calls are serialised"
+    );
+}
