@@ -198,7 +198,7 @@ macro_rules! catalog {
 
 use Source as S;
 
-/// NVML GPM reports PCIe traffic in MiB/s; DCGM's fields are bytes/s.
+/// NVML GPM reports PCIe and NVLink traffic in MiB/s; DCGM's fields are bytes/s.
 const MIB: f64 = 1024.0 * 1024.0;
 
 catalog! {
@@ -302,6 +302,8 @@ catalog! {
     ProfPipeFp16Active => "DCGM_FI_PROF_PIPE_FP16_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::Fp16Util, 0.01), "Ratio of cycles the fp16 pipes are active.";
     ProfPcieTxBytes => "DCGM_FI_PROF_PCIE_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::PcieTxPerSec, MIB), "The rate of data transmitted over the PCIe bus - including both protocol headers and data payloads - in bytes per second.";
     ProfPcieRxBytes => "DCGM_FI_PROF_PCIE_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::PcieRxPerSec, MIB), "The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second.";
+    ProfNvlinkTxBytes => "DCGM_FI_PROF_NVLINK_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkTotalTxPerSec, MIB), "The rate of data transmitted over NVLink - including both protocol headers and data payloads - in bytes per second.";
+    ProfNvlinkRxBytes => "DCGM_FI_PROF_NVLINK_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkTotalRxPerSec, MIB), "The rate of data received over NVLink - including both protocol headers and data payloads - in bytes per second.";
 }
 
 /// DCGM fields Algalon cannot provide, with a note more precise than the
@@ -339,14 +341,6 @@ pub static UNAVAILABLE: &[(&str, &str)] = &[
         "NVML has per-link bandwidth counters for links 0-11 only",
     ),
     ("DCGM_FI_PROF_PIPE_INT_ACTIVE", "no NVML GPM equivalent"),
-    (
-        "DCGM_FI_PROF_NVLINK_TX_BYTES",
-        "NVLink GPM metrics are not read by Algalon yet",
-    ),
-    (
-        "DCGM_FI_PROF_NVLINK_RX_BYTES",
-        "NVLink GPM metrics are not read by Algalon yet",
-    ),
     ("DCGM_FI_DEV_COUNT", "a host-level DCGM field"),
     (
         "DCGM_FI_CUDA_DRIVER_VERSION",
@@ -439,7 +433,7 @@ impl Field {
     }
 
     /// Number of fields in the catalog.
-    pub const COUNT: usize = Field::ProfPcieRxBytes as usize + 1;
+    pub const COUNT: usize = Field::ProfNvlinkRxBytes as usize + 1;
 }
 
 /// The catalog as a Markdown table (README.md embeds it; a test keeps the

@@ -74,3 +74,31 @@ fn mig_mode_is_read_where_mig_is_configured() {
         "an H100 without MIG reports mode 0"
     );
 }
+
+#[test]
+fn nvlink_rates_come_from_gpm_between_two_samples() {
+    // h100x8 GPU 0: NVLink traffic is a sine around 92.16 GB/s each way with
+    // a 20 s period; frozen at t=0, both samples see its base rate.
+    let s = with_scenario(&scenario("h100x8"), Some(0.0), || {
+        let opts = SamplerOptions {
+            fields: vec![Field::ProfNvlinkTxBytes, Field::ProfNvlinkRxBytes],
+            ..options()
+        };
+        let mut sampler = Sampler::new(opts).expect("sampler");
+        let first = sampler.sample();
+        assert_eq!(
+            first.gpus[0].get(Field::ProfNvlinkTxBytes),
+            None,
+            "one GPM sample"
+        );
+        sampler.sample()
+    });
+    for field in [Field::ProfNvlinkTxBytes, Field::ProfNvlinkRxBytes] {
+        let v = float(&s, 0, field);
+        assert!(
+            (v - 92_160_000_000.0).abs() / v < 1e-6,
+            "{}: {v}",
+            field.name()
+        );
+    }
+}

@@ -399,6 +399,20 @@ pub const GPM_METRICS: &[GpmMetric] = &[
         long_name: c"PCIe receive throughput",
         unit: c"MiB/sec",
     },
+    GpmMetric {
+        id: 60,
+        name: "NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC",
+        short_name: c"nvlink_total_rx",
+        long_name: c"NvLink read bandwidth for all links",
+        unit: c"MiB/sec",
+    },
+    GpmMetric {
+        id: 61,
+        name: "NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC",
+        short_name: c"nvlink_total_tx",
+        long_name: c"NvLink write bandwidth for all links",
+        unit: c"MiB/sec",
+    },
 ];
 
 /// NVML return codes: value, `NVML_ERROR_` suffix (scenario spelling) and the

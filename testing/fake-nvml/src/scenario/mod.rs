@@ -693,11 +693,16 @@ pub struct Gpm {
     pub pcie_tx_bytes_s: Option<Value>,
     #[serde(default)]
     pub pcie_rx_bytes_s: Option<Value>,
+    /// NVLink traffic over all links, bytes/s (GPM reports MiB/s).
+    #[serde(default)]
+    pub nvlink_tx_bytes_s: Option<Value>,
+    #[serde(default)]
+    pub nvlink_rx_bytes_s: Option<Value>,
 }
 
 impl Gpm {
     /// The scenario value behind an `NVML_GPM_METRIC_*` id, and the factor
-    /// that converts it to GPM's unit (PCIe bytes/s → MiB/s).
+    /// that converts it to GPM's unit (PCIe and NVLink bytes/s → MiB/s).
     pub fn metric(&self, id: u32) -> Option<(&Value, f64)> {
         fn pct(v: &Option<Value>) -> Option<(&Value, f64)> {
             v.as_ref().map(|v| (v, 1.0))
@@ -713,6 +718,14 @@ impl Gpm {
             13 => pct(&self.fp16_active),
             20 => self.pcie_tx_bytes_s.as_ref().map(|v| (v, 1.0 / MIB as f64)),
             21 => self.pcie_rx_bytes_s.as_ref().map(|v| (v, 1.0 / MIB as f64)),
+            60 => self
+                .nvlink_rx_bytes_s
+                .as_ref()
+                .map(|v| (v, 1.0 / MIB as f64)),
+            61 => self
+                .nvlink_tx_bytes_s
+                .as_ref()
+                .map(|v| (v, 1.0 / MIB as f64)),
             _ => None,
         }
     }
