@@ -304,6 +304,42 @@ catalog! {
     ProfPcieRxBytes => "DCGM_FI_PROF_PCIE_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::PcieRxPerSec, MIB), "The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second.";
     ProfNvlinkTxBytes => "DCGM_FI_PROF_NVLINK_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkTotalTxPerSec, MIB), "The rate of data transmitted over NVLink - including both protocol headers and data payloads - in bytes per second.";
     ProfNvlinkRxBytes => "DCGM_FI_PROF_NVLINK_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkTotalRxPerSec, MIB), "The rate of data received over NVLink - including both protocol headers and data payloads - in bytes per second.";
+    ProfNvlinkL0TxBytes => "DCGM_FI_PROF_NVLINK_L0_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL0TxPerSec, MIB), "The rate of data transmitted over NVLink link 0 in bytes per second.";
+    ProfNvlinkL0RxBytes => "DCGM_FI_PROF_NVLINK_L0_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL0RxPerSec, MIB), "The rate of data received over NVLink link 0 in bytes per second.";
+    ProfNvlinkL1TxBytes => "DCGM_FI_PROF_NVLINK_L1_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL1TxPerSec, MIB), "The rate of data transmitted over NVLink link 1 in bytes per second.";
+    ProfNvlinkL1RxBytes => "DCGM_FI_PROF_NVLINK_L1_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL1RxPerSec, MIB), "The rate of data received over NVLink link 1 in bytes per second.";
+    ProfNvlinkL2TxBytes => "DCGM_FI_PROF_NVLINK_L2_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL2TxPerSec, MIB), "The rate of data transmitted over NVLink link 2 in bytes per second.";
+    ProfNvlinkL2RxBytes => "DCGM_FI_PROF_NVLINK_L2_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL2RxPerSec, MIB), "The rate of data received over NVLink link 2 in bytes per second.";
+    ProfNvlinkL3TxBytes => "DCGM_FI_PROF_NVLINK_L3_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL3TxPerSec, MIB), "The rate of data transmitted over NVLink link 3 in bytes per second.";
+    ProfNvlinkL3RxBytes => "DCGM_FI_PROF_NVLINK_L3_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL3RxPerSec, MIB), "The rate of data received over NVLink link 3 in bytes per second.";
+    ProfNvlinkL4TxBytes => "DCGM_FI_PROF_NVLINK_L4_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL4TxPerSec, MIB), "The rate of data transmitted over NVLink link 4 in bytes per second.";
+    ProfNvlinkL4RxBytes => "DCGM_FI_PROF_NVLINK_L4_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL4RxPerSec, MIB), "The rate of data received over NVLink link 4 in bytes per second.";
+    ProfNvlinkL5TxBytes => "DCGM_FI_PROF_NVLINK_L5_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL5TxPerSec, MIB), "The rate of data transmitted over NVLink link 5 in bytes per second.";
+    ProfNvlinkL5RxBytes => "DCGM_FI_PROF_NVLINK_L5_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL5RxPerSec, MIB), "The rate of data received over NVLink link 5 in bytes per second.";
+    ProfNvlinkL6TxBytes => "DCGM_FI_PROF_NVLINK_L6_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL6TxPerSec, MIB), "The rate of data transmitted over NVLink link 6 in bytes per second.";
+    ProfNvlinkL6RxBytes => "DCGM_FI_PROF_NVLINK_L6_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL6RxPerSec, MIB), "The rate of data received over NVLink link 6 in bytes per second.";
+    ProfNvlinkL7TxBytes => "DCGM_FI_PROF_NVLINK_L7_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL7TxPerSec, MIB), "The rate of data transmitted over NVLink link 7 in bytes per second.";
+    ProfNvlinkL7RxBytes => "DCGM_FI_PROF_NVLINK_L7_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL7RxPerSec, MIB), "The rate of data received over NVLink link 7 in bytes per second.";
+    ProfNvlinkL8TxBytes => "DCGM_FI_PROF_NVLINK_L8_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL8TxPerSec, MIB), "The rate of data transmitted over NVLink link 8 in bytes per second.";
+    ProfNvlinkL8RxBytes => "DCGM_FI_PROF_NVLINK_L8_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL8RxPerSec, MIB), "The rate of data received over NVLink link 8 in bytes per second.";
+    ProfNvlinkL9TxBytes => "DCGM_FI_PROF_NVLINK_L9_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL9TxPerSec, MIB), "The rate of data transmitted over NVLink link 9 in bytes per second.";
+    ProfNvlinkL9RxBytes => "DCGM_FI_PROF_NVLINK_L9_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL9RxPerSec, MIB), "The rate of data received over NVLink link 9 in bytes per second.";
+    ProfNvlinkL10TxBytes => "DCGM_FI_PROF_NVLINK_L10_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL10TxPerSec, MIB), "The rate of data transmitted over NVLink link 10 in bytes per second.";
+    ProfNvlinkL10RxBytes => "DCGM_FI_PROF_NVLINK_L10_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL10RxPerSec, MIB), "The rate of data received over NVLink link 10 in bytes per second.";
+    ProfNvlinkL11TxBytes => "DCGM_FI_PROF_NVLINK_L11_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL11TxPerSec, MIB), "The rate of data transmitted over NVLink link 11 in bytes per second.";
+    ProfNvlinkL11RxBytes => "DCGM_FI_PROF_NVLINK_L11_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL11RxPerSec, MIB), "The rate of data received over NVLink link 11 in bytes per second.";
+    ProfNvlinkL12TxBytes => "DCGM_FI_PROF_NVLINK_L12_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL12TxPerSec, MIB), "The rate of data transmitted over NVLink link 12 in bytes per second.";
+    ProfNvlinkL12RxBytes => "DCGM_FI_PROF_NVLINK_L12_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL12RxPerSec, MIB), "The rate of data received over NVLink link 12 in bytes per second.";
+    ProfNvlinkL13TxBytes => "DCGM_FI_PROF_NVLINK_L13_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL13TxPerSec, MIB), "The rate of data transmitted over NVLink link 13 in bytes per second.";
+    ProfNvlinkL13RxBytes => "DCGM_FI_PROF_NVLINK_L13_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL13RxPerSec, MIB), "The rate of data received over NVLink link 13 in bytes per second.";
+    ProfNvlinkL14TxBytes => "DCGM_FI_PROF_NVLINK_L14_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL14TxPerSec, MIB), "The rate of data transmitted over NVLink link 14 in bytes per second.";
+    ProfNvlinkL14RxBytes => "DCGM_FI_PROF_NVLINK_L14_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL14RxPerSec, MIB), "The rate of data received over NVLink link 14 in bytes per second.";
+    ProfNvlinkL15TxBytes => "DCGM_FI_PROF_NVLINK_L15_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL15TxPerSec, MIB), "The rate of data transmitted over NVLink link 15 in bytes per second.";
+    ProfNvlinkL15RxBytes => "DCGM_FI_PROF_NVLINK_L15_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL15RxPerSec, MIB), "The rate of data received over NVLink link 15 in bytes per second.";
+    ProfNvlinkL16TxBytes => "DCGM_FI_PROF_NVLINK_L16_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL16TxPerSec, MIB), "The rate of data transmitted over NVLink link 16 in bytes per second.";
+    ProfNvlinkL16RxBytes => "DCGM_FI_PROF_NVLINK_L16_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL16RxPerSec, MIB), "The rate of data received over NVLink link 16 in bytes per second.";
+    ProfNvlinkL17TxBytes => "DCGM_FI_PROF_NVLINK_L17_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL17TxPerSec, MIB), "The rate of data transmitted over NVLink link 17 in bytes per second.";
+    ProfNvlinkL17RxBytes => "DCGM_FI_PROF_NVLINK_L17_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL17RxPerSec, MIB), "The rate of data received over NVLink link 17 in bytes per second.";
 }
 
 /// DCGM fields Algalon cannot provide, with a note more precise than the
@@ -433,7 +469,7 @@ impl Field {
     }
 
     /// Number of fields in the catalog.
-    pub const COUNT: usize = Field::ProfNvlinkRxBytes as usize + 1;
+    pub const COUNT: usize = Field::ProfNvlinkL17RxBytes as usize + 1;
 }
 
 /// The catalog as a Markdown table (README.md embeds it; a test keeps the

@@ -81,7 +81,12 @@ fn nvlink_rates_come_from_gpm_between_two_samples() {
     // a 20 s period; frozen at t=0, both samples see its base rate.
     let s = with_scenario(&scenario("h100x8"), Some(0.0), || {
         let opts = SamplerOptions {
-            fields: vec![Field::ProfNvlinkTxBytes, Field::ProfNvlinkRxBytes],
+            fields: vec![
+                Field::ProfNvlinkTxBytes,
+                Field::ProfNvlinkRxBytes,
+                Field::ProfNvlinkL0TxBytes,
+                Field::ProfNvlinkL17RxBytes,
+            ],
             ..options()
         };
         let mut sampler = Sampler::new(opts).expect("sampler");
@@ -97,6 +102,15 @@ fn nvlink_rates_come_from_gpm_between_two_samples() {
         let v = float(&s, 0, field);
         assert!(
             (v - 92_160_000_000.0).abs() / v < 1e-6,
+            "{}: {v}",
+            field.name()
+        );
+    }
+    // Per link: the fake splits the traffic evenly over the H100's 18 links.
+    for field in [Field::ProfNvlinkL0TxBytes, Field::ProfNvlinkL17RxBytes] {
+        let v = float(&s, 0, field);
+        assert!(
+            (v - 92_160_000_000.0 / 18.0).abs() / v < 1e-6,
             "{}: {v}",
             field.name()
         );

@@ -729,6 +729,21 @@ impl Gpm {
             _ => None,
         }
     }
+
+    /// A per-link NVLink metric (`NVML_GPM_METRIC_NVLINK_L<n>_RX/TX_PER_SEC`,
+    /// ids 62 … 97) on a GPU with `links` links: an even share of the
+    /// total, none past the last link.
+    pub fn link_metric(&self, id: u32, links: u32) -> Option<(&Value, f64)> {
+        if !(62..=97).contains(&id) || (id - 62) / 2 >= links {
+            return None;
+        }
+        let total = if id.is_multiple_of(2) {
+            self.nvlink_rx_bytes_s.as_ref()
+        } else {
+            self.nvlink_tx_bytes_s.as_ref()
+        };
+        total.map(|v| (v, 1.0 / MIB as f64 / f64::from(links)))
+    }
 }
 
 /// A critical XID error delivered through the event-set calls.
