@@ -296,6 +296,10 @@ catalog! {
     ProfSmActive => "DCGM_FI_PROF_SM_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::SmUtil, 0.01), "The ratio of cycles an SM has at least 1 warp assigned.";
     ProfSmOccupancy => "DCGM_FI_PROF_SM_OCCUPANCY", Gauge, "ratio", S::Gpm(GpmMetricId::SmOccupancy, 0.01), "The ratio of number of warps resident on an SM.";
     ProfPipeTensorActive => "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::AnyTensorUtil, 0.01), "Ratio of cycles the tensor (HMMA) pipe is active.";
+    ProfPipeIntActive => "DCGM_FI_PROF_PIPE_INT_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::IntegerUtil, 0.01), "Ratio of cycles the integer pipe is active.";
+    ProfPipeTensorDfmaActive => "DCGM_FI_PROF_PIPE_TENSOR_DFMA_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::DfmaTensorUtil, 0.01), "Ratio of cycles the tensor (DFMA) pipe is active.";
+    ProfPipeTensorHmmaActive => "DCGM_FI_PROF_PIPE_TENSOR_HMMA_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::HmmaTensorUtil, 0.01), "Ratio of cycles the tensor (HMMA) pipe is active.";
+    ProfPipeTensorImmaActive => "DCGM_FI_PROF_PIPE_TENSOR_IMMA_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::ImmaTensorUtil, 0.01), "Ratio of cycles the tensor (IMMA) pipe is active.";
     ProfDramActive => "DCGM_FI_PROF_DRAM_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::DramBwUtil, 0.01), "Ratio of cycles the device memory interface is active sending or receiving data.";
     ProfPipeFp64Active => "DCGM_FI_PROF_PIPE_FP64_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::Fp64Util, 0.01), "Ratio of cycles the fp64 pipes are active.";
     ProfPipeFp32Active => "DCGM_FI_PROF_PIPE_FP32_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::Fp32Util, 0.01), "Ratio of cycles the fp32 pipes are active.";
@@ -376,7 +380,6 @@ pub static UNAVAILABLE: &[(&str, &str)] = &[
         "DCGM_FI_DEV_NVLINK_BANDWIDTH_L17",
         "NVML has per-link bandwidth counters for links 0-11 only",
     ),
-    ("DCGM_FI_PROF_PIPE_INT_ACTIVE", "no NVML GPM equivalent"),
     ("DCGM_FI_DEV_COUNT", "a host-level DCGM field"),
     (
         "DCGM_FI_CUDA_DRIVER_VERSION",

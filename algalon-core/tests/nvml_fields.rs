@@ -116,3 +116,31 @@ fn nvlink_rates_come_from_gpm_between_two_samples() {
         );
     }
 }
+
+#[test]
+fn pipe_activity_ratios_come_from_gpm() {
+    // h100x8 GPU 0 at t=0: integer pipe 20 %, HMMA 33 %, IMMA 2 %, DFMA 0.
+    let s = with_scenario(&scenario("h100x8"), Some(0.0), || {
+        let opts = SamplerOptions {
+            fields: vec![
+                Field::ProfPipeIntActive,
+                Field::ProfPipeTensorDfmaActive,
+                Field::ProfPipeTensorHmmaActive,
+                Field::ProfPipeTensorImmaActive,
+            ],
+            ..options()
+        };
+        let mut sampler = Sampler::new(opts).expect("sampler");
+        sampler.sample();
+        sampler.sample()
+    });
+    for (field, want) in [
+        (Field::ProfPipeIntActive, 0.20),
+        (Field::ProfPipeTensorDfmaActive, 0.0),
+        (Field::ProfPipeTensorHmmaActive, 0.33),
+        (Field::ProfPipeTensorImmaActive, 0.02),
+    ] {
+        let v = float(&s, 0, field);
+        assert!((v - want).abs() < 1e-9, "{}: {v}", field.name());
+    }
+}

@@ -351,10 +351,38 @@ pub const GPM_METRICS: &[GpmMetric] = &[
         unit: c"%",
     },
     GpmMetric {
+        id: 4,
+        name: "NVML_GPM_METRIC_INTEGER_UTIL",
+        short_name: c"integer_util",
+        long_name: c"integer utilization",
+        unit: c"%",
+    },
+    GpmMetric {
         id: 5,
         name: "NVML_GPM_METRIC_ANY_TENSOR_UTIL",
         short_name: c"any_tensor_util",
         long_name: c"any tensor utilization",
+        unit: c"%",
+    },
+    GpmMetric {
+        id: 6,
+        name: "NVML_GPM_METRIC_DFMA_TENSOR_UTIL",
+        short_name: c"dfma_tensor_util",
+        long_name: c"DFMA tensor utilization",
+        unit: c"%",
+    },
+    GpmMetric {
+        id: 7,
+        name: "NVML_GPM_METRIC_HMMA_TENSOR_UTIL",
+        short_name: c"hmma_tensor_util",
+        long_name: c"HMMA tensor utilization",
+        unit: c"%",
+    },
+    GpmMetric {
+        id: 9,
+        name: "NVML_GPM_METRIC_IMMA_TENSOR_UTIL",
+        short_name: c"imma_tensor_util",
+        long_name: c"IMMA tensor utilization",
         unit: c"%",
     },
     GpmMetric {

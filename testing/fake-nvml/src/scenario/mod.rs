@@ -681,6 +681,18 @@ pub struct Gpm {
     pub sm_occupancy: Option<Value>,
     #[serde(default)]
     pub tensor_active: Option<Value>,
+    /// Integer pipe activity (%).
+    #[serde(default)]
+    pub int_active: Option<Value>,
+    /// DFMA (FP64) tensor pipe activity (%).
+    #[serde(default)]
+    pub dfma_tensor_active: Option<Value>,
+    /// HMMA (FP16/BF16) tensor pipe activity (%).
+    #[serde(default)]
+    pub hmma_tensor_active: Option<Value>,
+    /// IMMA (integer) tensor pipe activity (%).
+    #[serde(default)]
+    pub imma_tensor_active: Option<Value>,
     #[serde(default)]
     pub dram_active: Option<Value>,
     #[serde(default)]
@@ -711,7 +723,11 @@ impl Gpm {
             1 => pct(&self.gr_engine_active),
             2 => pct(&self.sm_active),
             3 => pct(&self.sm_occupancy),
+            4 => pct(&self.int_active),
             5 => pct(&self.tensor_active),
+            6 => pct(&self.dfma_tensor_active),
+            7 => pct(&self.hmma_tensor_active),
+            9 => pct(&self.imma_tensor_active),
             10 => pct(&self.dram_active),
             11 => pct(&self.fp64_active),
             12 => pct(&self.fp32_active),
