@@ -31,6 +31,12 @@ mod nvml_wrapper_sys_fields {
     pub const REMAPPED_UNC: u32 = 143;
     pub const REMAPPED_PENDING: u32 = 144;
     pub const REMAPPED_FAILURE: u32 = 145;
+    pub const POWER_INSTANT: u32 = 186;
+    pub const PCIE_COUNT_TX_BYTES: u32 = 197;
+    pub const PCIE_COUNT_RX_BYTES: u32 = 198;
+    /// `NVML_FI_DEV_NVLINK_BANDWIDTH_C0_L0` … `_L5`; links 6 … 11 are 120 … 125.
+    pub const NVLINK_BANDWIDTH_C0_L0: u32 = 60;
+    pub const NVLINK_BANDWIDTH_C0_L6: u32 = 120;
 }
 
 /// The Prometheus type a field naturally has (the CSV may say otherwise).
@@ -52,6 +58,8 @@ pub(crate) enum MemoryPart {
     Used,
     Reserved,
     Total,
+    /// DCGM's `Used / (Total - Reserved)`, 0.0 … 1.0.
+    UsedRatio,
 }
 
 /// Where a label-type field's text comes from.
@@ -88,6 +96,11 @@ pub(crate) enum Source {
     RetiredPending,
     /// `nvmlDeviceGetFieldValues` with this field id.
     FieldValue(u32),
+    /// `nvmlDeviceGetFieldValues` with this field id, times a factor (NVML's
+    /// mW into DCGM's W).
+    FieldValueScaled(u32, f64),
+    PersistenceMode,
+    MigMode,
     /// NVML GPM metric, between two samples one interval apart; `scale`
     /// converts NVML's unit (percent) into DCGM's (ratio).
     Gpm(GpmMetricId, f64),
@@ -121,7 +134,9 @@ impl Source {
             Source::Ecc(..) => "nvmlDeviceGetTotalEccErrors",
             Source::RetiredPages(_) => "nvmlDeviceGetRetiredPages_v2",
             Source::RetiredPending => "nvmlDeviceGetRetiredPagesPendingStatus",
-            Source::FieldValue(_) => "nvmlDeviceGetFieldValues",
+            Source::FieldValue(_) | Source::FieldValueScaled(..) => "nvmlDeviceGetFieldValues",
+            Source::PersistenceMode => "nvmlDeviceGetPersistenceMode",
+            Source::MigMode => "nvmlDeviceGetMigMode",
             Source::Gpm(..) => "nvmlGpmMetricsGet",
             Source::FanSpeed => "nvmlDeviceGetFanSpeed_v2",
             Source::PState => "nvmlDeviceGetPerformanceState",
@@ -183,7 +198,7 @@ macro_rules! catalog {
 
 use Source as S;
 
-/// NVML GPM reports PCIe traffic in MiB/s; DCGM's fields are bytes/s.
+/// NVML GPM reports PCIe and NVLink traffic in MiB/s; DCGM's fields are bytes/s.
 const MIB: f64 = 1024.0 * 1024.0;
 
 catalog! {
@@ -200,12 +215,15 @@ catalog! {
     TotalEnergyConsumption => "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", Counter, "mJ", S::TotalEnergy, "Total energy consumption since boot (in mJ).";
     PowerMgmtLimit => "DCGM_FI_DEV_POWER_MGMT_LIMIT", Gauge, "W", S::PowerLimit, "Power management limit (in W).";
     EnforcedPowerLimit => "DCGM_FI_DEV_ENFORCED_POWER_LIMIT", Gauge, "W", S::EnforcedPowerLimit, "Effective power limit that the driver enforces (in W).";
+    PowerUsageInstant => "DCGM_FI_DEV_POWER_USAGE_INSTANT", Gauge, "W", S::FieldValueScaled(fi::POWER_INSTANT, 0.001), "Current instantaneous power usage of the device (in W).";
     // PCIe
     PcieReplayCounter => "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", Counter, "", S::PcieReplay, "Total number of PCIe retries.";
     PcieTxThroughput => "DCGM_FI_DEV_PCIE_TX_THROUGHPUT", Gauge, "KB/s", S::PcieThroughput(PcieUtilCounter::Send), "PCIe TX throughput (in KB/s).";
     PcieRxThroughput => "DCGM_FI_DEV_PCIE_RX_THROUGHPUT", Gauge, "KB/s", S::PcieThroughput(PcieUtilCounter::Receive), "PCIe RX throughput (in KB/s).";
     PcieLinkGen => "DCGM_FI_DEV_PCIE_LINK_GEN", Gauge, "", S::PcieLinkGen, "Current PCIe link generation.";
     PcieLinkWidth => "DCGM_FI_DEV_PCIE_LINK_WIDTH", Gauge, "", S::PcieLinkWidth, "Current PCIe link width (lanes).";
+    PcieTxBytesTotal => "DCGM_FI_PROF_PCIE_TX_BYTES_TOTAL", Counter, "B", S::FieldValue(fi::PCIE_COUNT_TX_BYTES), "Cumulative counter of PCIe TX traffic in bytes.";
+    PcieRxBytesTotal => "DCGM_FI_PROF_PCIE_RX_BYTES_TOTAL", Counter, "B", S::FieldValue(fi::PCIE_COUNT_RX_BYTES), "Cumulative counter of PCIe RX traffic in bytes.";
     // Utilization
     GpuUtil => "DCGM_FI_DEV_GPU_UTIL", Gauge, "%", S::GpuUtil, "GPU utilization (in %).";
     MemCopyUtil => "DCGM_FI_DEV_MEM_COPY_UTIL", Gauge, "%", S::MemCopyUtil, "Memory utilization (in %).";
@@ -227,6 +245,10 @@ catalog! {
     FbFree => "DCGM_FI_DEV_FB_FREE", Gauge, "MiB", S::Memory(MemoryPart::Free), "Framebuffer memory free (in MiB).";
     FbUsed => "DCGM_FI_DEV_FB_USED", Gauge, "MiB", S::Memory(MemoryPart::Used), "Framebuffer memory used (in MiB).";
     FbReserved => "DCGM_FI_DEV_FB_RESERVED", Gauge, "MiB", S::Memory(MemoryPart::Reserved), "Framebuffer memory reserved (in MiB).";
+    FbUsedPercent => "DCGM_FI_DEV_FB_USED_PERCENT", Gauge, "ratio", S::Memory(MemoryPart::UsedRatio), "Ratio of framebuffer used: Used/(Total - Reserved) from 0.0 to 1.0.";
+    // Modes
+    PersistenceMode => "DCGM_FI_DEV_PERSISTENCE_MODE", Gauge, "", S::PersistenceMode, "Persistence mode (1 enabled; 0 disabled).";
+    MigMode => "DCGM_FI_DEV_MIG_MODE", Gauge, "", S::MigMode, "MIG mode (1 enabled; 0 disabled).";
     // ECC
     EccSbeVolTotal => "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", Counter, "", S::Ecc(MemoryError::Corrected, EccCounter::Volatile), "Total number of single-bit volatile ECC errors.";
     EccDbeVolTotal => "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", Counter, "", S::Ecc(MemoryError::Uncorrected, EccCounter::Volatile), "Total number of double-bit volatile ECC errors.";
@@ -242,6 +264,18 @@ catalog! {
     NvlinkReplayErrorCountTotal => "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL", Counter, "", S::FieldValue(fi::NVLINK_REPLAY_ERROR_COUNT_TOTAL), "Total number of NVLink retries.";
     NvlinkRecoveryErrorCountTotal => "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL", Counter, "", S::FieldValue(fi::NVLINK_RECOVERY_ERROR_COUNT_TOTAL), "Total number of NVLink recovery errors.";
     NvlinkBandwidthTotal => "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_TOTAL), "Total number of NVLink bandwidth counters for all lanes.";
+    NvlinkBandwidthL0 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L0", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L0), "NVLink bandwidth counter of link 0 (counter set 0).";
+    NvlinkBandwidthL1 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L1", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L0 + 1), "NVLink bandwidth counter of link 1 (counter set 0).";
+    NvlinkBandwidthL2 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L2", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L0 + 2), "NVLink bandwidth counter of link 2 (counter set 0).";
+    NvlinkBandwidthL3 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L3", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L0 + 3), "NVLink bandwidth counter of link 3 (counter set 0).";
+    NvlinkBandwidthL4 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L4", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L0 + 4), "NVLink bandwidth counter of link 4 (counter set 0).";
+    NvlinkBandwidthL5 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L5", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L0 + 5), "NVLink bandwidth counter of link 5 (counter set 0).";
+    NvlinkBandwidthL6 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L6", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L6), "NVLink bandwidth counter of link 6 (counter set 0).";
+    NvlinkBandwidthL7 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L7", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L6 + 1), "NVLink bandwidth counter of link 7 (counter set 0).";
+    NvlinkBandwidthL8 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L8", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L6 + 2), "NVLink bandwidth counter of link 8 (counter set 0).";
+    NvlinkBandwidthL9 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L9", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L6 + 3), "NVLink bandwidth counter of link 9 (counter set 0).";
+    NvlinkBandwidthL10 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L10", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L6 + 4), "NVLink bandwidth counter of link 10 (counter set 0).";
+    NvlinkBandwidthL11 => "DCGM_FI_DEV_NVLINK_BANDWIDTH_L11", Counter, "", S::FieldValue(fi::NVLINK_BANDWIDTH_C0_L6 + 5), "NVLink bandwidth counter of link 11 (counter set 0).";
     // Remapped rows
     UncorrectableRemappedRows => "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", Counter, "", S::FieldValue(fi::REMAPPED_UNC), "Number of remapped rows for uncorrectable errors";
     CorrectableRemappedRows => "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", Counter, "", S::FieldValue(fi::REMAPPED_COR), "Number of remapped rows for correctable errors";
@@ -262,12 +296,54 @@ catalog! {
     ProfSmActive => "DCGM_FI_PROF_SM_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::SmUtil, 0.01), "The ratio of cycles an SM has at least 1 warp assigned.";
     ProfSmOccupancy => "DCGM_FI_PROF_SM_OCCUPANCY", Gauge, "ratio", S::Gpm(GpmMetricId::SmOccupancy, 0.01), "The ratio of number of warps resident on an SM.";
     ProfPipeTensorActive => "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::AnyTensorUtil, 0.01), "Ratio of cycles the tensor (HMMA) pipe is active.";
+    ProfPipeIntActive => "DCGM_FI_PROF_PIPE_INT_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::IntegerUtil, 0.01), "Ratio of cycles the integer pipe is active.";
+    ProfPipeTensorDfmaActive => "DCGM_FI_PROF_PIPE_TENSOR_DFMA_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::DfmaTensorUtil, 0.01), "Ratio of cycles the tensor (DFMA) pipe is active.";
+    ProfPipeTensorHmmaActive => "DCGM_FI_PROF_PIPE_TENSOR_HMMA_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::HmmaTensorUtil, 0.01), "Ratio of cycles the tensor (HMMA) pipe is active.";
+    ProfPipeTensorImmaActive => "DCGM_FI_PROF_PIPE_TENSOR_IMMA_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::ImmaTensorUtil, 0.01), "Ratio of cycles the tensor (IMMA) pipe is active.";
     ProfDramActive => "DCGM_FI_PROF_DRAM_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::DramBwUtil, 0.01), "Ratio of cycles the device memory interface is active sending or receiving data.";
     ProfPipeFp64Active => "DCGM_FI_PROF_PIPE_FP64_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::Fp64Util, 0.01), "Ratio of cycles the fp64 pipes are active.";
     ProfPipeFp32Active => "DCGM_FI_PROF_PIPE_FP32_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::Fp32Util, 0.01), "Ratio of cycles the fp32 pipes are active.";
     ProfPipeFp16Active => "DCGM_FI_PROF_PIPE_FP16_ACTIVE", Gauge, "ratio", S::Gpm(GpmMetricId::Fp16Util, 0.01), "Ratio of cycles the fp16 pipes are active.";
     ProfPcieTxBytes => "DCGM_FI_PROF_PCIE_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::PcieTxPerSec, MIB), "The rate of data transmitted over the PCIe bus - including both protocol headers and data payloads - in bytes per second.";
     ProfPcieRxBytes => "DCGM_FI_PROF_PCIE_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::PcieRxPerSec, MIB), "The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second.";
+    ProfNvlinkTxBytes => "DCGM_FI_PROF_NVLINK_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkTotalTxPerSec, MIB), "The rate of data transmitted over NVLink - including both protocol headers and data payloads - in bytes per second.";
+    ProfNvlinkRxBytes => "DCGM_FI_PROF_NVLINK_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkTotalRxPerSec, MIB), "The rate of data received over NVLink - including both protocol headers and data payloads - in bytes per second.";
+    ProfNvlinkL0TxBytes => "DCGM_FI_PROF_NVLINK_L0_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL0TxPerSec, MIB), "The rate of data transmitted over NVLink link 0 in bytes per second.";
+    ProfNvlinkL0RxBytes => "DCGM_FI_PROF_NVLINK_L0_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL0RxPerSec, MIB), "The rate of data received over NVLink link 0 in bytes per second.";
+    ProfNvlinkL1TxBytes => "DCGM_FI_PROF_NVLINK_L1_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL1TxPerSec, MIB), "The rate of data transmitted over NVLink link 1 in bytes per second.";
+    ProfNvlinkL1RxBytes => "DCGM_FI_PROF_NVLINK_L1_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL1RxPerSec, MIB), "The rate of data received over NVLink link 1 in bytes per second.";
+    ProfNvlinkL2TxBytes => "DCGM_FI_PROF_NVLINK_L2_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL2TxPerSec, MIB), "The rate of data transmitted over NVLink link 2 in bytes per second.";
+    ProfNvlinkL2RxBytes => "DCGM_FI_PROF_NVLINK_L2_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL2RxPerSec, MIB), "The rate of data received over NVLink link 2 in bytes per second.";
+    ProfNvlinkL3TxBytes => "DCGM_FI_PROF_NVLINK_L3_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL3TxPerSec, MIB), "The rate of data transmitted over NVLink link 3 in bytes per second.";
+    ProfNvlinkL3RxBytes => "DCGM_FI_PROF_NVLINK_L3_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL3RxPerSec, MIB), "The rate of data received over NVLink link 3 in bytes per second.";
+    ProfNvlinkL4TxBytes => "DCGM_FI_PROF_NVLINK_L4_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL4TxPerSec, MIB), "The rate of data transmitted over NVLink link 4 in bytes per second.";
+    ProfNvlinkL4RxBytes => "DCGM_FI_PROF_NVLINK_L4_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL4RxPerSec, MIB), "The rate of data received over NVLink link 4 in bytes per second.";
+    ProfNvlinkL5TxBytes => "DCGM_FI_PROF_NVLINK_L5_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL5TxPerSec, MIB), "The rate of data transmitted over NVLink link 5 in bytes per second.";
+    ProfNvlinkL5RxBytes => "DCGM_FI_PROF_NVLINK_L5_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL5RxPerSec, MIB), "The rate of data received over NVLink link 5 in bytes per second.";
+    ProfNvlinkL6TxBytes => "DCGM_FI_PROF_NVLINK_L6_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL6TxPerSec, MIB), "The rate of data transmitted over NVLink link 6 in bytes per second.";
+    ProfNvlinkL6RxBytes => "DCGM_FI_PROF_NVLINK_L6_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL6RxPerSec, MIB), "The rate of data received over NVLink link 6 in bytes per second.";
+    ProfNvlinkL7TxBytes => "DCGM_FI_PROF_NVLINK_L7_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL7TxPerSec, MIB), "The rate of data transmitted over NVLink link 7 in bytes per second.";
+    ProfNvlinkL7RxBytes => "DCGM_FI_PROF_NVLINK_L7_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL7RxPerSec, MIB), "The rate of data received over NVLink link 7 in bytes per second.";
+    ProfNvlinkL8TxBytes => "DCGM_FI_PROF_NVLINK_L8_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL8TxPerSec, MIB), "The rate of data transmitted over NVLink link 8 in bytes per second.";
+    ProfNvlinkL8RxBytes => "DCGM_FI_PROF_NVLINK_L8_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL8RxPerSec, MIB), "The rate of data received over NVLink link 8 in bytes per second.";
+    ProfNvlinkL9TxBytes => "DCGM_FI_PROF_NVLINK_L9_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL9TxPerSec, MIB), "The rate of data transmitted over NVLink link 9 in bytes per second.";
+    ProfNvlinkL9RxBytes => "DCGM_FI_PROF_NVLINK_L9_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL9RxPerSec, MIB), "The rate of data received over NVLink link 9 in bytes per second.";
+    ProfNvlinkL10TxBytes => "DCGM_FI_PROF_NVLINK_L10_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL10TxPerSec, MIB), "The rate of data transmitted over NVLink link 10 in bytes per second.";
+    ProfNvlinkL10RxBytes => "DCGM_FI_PROF_NVLINK_L10_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL10RxPerSec, MIB), "The rate of data received over NVLink link 10 in bytes per second.";
+    ProfNvlinkL11TxBytes => "DCGM_FI_PROF_NVLINK_L11_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL11TxPerSec, MIB), "The rate of data transmitted over NVLink link 11 in bytes per second.";
+    ProfNvlinkL11RxBytes => "DCGM_FI_PROF_NVLINK_L11_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL11RxPerSec, MIB), "The rate of data received over NVLink link 11 in bytes per second.";
+    ProfNvlinkL12TxBytes => "DCGM_FI_PROF_NVLINK_L12_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL12TxPerSec, MIB), "The rate of data transmitted over NVLink link 12 in bytes per second.";
+    ProfNvlinkL12RxBytes => "DCGM_FI_PROF_NVLINK_L12_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL12RxPerSec, MIB), "The rate of data received over NVLink link 12 in bytes per second.";
+    ProfNvlinkL13TxBytes => "DCGM_FI_PROF_NVLINK_L13_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL13TxPerSec, MIB), "The rate of data transmitted over NVLink link 13 in bytes per second.";
+    ProfNvlinkL13RxBytes => "DCGM_FI_PROF_NVLINK_L13_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL13RxPerSec, MIB), "The rate of data received over NVLink link 13 in bytes per second.";
+    ProfNvlinkL14TxBytes => "DCGM_FI_PROF_NVLINK_L14_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL14TxPerSec, MIB), "The rate of data transmitted over NVLink link 14 in bytes per second.";
+    ProfNvlinkL14RxBytes => "DCGM_FI_PROF_NVLINK_L14_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL14RxPerSec, MIB), "The rate of data received over NVLink link 14 in bytes per second.";
+    ProfNvlinkL15TxBytes => "DCGM_FI_PROF_NVLINK_L15_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL15TxPerSec, MIB), "The rate of data transmitted over NVLink link 15 in bytes per second.";
+    ProfNvlinkL15RxBytes => "DCGM_FI_PROF_NVLINK_L15_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL15RxPerSec, MIB), "The rate of data received over NVLink link 15 in bytes per second.";
+    ProfNvlinkL16TxBytes => "DCGM_FI_PROF_NVLINK_L16_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL16TxPerSec, MIB), "The rate of data transmitted over NVLink link 16 in bytes per second.";
+    ProfNvlinkL16RxBytes => "DCGM_FI_PROF_NVLINK_L16_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL16RxPerSec, MIB), "The rate of data received over NVLink link 16 in bytes per second.";
+    ProfNvlinkL17TxBytes => "DCGM_FI_PROF_NVLINK_L17_TX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL17TxPerSec, MIB), "The rate of data transmitted over NVLink link 17 in bytes per second.";
+    ProfNvlinkL17RxBytes => "DCGM_FI_PROF_NVLINK_L17_RX_BYTES", Gauge, "B/s", S::Gpm(GpmMetricId::NvlinkL17RxPerSec, MIB), "The rate of data received over NVLink link 17 in bytes per second.";
 }
 
 /// DCGM fields Algalon cannot provide, with a note more precise than the
@@ -281,17 +357,28 @@ pub static UNAVAILABLE: &[(&str, &str)] = &[
         "vGPU licensing is only reported inside vGPU guests by DCGM's host engine",
     ),
     (
-        "DCGM_FI_DEV_NVLINK_BANDWIDTH_L0",
-        "per-link bandwidth counters are not exposed through NVML field values by Algalon yet",
-    ),
-    ("DCGM_FI_PROF_PIPE_INT_ACTIVE", "no NVML GPM equivalent"),
-    (
-        "DCGM_FI_PROF_NVLINK_TX_BYTES",
-        "NVLink GPM metrics are not read by Algalon yet",
+        "DCGM_FI_DEV_NVLINK_BANDWIDTH_L12",
+        "NVML has per-link bandwidth counters for links 0-11 only",
     ),
     (
-        "DCGM_FI_PROF_NVLINK_RX_BYTES",
-        "NVLink GPM metrics are not read by Algalon yet",
+        "DCGM_FI_DEV_NVLINK_BANDWIDTH_L13",
+        "NVML has per-link bandwidth counters for links 0-11 only",
+    ),
+    (
+        "DCGM_FI_DEV_NVLINK_BANDWIDTH_L14",
+        "NVML has per-link bandwidth counters for links 0-11 only",
+    ),
+    (
+        "DCGM_FI_DEV_NVLINK_BANDWIDTH_L15",
+        "NVML has per-link bandwidth counters for links 0-11 only",
+    ),
+    (
+        "DCGM_FI_DEV_NVLINK_BANDWIDTH_L16",
+        "NVML has per-link bandwidth counters for links 0-11 only",
+    ),
+    (
+        "DCGM_FI_DEV_NVLINK_BANDWIDTH_L17",
+        "NVML has per-link bandwidth counters for links 0-11 only",
     ),
     ("DCGM_FI_DEV_COUNT", "a host-level DCGM field"),
     (
@@ -385,7 +472,7 @@ impl Field {
     }
 
     /// Number of fields in the catalog.
-    pub const COUNT: usize = Field::ProfPcieRxBytes as usize + 1;
+    pub const COUNT: usize = Field::ProfNvlinkL17RxBytes as usize + 1;
 }
 
 /// The catalog as a Markdown table (README.md embeds it; a test keeps the

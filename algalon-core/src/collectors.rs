@@ -598,9 +598,9 @@ mod tests {
     fn real_fields_algalon_cannot_read_are_skipped_with_a_reason() {
         let config = CollectorConfig::parse(
             "DCGM_FI_DEV_GPU_UTIL, gauge, util\n\
-             DCGM_FI_DEV_POWER_USAGE_INSTANT, gauge, instant power\n\
+             DCGM_FI_DEV_NVLINK_BANDWIDTH_L17, counter, link 17\n\
              DCGM_FI_DEV_NVSWITCH_LINK_CRC_ERRORS, counter, switch\n\
-             DCGM_FI_PROF_PIPE_INT_ACTIVE, gauge, int\n\
+             DCGM_FI_DEV_COUNT, gauge, count\n\
              DCGM_EXP_GPU_HEALTH_STATUS, gauge, health\n",
             "skip.csv",
         )
@@ -614,9 +614,9 @@ mod tests {
         assert_eq!(
             skipped,
             [
-                (2, "DCGM_FI_DEV_POWER_USAGE_INSTANT", Some(157)),
+                (2, "DCGM_FI_DEV_NVLINK_BANDWIDTH_L17", Some(496)),
                 (3, "DCGM_FI_DEV_NVSWITCH_LINK_CRC_ERRORS", Some(787)),
-                (4, "DCGM_FI_PROF_PIPE_INT_ACTIVE", Some(1016)),
+                (4, "DCGM_FI_DEV_COUNT", Some(4)),
                 (5, "DCGM_EXP_GPU_HEALTH_STATUS", None),
             ]
         );
@@ -625,7 +625,7 @@ mod tests {
             "{:?}",
             config.skipped[1]
         );
-        assert_eq!(config.skipped[2].reason, "no NVML GPM equivalent");
+        assert_eq!(config.skipped[2].reason, "a host-level DCGM field");
         assert!(config.skipped.iter().all(|s| !s.reason.is_empty()));
     }
 

@@ -155,7 +155,7 @@ mod tests {
         let id = |n: &str| lookup(n).expect(n).id;
         assert!(unprovided_reason(id("DCGM_FI_DEV_NVSWITCH_LINK_CRC_ERRORS")).contains("NVSwitch"));
         assert!(unprovided_reason(id("DCGM_FI_DEV_CPU_UTIL_TOTAL")).contains("CPU"));
-        assert!(unprovided_reason(id("DCGM_FI_PROF_PIPE_INT_ACTIVE")).contains("profiling"));
+        assert!(unprovided_reason(id("DCGM_FI_PROF_C2C_TX_ALL_BYTES")).contains("profiling"));
         assert!(unprovided_reason(id("DCGM_FI_DEV_VGPU_LICENSE_STATUS")).contains("vGPU"));
     }
 }

@@ -22,7 +22,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> bool {
     };
     match collectors {
         Ok(config) => {
-            let _ = describe_collectors(&config, cli.collectors.is_some(), out);
+            let _ = describe_collectors(&config, cli, out);
         }
         Err(e) => {
             ok = false;
@@ -50,9 +50,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> bool {
 
 fn describe_collectors(
     config: &CollectorConfig,
-    given: bool,
+    cli: &Cli,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    let given = cli.collectors.is_some();
     let labels = config.labels.len();
     writeln!(
         out,
@@ -86,6 +87,19 @@ fn describe_collectors(
     }
     for field in &config.labels {
         writeln!(out, "  label {}", config.series_name(*field))?;
+    }
+    for e in &config.exp {
+        let (kind, window) = match e.kind {
+            algalon_core::collectors::ExpKind::XidErrorsCount => ("xid", cli.xid_count_window_ms),
+            algalon_core::collectors::ExpKind::ClockEventsCount => {
+                ("clock_event", cli.clock_events_count_window_ms)
+            }
+        };
+        writeln!(
+            out,
+            "  {}  per {kind} in the last {window} ms (dcgm-exporter's windowed count)",
+            e.kind.name()
+        )?;
     }
     // The built-in file is dcgm-exporter's verbatim: its rows NVML cannot
     // serve are expected, so they are only counted.

@@ -220,6 +220,11 @@ pub struct Cli {
     /// empty: dcgm-exporter's host label value.
     #[arg(skip)]
     pub node_name: Option<String>,
+
+    /// Whether -d names MIG instances (`g+i`, `i:LIST`): whole GPUs are
+    /// watched, with a warning, until instances can be sampled apart.
+    #[arg(skip)]
+    pub device_instances: bool,
 }
 
 /// dcgm-exporter's Kubernetes pod mapping options: parsed and checked as
@@ -403,6 +408,11 @@ impl Cli {
         let matches = cmd.clone().try_get_matches_from(&all)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.given = args::given(&cmd, &matches, &origins);
+        cli.device_instances = matches
+            .get_raw("devices")
+            .and_then(|mut v| v.next())
+            .and_then(|v| v.to_str())
+            .is_some_and(names_instances);
         cli.node_name = var("NODE_NAME")
             .and_then(|v| v.into_string().ok())
             .filter(|v| !v.is_empty());
@@ -574,6 +584,16 @@ fn parse_entity_devices(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// Whether a `-d` value selects MIG instances explicitly (`g+i`, `i`,
+/// `i:LIST`, `g:0+i:1`); `f` and `all` select everything without naming
+/// instances.
+fn names_instances(text: &str) -> bool {
+    use algalon_core::devices::{DeviceSpec, InstanceSet};
+    let t = text.trim();
+    !(t.is_empty() || t.eq_ignore_ascii_case("f") || t.eq_ignore_ascii_case("all"))
+        && DeviceSpec::parse(t).is_ok_and(|spec| spec.instances != InstanceSet::None)
+}
+
 /// Which GPUs to sample.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Devices {
@@ -597,7 +617,8 @@ impl Devices {
 /// ([`algalon_core::devices::DeviceSpec`]: dcgm-exporter's `f`, `g`,
 /// `g:0-3`, `g:0,2`, `g+i`, plus `all`, UUIDs and a list without `g:`).
 /// Whole GPUs are sampled (with their MIG instances); selecting instances
-/// alone (`i`, `i:LIST`) is refused until instances can be sampled apart.
+/// alone (`i`, `i:LIST`) watches every GPU, with a start-up warning, until
+/// instances can be sampled apart.
 pub fn parse_devices(text: &str) -> Result<Devices, String> {
     use algalon_core::devices::{DeviceSpec, GpuSet};
     let spec = DeviceSpec::parse(text).map_err(|e| e.to_string())?;
@@ -606,11 +627,9 @@ pub fn parse_devices(text: &str) -> Result<Devices, String> {
         GpuSet::List(list) => Ok(Devices::List(
             list.iter().map(ToString::to_string).collect(),
         )),
-        GpuSet::None => Err(
-            "MIG instance selection (dcgm-exporter's `i:`) is not supported: select whole GPUs \
-             with `g:INDEX,…` or GPU UUIDs"
-                .to_owned(),
-        ),
+        // `i`, `i:LIST`: instances are sampled as part of their GPUs until
+        // they can be sampled apart; a start-up warning says so.
+        GpuSet::None => Ok(Devices::All),
     }
 }
 
@@ -640,7 +659,8 @@ mod tests {
         assert_eq!(parse_devices("0,0"), Ok(Devices::List(vec!["0".into()])));
         assert!(parse_devices("3-1").is_err());
         assert!(parse_devices("0,,1").is_err());
-        assert!(parse_devices("i:0").is_err());
+        assert_eq!(parse_devices("i:0"), Ok(Devices::All));
+        assert!(parse_devices("i:x").is_err());
         assert_eq!(parse_devices("g+i"), Ok(Devices::All));
         assert_eq!(
             parse_devices("g:1+i:0"),
@@ -982,6 +1002,27 @@ mod tests {
         let notes = compat::start_notes(&cli);
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(matches!(&notes[0], Note::Warn(t) if t.contains("GPU series are served")));
+    }
+
+    #[test]
+    fn mig_instance_parts_of_devices_watch_whole_gpus_with_a_warning() {
+        use compat::Note;
+        let warned = |args: &[&str]| {
+            let cli = ok(args, &[]);
+            compat::start_notes(&cli)
+                .iter()
+                .filter(|n| matches!(n, Note::Warn(t) if t.contains("names MIG instances")))
+                .count()
+        };
+        assert_eq!(warned(&["-d", "g+i"]), 1);
+        assert_eq!(warned(&["-d", "i:0,1"]), 1);
+        assert_eq!(warned(&["-d", "g:1+i:0"]), 1);
+        assert_eq!(warned(&["-d", "f"]), 0);
+        assert_eq!(warned(&["-d", "g:0-1"]), 0);
+        assert_eq!(warned(&[]), 0);
+        let cli = ok(&[], &[("DCGM_EXPORTER_DEVICES_STR", "i")]);
+        assert_eq!(cli.devices, Devices::All);
+        assert!(cli.device_instances);
     }
 
     #[test]

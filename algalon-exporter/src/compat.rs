@@ -164,8 +164,9 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         Some("d"),
         "DCGM_EXPORTER_DEVICES_STR",
         Same(
-            "GPUs to watch: `f`, `g`, `g:0-3`, `g+i`, indices, ranges and UUIDs; whole GPUs \
-             (MIG instance selection comes with MIG support)",
+            "GPUs to watch: `f`, `g`, `g:0-3`, `g+i`, `i:LIST`, indices, ranges and UUIDs; \
+             whole GPUs: an instance part (`g+i`, `i`, `i:0`) watches its GPUs (all for `i` \
+             alone) with a start-up warning until MIG instances can be selected",
         ),
     ),
     opt(
@@ -531,6 +532,14 @@ pub fn start_notes(cli: &Cli) -> Vec<Note> {
                 e.split_whitespace().collect::<Vec<_>>().join(" ")
             )));
         }
+    }
+    if cli.device_instances {
+        notes.push(Note::Warn(
+            "-d/--devices names MIG instances (`i`, `i:LIST`, `g+i`): instance selection is not \
+             supported yet, so whole GPUs are watched (every GPU for `i` alone); their MIG \
+             instances are read as part of them"
+                .to_owned(),
+        ));
     }
     let poll = &cli.no_effect.gpu_bind_unbind_poll_interval;
     if !poll.is_empty() && go_duration(poll).is_none() {

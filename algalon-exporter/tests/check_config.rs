@@ -35,7 +35,8 @@ fn a_valid_configuration_prints_what_would_be_exported() {
         "# two fields and a label\n\
          DCGM_FI_DEV_GPU_UTIL, gauge, GPU utilization (in %).\n\
          DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION, counter, Energy since boot (in mJ).\n\
-         DCGM_FI_DRIVER_VERSION, label, Driver Version\n",
+         DCGM_FI_DRIVER_VERSION, label, Driver Version\n\
+         DCGM_EXP_XID_ERRORS_COUNT, gauge, XIDs in the window\n",
     )
     .expect("write");
     let certified =
@@ -57,6 +58,8 @@ fn a_valid_configuration_prints_what_would_be_exported() {
     )
     .expect("write");
     let (code, out, err) = check(&[
+        "-x",
+        "60000",
         "-f",
         csv.to_str().expect("utf-8"),
         "--web-config-file",
@@ -88,6 +91,10 @@ fn a_valid_configuration_prints_what_would_be_exported() {
         "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter Energy since boot (in mJ)."
     );
     assert!(out.contains("label DCGM_FI_DRIVER_VERSION"), "{out}");
+    assert!(
+        out.contains("DCGM_EXP_XID_ERRORS_COUNT  per xid in the last 60000 ms"),
+        "{out}"
+    );
     assert!(
         out.contains(&format!(
             "web config {}: serving https, basic auth for prometheus",
@@ -126,6 +133,8 @@ fn every_error_is_reported_with_file_and_line_and_the_exit_is_non_zero() {
     )
     .expect("write");
     let (code, out, err) = check(&[
+        "-x",
+        "60000",
         "-f",
         csv.to_str().expect("utf-8"),
         "--web-config-file",

@@ -789,3 +789,42 @@ fn systemd_socket_activation() {
         "{text}"
     );
 }
+
+/// A SIGHUP that adds dcgm-exporter's windowed XID count to the CSV serves
+/// it at once, with the XIDs the running sampler has already seen.
+#[test]
+fn a_reload_that_adds_the_xid_count_series() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("counters.csv");
+    std::fs::write(&csv, "DCGM_FI_DEV_XID_ERRORS, gauge, last XID\n").expect("write");
+    let mut cmd = common::command(&scenario("h100x8.json"));
+    // At t=95 GPU 3 has had XID 94 (t=60).
+    cmd.env("ALGALON_FAKE_NVML_FROZEN_TIME", "95")
+        .arg("--nvml-lib")
+        .arg(fake_nvml())
+        .args(["-a", "127.0.0.1:0", "-c", "200", "-f"])
+        .arg(&csv);
+    let exporter = Exporter::spawn(cmd);
+    common::wait_for(Duration::from_secs(10), "XID 94", || {
+        Some(exporter.metrics()).filter(|t| t.contains(r#"err_code="94""#))
+    });
+    assert!(!exporter.metrics().contains("DCGM_EXP_XID_ERRORS_COUNT"));
+    std::fs::write(
+        &csv,
+        "DCGM_FI_DEV_XID_ERRORS, gauge, last XID\n\
+         DCGM_EXP_XID_ERRORS_COUNT, gauge, XIDs in the window\n",
+    )
+    .expect("rewrite");
+    exporter.signal("HUP");
+    let text = common::wait_for(Duration::from_secs(10), "the count series", || {
+        Some(exporter.metrics()).filter(|t| t.contains("DCGM_EXP_XID_ERRORS_COUNT{"))
+    });
+    let gpu3 = text
+        .lines()
+        .find(|l| l.starts_with(r#"DCGM_EXP_XID_ERRORS_COUNT{gpu="3""#))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        gpu3.ends_with(r#",window_size_in_ms="300000",xid="94"} 1"#),
+        "{gpu3}"
+    );
+}

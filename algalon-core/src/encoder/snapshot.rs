@@ -95,7 +95,6 @@ impl SnapshotCollector {
             let code = match value {
                 Value::Int(v) => i64::try_from(v).unwrap_or(i64::MAX),
                 // dcgm-exporter converts with int(); NVML gives XIDs as integers.
-                #[allow(clippy::cast_possible_truncation)]
                 Value::Float(v) => v as i64,
             };
             attrs.push(("err_code", Cow::Owned(code.to_string())));

@@ -325,6 +325,11 @@ fn read<'n>(
                 MemoryPart::Used => m.used,
                 MemoryPart::Reserved => m.reserved,
                 MemoryPart::Total => m.total,
+                MemoryPart::UsedRatio => {
+                    // DCGM's DCGM_FI_DEV_FB_USED_PERCENT: Used / (Total - Reserved).
+                    let usable = m.total.saturating_sub(m.reserved);
+                    return Ok((usable > 0).then(|| Value::Float(m.used as f64 / usable as f64)));
+                }
             };
             Ok(Some(Value::Int(bytes >> 20)))
         }
@@ -337,18 +342,26 @@ fn read<'n>(
         Source::RetiredPending => Ok(Some(Value::Int(u64::from(
             device.are_pages_pending_retired()?,
         )))),
-        Source::FieldValue(id) => {
+        Source::FieldValue(id) | Source::FieldValueScaled(id, _) => {
             let values = shared
                 .field_values
                 .get_or_insert_with(|| read_field_values(device, ctx.field_value_ids))
                 .as_ref()
                 .map_err(clone_error)?;
-            match values.get(&id) {
-                Some(Ok(v)) => Ok(Some(*v)),
-                Some(Err(e)) => Err(clone_error(e)),
-                None => Err(NvmlError::NotSupported),
+            match (values.get(&id), source) {
+                (Some(Ok(v)), Source::FieldValueScaled(_, scale)) => {
+                    Ok(Some(Value::Float(v.as_f64() * scale)))
+                }
+                (Some(Ok(v)), _) => Ok(Some(*v)),
+                // An entry NVML calls an invalid argument is a link (or
+                // scope) this GPU does not have: the field is not there.
+                (Some(Err(NvmlError::InvalidArg)), _) => Err(NvmlError::NotSupported),
+                (Some(Err(e)), _) => Err(clone_error(e)),
+                (None, _) => Err(NvmlError::NotSupported),
             }
         }
+        Source::PersistenceMode => Ok(Some(Value::Int(u64::from(device.is_in_persistent_mode()?)))),
+        Source::MigMode => int(device.mig_mode()?.current),
         Source::Gpm(metric, scale) => {
             let results = shared
                 .gpm

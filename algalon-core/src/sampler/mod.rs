@@ -194,7 +194,7 @@ impl Sampler {
         let field_value_ids = fields
             .iter()
             .filter_map(|f| match f.def().source {
-                Source::FieldValue(id) => Some(FieldId(id)),
+                Source::FieldValue(id) | Source::FieldValueScaled(id, _) => Some(FieldId(id)),
                 _ => None,
             })
             .collect();

@@ -175,7 +175,7 @@ fn h100_node(lib: &Path) {
         &nvml,
         &s1,
         &s2,
-        &[GpmMetricId::SmOccupancy, GpmMetricId::IntegerUtil],
+        &[GpmMetricId::SmOccupancy, GpmMetricId::Nvdec0Util],
     )
     .expect("gpm metrics");
     let occupancy = scenario.devices()[1]

@@ -210,17 +210,28 @@ pub unsafe extern "C" fn nvmlGpmMetricsGet(metricsGet: *mut nvmlGpmMetricsGet_t)
                 .as_ref(),
         };
         let spec = spec.filter(|g| g.supported).ok_or(rc::NOT_SUPPORTED)?;
+        let links = dev.spec.nvlink.as_ref().map_or(0, |l| l.links);
         for m in &mut request.metrics[..n] {
-            fill(m, spec, s1.t, s2.t, |name| dev.unsupported(name));
+            fill(m, spec, links, s1.t, s2.t, |name| dev.unsupported(name));
         }
         unsafe { put(out, request) };
         Ok(())
     })
 }
 
-fn fill(m: &mut nvmlGpmMetric_t, spec: &Gpm, t1: f64, t2: f64, unsupported: impl Fn(&str) -> bool) {
+fn fill(
+    m: &mut nvmlGpmMetric_t,
+    spec: &Gpm,
+    links: u32,
+    t1: f64,
+    t2: f64,
+    unsupported: impl Fn(&str) -> bool,
+) {
     let info = names::gpm_metric(m.metricId).filter(|info| !unsupported(info.name));
-    let (Some(info), Some((value, factor))) = (info, spec.metric(m.metricId)) else {
+    let reading = spec
+        .metric(m.metricId)
+        .or_else(|| spec.link_metric(m.metricId, links));
+    let (Some(info), Some((value, factor))) = (info, reading) else {
         m.nvmlReturn = rc::NOT_SUPPORTED;
         m.value = 0.0;
         return;

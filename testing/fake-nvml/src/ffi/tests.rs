@@ -1001,7 +1001,8 @@ fn gpm_metrics_average_between_samples() {
     req.sample2 = s2;
     req.metrics[0].metricId = nvmlGpmMetricId_t_NVML_GPM_METRIC_SM_OCCUPANCY;
     req.metrics[1].metricId = nvmlGpmMetricId_t_NVML_GPM_METRIC_PCIE_RX_PER_SEC;
-    req.metrics[2].metricId = nvmlGpmMetricId_t_NVML_GPM_METRIC_NVLINK_L0_RX_PER_SEC;
+    // A metric the fake does not serve.
+    req.metrics[2].metricId = nvmlGpmMetricId_t_NVML_GPM_METRIC_NVDEC_0_UTIL;
     assert_eq!(unsafe { nvmlGpmMetricsGet(&mut req) }, rc::SUCCESS);
     let gpm = fx.scenario.devices()[1].spec.gpm.clone().expect("gpm");
     let occ = gpm.sm_occupancy.expect("occ").mean(10.0, 13.0);

@@ -681,6 +681,18 @@ pub struct Gpm {
     pub sm_occupancy: Option<Value>,
     #[serde(default)]
     pub tensor_active: Option<Value>,
+    /// Integer pipe activity (%).
+    #[serde(default)]
+    pub int_active: Option<Value>,
+    /// DFMA (FP64) tensor pipe activity (%).
+    #[serde(default)]
+    pub dfma_tensor_active: Option<Value>,
+    /// HMMA (FP16/BF16) tensor pipe activity (%).
+    #[serde(default)]
+    pub hmma_tensor_active: Option<Value>,
+    /// IMMA (integer) tensor pipe activity (%).
+    #[serde(default)]
+    pub imma_tensor_active: Option<Value>,
     #[serde(default)]
     pub dram_active: Option<Value>,
     #[serde(default)]
@@ -693,11 +705,16 @@ pub struct Gpm {
     pub pcie_tx_bytes_s: Option<Value>,
     #[serde(default)]
     pub pcie_rx_bytes_s: Option<Value>,
+    /// NVLink traffic over all links, bytes/s (GPM reports MiB/s).
+    #[serde(default)]
+    pub nvlink_tx_bytes_s: Option<Value>,
+    #[serde(default)]
+    pub nvlink_rx_bytes_s: Option<Value>,
 }
 
 impl Gpm {
     /// The scenario value behind an `NVML_GPM_METRIC_*` id, and the factor
-    /// that converts it to GPM's unit (PCIe bytes/s → MiB/s).
+    /// that converts it to GPM's unit (PCIe and NVLink bytes/s → MiB/s).
     pub fn metric(&self, id: u32) -> Option<(&Value, f64)> {
         fn pct(v: &Option<Value>) -> Option<(&Value, f64)> {
             v.as_ref().map(|v| (v, 1.0))
@@ -706,15 +723,42 @@ impl Gpm {
             1 => pct(&self.gr_engine_active),
             2 => pct(&self.sm_active),
             3 => pct(&self.sm_occupancy),
+            4 => pct(&self.int_active),
             5 => pct(&self.tensor_active),
+            6 => pct(&self.dfma_tensor_active),
+            7 => pct(&self.hmma_tensor_active),
+            9 => pct(&self.imma_tensor_active),
             10 => pct(&self.dram_active),
             11 => pct(&self.fp64_active),
             12 => pct(&self.fp32_active),
             13 => pct(&self.fp16_active),
             20 => self.pcie_tx_bytes_s.as_ref().map(|v| (v, 1.0 / MIB as f64)),
             21 => self.pcie_rx_bytes_s.as_ref().map(|v| (v, 1.0 / MIB as f64)),
+            60 => self
+                .nvlink_rx_bytes_s
+                .as_ref()
+                .map(|v| (v, 1.0 / MIB as f64)),
+            61 => self
+                .nvlink_tx_bytes_s
+                .as_ref()
+                .map(|v| (v, 1.0 / MIB as f64)),
             _ => None,
         }
+    }
+
+    /// A per-link NVLink metric (`NVML_GPM_METRIC_NVLINK_L<n>_RX/TX_PER_SEC`,
+    /// ids 62 … 97) on a GPU with `links` links: an even share of the
+    /// total, none past the last link.
+    pub fn link_metric(&self, id: u32, links: u32) -> Option<(&Value, f64)> {
+        if !(62..=97).contains(&id) || (id - 62) / 2 >= links {
+            return None;
+        }
+        let total = if id.is_multiple_of(2) {
+            self.nvlink_rx_bytes_s.as_ref()
+        } else {
+            self.nvlink_tx_bytes_s.as_ref()
+        };
+        total.map(|v| (v, 1.0 / MIB as f64 / f64::from(links)))
     }
 }
 
