@@ -1,12 +1,17 @@
 //! Sample + encode of the 8×H100 scenario through the fake NVML, and encode
-//! alone. Run with `make bench` (builds the fake NVML first).
+//! alone; then a sample's time against GPU count with every NVML call slowed
+//! to 1 ms, GPUs read in parallel (the default) and one at a time. Run with
+//! `make bench` (builds the fake NVML first).
 //!
 //! The fake's own calls are cheap (no driver, no ioctl), so "sample" here is an
 //! upper bound on Algalon's own work per sample: on real GPUs the time inside
-//! NVML comes on top and is measured by `benches/compare/`.
+//! NVML comes on top and is measured by `benches/compare/`. The `scaling`
+//! group adds that time back as a fixed 1 ms per device call
+//! (`ALGALON_FAKE_NVML_LATENCY_MS`), as on a busy real driver.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use algalon_core::{CollectorConfig, Encoder, Format, Sampler, SamplerOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -18,16 +23,21 @@ fn workspace() -> PathBuf {
         .to_owned()
 }
 
-fn sampler(config: &CollectorConfig) -> Sampler {
-    let root = workspace();
+fn fake_nvml() -> PathBuf {
     let lib = std::env::var_os("ALGALON_TEST_NVML_LIB")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/fake-nvml/libnvidia-ml.so.1"));
+        .unwrap_or_else(|| workspace().join("target/fake-nvml/libnvidia-ml.so.1"));
     assert!(
         lib.exists(),
         "{} missing: run `make fake-nvml`",
         lib.display()
     );
+    lib
+}
+
+fn sampler(config: &CollectorConfig) -> Sampler {
+    let root = workspace();
+    let lib = fake_nvml();
     // SAFETY: set before any thread is started; the bench is single-threaded here.
     unsafe {
         std::env::set_var(
@@ -73,5 +83,59 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(sample_encode, benches);
+/// `testing/scenarios/scaling.json` with `count` GPUs, written under target/.
+fn scaling_scenario(count: usize) -> PathBuf {
+    let root = workspace();
+    let text = std::fs::read_to_string(root.join("testing/scenarios/scaling.json"))
+        .expect("testing/scenarios/scaling.json");
+    let mut spec: serde_json::Value = serde_json::from_str(&text).expect("scaling.json is JSON");
+    spec["gpus"][0]["count"] = serde_json::json!(count);
+    let dir = root.join("target/tmp");
+    std::fs::create_dir_all(&dir).expect("target/tmp");
+    let path = dir.join(format!("bench-scaling-{count}.json"));
+    std::fs::write(&path, spec.to_string()).expect("write scenario");
+    path
+}
+
+/// A sample of 1, 8 and 64 H100s with every NVML device call taking 1 ms:
+/// in parallel (one worker per GPU) the time stays near one GPU's; one at a
+/// time it grows with the count.
+fn scaling(c: &mut Criterion) {
+    // `benches/scripts/own-work.py` counts instructions of the h100x8 group
+    // only; the samplers set up here would add theirs.
+    if std::env::var_os("ALGALON_BENCH_NO_SCALING").is_some() {
+        return;
+    }
+    let mut group = c.benchmark_group("scaling_1ms");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    for gpus in [1usize, 8, 64] {
+        for parallel in [true, false] {
+            // SAFETY: set before the sampler (and its threads) start; the
+            // previous sampler's threads are gone (dropped below).
+            unsafe {
+                std::env::set_var("ALGALON_FAKE_NVML_SCENARIO", scaling_scenario(gpus));
+                std::env::set_var("ALGALON_FAKE_NVML_FROZEN_TIME", "30");
+                std::env::set_var("ALGALON_FAKE_NVML_LATENCY_MS", "1");
+            }
+            let mut s = Sampler::new(SamplerOptions {
+                nvml_lib: Some(fake_nvml()),
+                hostname: Some("bench-host".into()),
+                xid_events: false,
+                parallel,
+                ..SamplerOptions::default()
+            })
+            .expect("sampler on the fake NVML");
+            s.sample();
+            let mode = if parallel { "parallel" } else { "serial" };
+            group.bench_function(format!("{gpus}gpus/{mode}"), |b| b.iter(|| s.sample()));
+            drop(s);
+        }
+    }
+    group.finish();
+    // SAFETY: as above; no sampler is running.
+    unsafe { std::env::remove_var("ALGALON_FAKE_NVML_LATENCY_MS") };
+}
+
+criterion_group!(sample_encode, benches, scaling);
 criterion_main!(sample_encode);

@@ -736,6 +736,7 @@ def measure_scaling(
     cell_s: float,
     cell_scrapes: int,
     min_scrapes: int,
+    sample_reads: int = 3,
 ) -> list[dict[str, Any]]:
     """Sequential scrapes of all three per GPU count x NVML call latency, and
     Algalon's own sample time with GPUs read in parallel (the default) and one
@@ -756,7 +757,7 @@ def measure_scaling(
                 with fleet.group(
                     scenario, latency_ms=latency, peers=(ALGALON,), extra_env=env
                 ) as (alone,):
-                    sample_s[mode] = settled_sample_s(alone)
+                    sample_s[mode] = settled_sample_s(alone, sample_reads)
             cells.append(
                 {
                     "gpus": gpus,
@@ -1259,7 +1260,8 @@ def render(results: dict[str, Any], settings: Settings) -> str:
     w("### Raw figures: Algalon's sample time, GPUs in parallel vs one at a time\n")
     w(
         "Algalon alone on the same scenarios: the median `algalon_sample_duration_seconds` "
-        "of 3 samples after the first, once with GPUs read in parallel (the default) and "
+        f"of {1 if settings.quick else 3} samples after the first, once with GPUs read in "
+        "parallel (the default) and "
         "once one at a time (`ALGALON_SERIAL_SAMPLING=1`); ratios are to the 1-GPU cell "
         "at the same NVML latency in the same run.\n"
     )
@@ -1553,6 +1555,7 @@ def run_all(fleet: Fleet, workdir: Path, settings: Settings) -> dict[str, Any]:
         settings.cell_s,
         settings.cell_scrapes,
         settings.min_scrapes,
+        1 if settings.quick else 3,
     )
     results["model"] = measure_spawn_model(settings.spawns, settings.gpustat_runs)
     results["measure_s"] = time.monotonic() - measure_start

@@ -12,6 +12,7 @@ work per sample — what the sampler would cost on top of a real driver.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -42,7 +43,13 @@ def bench_binary() -> Path:
     sys.exit("own-work: could not find the sample_encode bench binary")
 
 
-SAMPLE_FN = "algalon_core::sampler::Sampler::sample"
+# The sampling thread's part of a sample, and each GPU worker's (its whole
+# life: reading the GPU, and waiting for the next request). Callgrind
+# toggles collection per thread.
+SAMPLE_FNS = [
+    "algalon_core::sampler::Sampler::sample",
+    "algalon_core::sampler::worker::run",
+]
 # Every call into NVML enters through an exported C function with one of
 # these prefixes (nvml-wrapper's own Rust functions are "nvml_wrapper::…").
 NVML_ENTRY_POINTS = [
@@ -74,6 +81,7 @@ def collected(binary: Path, toggles: list[str]) -> int:
             cwd=ROOT,
             check=True,
             capture_output=True,
+            env={**os.environ, "ALGALON_BENCH_NO_SCALING": "1"},
         )
         text = subprocess.run(
             ["callgrind_annotate", "--auto=no", str(out)],
@@ -88,14 +96,14 @@ def collected(binary: Path, toggles: list[str]) -> int:
 
 
 def instructions(binary: Path) -> tuple[int, int]:
-    """(instructions inside Sampler::sample, of which Algalon's own).
+    """(instructions inside Sampler::sample and the GPU workers, of which Algalon's own).
 
-    Collection is toggled on when sample() is entered and toggled off again
-    inside each NVML entry point, so the second run counts only what runs
-    in sample() outside NVML.
+    Collection is toggled on when sample() (or a worker) is entered and
+    toggled off again inside each NVML entry point, so the second run counts
+    only what runs outside NVML.
     """
-    total = collected(binary, [SAMPLE_FN])
-    own = collected(binary, [SAMPLE_FN, *NVML_ENTRY_POINTS])
+    total = collected(binary, SAMPLE_FNS)
+    own = collected(binary, [*SAMPLE_FNS, *NVML_ENTRY_POINTS])
     return total, own
 
 
@@ -116,7 +124,10 @@ def main() -> None:
     total, own_ir = instructions(binary)
     ns = median_ns()
     own = own_ir / total
-    print(f"instructions in Sampler::sample: {total:,}; outside NVML calls: {own_ir:,}")
+    print(
+        f"instructions in Sampler::sample and its GPU workers: {total:,}; "
+        f"outside NVML calls: {own_ir:,}"
+    )
     print(
         f"sample median: {ns / 1000:.1f} µs; Algalon's own share {own:.1%} "
         f"≈ {own * ns / 1000:.1f} µs per sample of 8 GPUs"

@@ -141,6 +141,9 @@ impl Worker {
     }
 }
 
+// Never inlined: `benches/scripts/own-work.py` counts the instructions
+// under this symbol (a worker's whole life) with callgrind.
+#[inline(never)]
 fn run(
     pos: usize,
     index: u32,
