@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use algalon_core::jobs::{
-    GpuChoice, JobError, JobSession, JobSpec, SessionOptions, WindowId, check_job_name,
-    check_label_name,
+    GpuChoice, JobError, JobId, JobSession, JobSpec, SessionOptions, WindowId, check_count_name,
+    check_job_name, check_label_name,
 };
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyUserWarning, PyValueError};
@@ -81,14 +81,19 @@ impl Inner {
         AlgalonError::new_err("this Monitor is closed; create a new algalon.Monitor()")
     }
 
-    fn begin(&self, py: Python<'_>, job: &JobCore) -> PyResult<WindowId> {
+    fn begin(&self, py: Python<'_>, job: &JobCore) -> PyResult<(WindowId, JobId)> {
         self.check()?;
         let spec = JobSpec {
             name: job.name.clone(),
             labels: job.user_labels.clone(),
             pids: job.extra_pids.clone(),
         };
-        py.detach(|| self.session.begin(spec)).map_err(job_err)
+        let id = py.detach(|| self.session.begin(spec)).map_err(job_err)?;
+        let job_id = self
+            .session
+            .job_id(id)
+            .ok_or_else(|| PyValueError::new_err(format!("job {:?} is not running", job.name)))?;
+        Ok((id, job_id))
     }
 
     /// Ends window `id`; `error` names the exception that left its `with`
@@ -184,7 +189,7 @@ struct JobCore {
 #[derive(Debug)]
 enum JobState {
     Pending,
-    Running(WindowId),
+    Running(WindowId, JobId),
     Ended(Box<Report>),
 }
 
@@ -370,9 +375,7 @@ impl Monitor {
         let tracker = Arc::clone(self.inner.session.tracker());
         let handle = py
             .detach(|| ServerHandle::start(addr, port, tracker))
-            .map_err(|e| {
-                PyOSError::new_err(format!("cannot serve /metrics on {addr}:{port}: {e}"))
-            })?;
+            .map_err(|e| serve_error(py, addr, port, &e))?;
         self.inner.servers.lock().push(Arc::clone(&handle));
         Ok(MetricsServer { handle })
     }
@@ -484,7 +487,7 @@ impl Job {
             let state = self.core.state.lock();
             match &*state {
                 JobState::Pending => {}
-                JobState::Running(_) => {
+                JobState::Running(..) => {
                     return Err(PyValueError::new_err(format!(
                         "job {:?} is already running",
                         self.core.name
@@ -498,8 +501,8 @@ impl Job {
                 }
             }
         }
-        let id = self.monitor.begin(py, &self.core)?;
-        *self.core.state.lock() = JobState::Running(id);
+        let (id, job_id) = self.monitor.begin(py, &self.core)?;
+        *self.core.state.lock() = JobState::Running(id, job_id);
         Ok(())
     }
 
@@ -517,7 +520,7 @@ impl Job {
 
     fn running_id(&self) -> PyResult<WindowId> {
         match &*self.core.state.lock() {
-            JobState::Running(id) => Ok(*id),
+            JobState::Running(id, _) => Ok(*id),
             JobState::Pending => Err(PyValueError::new_err(format!(
                 "job {:?} has not started: use `with mon.job(...)` or job.start()",
                 self.core.name
@@ -543,7 +546,7 @@ impl Drop for Job {
             return;
         }
         let id = match &*self.core.state.lock() {
-            JobState::Running(id) => *id,
+            JobState::Running(id, _) => *id,
             JobState::Pending | JobState::Ended(_) => return,
         };
         self.monitor.session.abandon(id, Some(DROPPED));
@@ -574,6 +577,7 @@ impl Job {
         let mut parsed = Vec::with_capacity(counts.len());
         for (k, v) in counts.iter() {
             let unit: String = k.extract()?;
+            check_count_name(&unit).map_err(job_err)?;
             let n: f64 = v.extract().map_err(|_| {
                 PyValueError::new_err(format!(
                     "count {unit}: expected a number, got {}",
@@ -609,7 +613,7 @@ impl Job {
                     self.core.name
                 )));
             }
-            JobState::Running(_) => {}
+            JobState::Running(..) => {}
         }
         self.monitor.check()?;
         let id = self.running_id()?;
@@ -633,16 +637,16 @@ impl Job {
     /// Whether the job is being measured now.
     #[getter]
     fn running(&self) -> bool {
-        matches!(&*self.core.state.lock(), JobState::Running(_))
+        matches!(&*self.core.state.lock(), JobState::Running(..))
     }
 
-    /// Window id (the `job_id` label), once started.
+    /// The job's globally unique id (a UUID, the `job_id` label), once started.
     #[getter]
-    fn id(&self) -> Option<u64> {
+    fn id(&self) -> Option<String> {
         match &*self.core.state.lock() {
             JobState::Pending => None,
-            JobState::Running(id) => Some(id.0),
-            JobState::Ended(r) => Some(r.inner.id.0),
+            JobState::Running(_, id) => Some(id.to_string()),
+            JobState::Ended(r) => Some(r.inner.id.to_string()),
         }
     }
 
@@ -670,11 +674,38 @@ impl Job {
     fn __repr__(&self) -> String {
         let state = match &*self.core.state.lock() {
             JobState::Pending => "not started".to_owned(),
-            JobState::Running(id) => format!("running as window {}", id.0),
+            JobState::Running(_, id) => format!("running as job {id}"),
             JobState::Ended(r) => format!("ended after {:.1} s", r.inner.duration_s),
         };
         format!("<Job {:?} {state}>", self.core.name)
     }
+}
+
+/// Why `serve()` could not listen, as `algalon.ServeError` (an `OSError`
+/// too, with the OS's `errno`): the address and what to do.
+fn serve_error(py: Python<'_>, addr: &str, port: u16, e: &std::io::Error) -> PyErr {
+    let what = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "port {port} is already in use (another program, or another Monitor.serve, listens there): pass another port, or port=0 to pick a free one (see .port)"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "no permission to listen on port {port} (ports below 1024 need privileges): pass a port of 1024 or more"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{addr} is not an address of this host: pass \"127.0.0.1\", \"0.0.0.0\" or one of its addresses"
+        ),
+        _ => e.to_string(),
+    };
+    let message = format!("cannot serve /metrics on {addr}:{port}: {what}");
+    let made = py
+        .import("algalon._errors")
+        .and_then(|m| m.getattr("ServeError"))
+        .and_then(|cls| cls.call1((message.clone(),)))
+        .and_then(|err| {
+            err.setattr("errno", e.raw_os_error())?;
+            Ok(PyErr::from_value(err))
+        });
+    made.unwrap_or_else(|_| PyOSError::new_err(message))
 }
 
 /// An exception type's name as a user knows it: `KeyboardInterrupt` for a

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import algalon
 import pytest
-from conftest import H100, MIB, T4, run_python
+from conftest import H100, MIB, REPO, T4, run_python
 
 
 def test_gpus_reports_the_scenario() -> None:
@@ -231,3 +232,29 @@ def test_an_empty_gpu_list_says_what_to_do() -> None:
     assert "empty GPU list" in message and "cuda:0" in message
     # It does not claim the host has no GPU.
     assert "NVML lists none" not in message and H100 in message
+
+
+def test_under_torchrun_a_monitor_measures_its_local_rank_gpu() -> None:
+    code = """
+        import json, os, algalon
+        mon = algalon.Monitor(interval=0.05)
+        with mon.job("rank-job") as job:
+            pass
+        print(json.dumps([[g.cuda_index, g.nvml_index] for g in job.report.gpus]))
+    """
+    scenario = str(REPO / "testing" / "scenarios" / "h100x8.json")
+
+    def measured(env: dict[str, str | None]) -> list[list[int]]:
+        env = {"ALGALON_FAKE_NVML_SCENARIO": scenario, **env}
+        return json.loads(run_python(code, env=env).stdout)  # type: ignore[no-any-return]
+
+    # Every GPU visible: rank 3 measures cuda:3 only, not all eight.
+    assert measured({"LOCAL_RANK": "3"}) == [[3, 3]]
+    assert measured({"LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "7,6,5"}) == [[1, 6]]
+    # One GPU per rank through CUDA_VISIBLE_DEVICES: that one.
+    assert measured({"LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "5"}) == [[0, 5]]
+    # Not under torchrun: every visible GPU.
+    assert len(measured({})) == 8
+    # An explicit choice wins over the rank.
+    code = code.replace("interval=0.05", "interval=0.05, gpus=[0, 1]")
+    assert measured({"LOCAL_RANK": "1"}) == [[0, 0], [1, 1]]

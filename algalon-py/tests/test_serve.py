@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 import socket
 import subprocess
@@ -108,6 +109,15 @@ def test_port_in_use_is_an_os_error(mon: algalon.Monitor) -> None:
     server = mon.serve(port=0)
     with pytest.raises(OSError, match=f"127.0.0.1:{server.port}"):
         mon.serve(port=server.port)
+    # An algalon error that says what to do, and still an OSError with its errno.
+    with pytest.raises(algalon.ServeError) as err:
+        mon.serve(port=server.port)
+    assert isinstance(err.value, OSError) and isinstance(
+        err.value, algalon.AlgalonError
+    )
+    assert err.value.errno == errno.EADDRINUSE
+    message = str(err.value)
+    assert "already in use" in message and "port=0" in message, message
     with pytest.raises(OSError, match="not an IP address"):
         mon.serve(port=0, addr="localhost:1")
 
