@@ -39,7 +39,9 @@ const DROPPED: &str = "dropped";
 struct Inner {
     /// The process that started the sampler (see `check`).
     owner_pid: u32,
-    session: JobSession,
+    /// Shared (weakly) with the `/metrics` servers, which read its latest
+    /// snapshot.
+    session: Arc<JobSession>,
     servers: Mutex<Vec<Arc<ServerHandle>>>,
     /// `begin_window` names of open windows.
     named: Mutex<BTreeMap<String, Arc<JobCore>>>,
@@ -262,7 +264,7 @@ impl Monitor {
         Ok(Monitor {
             inner: Arc::new(Inner {
                 owner_pid,
-                session,
+                session: Arc::new(session),
                 servers: Mutex::new(Vec::new()),
                 named: Mutex::new(BTreeMap::new()),
             }),
@@ -363,9 +365,10 @@ impl Monitor {
             .call_method1("track", (slf, name, labels))
     }
 
-    /// Serves `/metrics` (this process's job series: `algalon_job_info`,
-    /// energy, utilization, memory, duration) on `addr:port` from a
-    /// background thread; `port=0` picks a free port (see `.port`).
+    /// Serves `/metrics` on `addr:port` from a background thread: build info
+    /// and the measured GPUs' `algalon_gpu_up` from the start, then this
+    /// process's job series (`algalon_job_info`, energy, utilization,
+    /// memory, duration); `port=0` picks a free port (see `.port`).
     #[pyo3(signature = (port=9401, addr="127.0.0.1"))]
     fn serve(&self, py: Python<'_>, port: u16, addr: &str) -> PyResult<MetricsServer> {
         self.inner.check()?;
@@ -373,8 +376,9 @@ impl Monitor {
             return Err(Inner::closed_error());
         }
         let tracker = Arc::clone(self.inner.session.tracker());
+        let session = Arc::downgrade(&self.inner.session);
         let handle = py
-            .detach(|| ServerHandle::start(addr, port, tracker))
+            .detach(|| ServerHandle::start(addr, port, session, tracker))
             .map_err(|e| serve_error(py, addr, port, &e))?;
         self.inner.servers.lock().push(Arc::clone(&handle));
         Ok(MetricsServer { handle })

@@ -1,6 +1,7 @@
 //! The job series of job reports ([`encode_jobs`]).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -11,7 +12,7 @@ use crate::jobs::SERIES_IDENTITY_LABELS;
 use crate::labels::sanitize_label_name;
 use crate::report::{GpuReport, JobReport};
 use crate::series::{Series, SeriesKind};
-use crate::snapshot::Value;
+use crate::snapshot::{Snapshot, Value};
 
 /// Per-job series for a report list (`running` says whether each job is
 /// still open), used by the Python and C faces to serve or push job usage:
@@ -37,6 +38,71 @@ pub fn encode_jobs(reports: &[(JobReport, bool)], format: Format) -> String {
         format,
     };
     encode_collector(collector, format, 4096)
+}
+
+/// The series a process that measures jobs serves besides its jobs' (the
+/// Python `Monitor.serve`), from its latest snapshot, so that `/metrics`
+/// says what runs and whether its GPUs answer before the first job:
+///
+/// * `algalon_build_info{version,driver_version,nvml_version,cuda_driver_version} 1`
+/// * `algalon_gpu_up{gpu,UUID,pci_bus_id,device,modelName,Hostname}` per
+///   GPU the process measures.
+pub fn encode_job_process(snapshot: &Arc<Snapshot>, format: Format) -> String {
+    encode_collector(
+        ProcessCollector {
+            snapshot: Arc::clone(snapshot),
+            format,
+        },
+        format,
+        1024,
+    )
+}
+
+#[derive(Debug)]
+struct ProcessCollector {
+    snapshot: Arc<Snapshot>,
+    format: Format,
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let snap = &self.snapshot;
+        let cuda = snap
+            .cuda_driver_version
+            .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
+        let info: Vec<(&str, &str)> = [
+            ("version", Some(env!("CARGO_PKG_VERSION"))),
+            ("driver_version", snap.driver_version.as_deref()),
+            ("nvml_version", snap.nvml_version.as_deref()),
+            ("cuda_driver_version", cuda.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+        own_family(&mut encoder, Series::Build, self.format)?.encode_info(&info)?;
+        if snap.gpus.is_empty() {
+            return Ok(());
+        }
+        let mut family = own_family(&mut encoder, Series::GpuUp, self.format)?;
+        for gpu in &snap.gpus {
+            let index = gpu.index.to_string();
+            let device = gpu.minor_number.map(|m| format!("nvidia{m}"));
+            let mut labels = vec![
+                ("gpu", index.as_str()),
+                ("UUID", gpu.uuid.as_str()),
+                ("pci_bus_id", gpu.pci_bus_id.as_str()),
+            ];
+            if let Some(device) = &device {
+                labels.push(("device", device.as_str()));
+            }
+            labels.push(("modelName", gpu.name.as_str()));
+            labels.push(("Hostname", snap.hostname.as_str()));
+            family
+                .encode_family(&labels)?
+                .encode_gauge(&i64::from(gpu.up))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]

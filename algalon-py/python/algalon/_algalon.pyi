@@ -323,8 +323,10 @@ class Monitor:
         """
     def serve(self, port: int = 9401, addr: str = "127.0.0.1") -> MetricsServer:
         """
-        Serves ``/metrics`` (this process's job series: ``algalon_job_info``,
-        energy, utilization, memory, duration) from a background thread.
+        Serves ``/metrics`` from a background thread: from the start,
+        ``algalon_build_info`` (version, driver) and ``algalon_gpu_up`` of the
+        measured GPUs; then this process's job series (``algalon_job_info``,
+        energy, utilization, memory, duration).
 
         Args:
             port: TCP port; ``0`` picks a free one (see
