@@ -55,6 +55,17 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// Whether `e` means this machine has no GPU to measure (no driver, NVML
+/// that does not start, or — when no GPU was asked for by name — none
+/// visible), which `Monitor(missing_ok=True)` tolerates.
+fn no_gpu_here(e: &algalon_core::Error, chose: bool) -> bool {
+    match e {
+        algalon_core::Error::NvmlNotFound { .. } | algalon_core::Error::NvmlInit { .. } => true,
+        algalon_core::Error::NoSuchDevice { .. } => !chose,
+        _ => false,
+    }
+}
+
 /// A core job error as the Python exception a user expects.
 fn job_err(e: JobError) -> PyErr {
     match e {
@@ -197,7 +208,7 @@ enum JobState {
 
 /// Samples the GPUs this process uses in the background and measures jobs.
 ///
-/// `Monitor(interval=0.1, gpus=None, nvml_lib=None)`: `gpus` are CUDA indices
+/// `Monitor(interval=0.1, gpus=None, nvml_lib=None, *, missing_ok=False)`: `gpus` are CUDA indices
 /// (ints, into the devices `CUDA_VISIBLE_DEVICES` leaves this process) or
 /// `GPU-` UUIDs / unique prefixes (str); `None` measures every GPU this
 /// process can see. Raises `NvmlUnavailableError` (subclasses
@@ -215,12 +226,13 @@ pub struct Monitor {
 #[pymethods]
 impl Monitor {
     #[new]
-    #[pyo3(signature = (interval=0.1, gpus=None, nvml_lib=None))]
+    #[pyo3(signature = (interval=0.1, gpus=None, nvml_lib=None, *, missing_ok=false))]
     fn new(
         py: Python<'_>,
         interval: f64,
         gpus: Option<GpuSelectors>,
         nvml_lib: Option<PathBuf>,
+        missing_ok: bool,
     ) -> PyResult<Monitor> {
         if !(interval.is_finite() && interval > 0.0) {
             return Err(ConfigError::new_err(format!(
@@ -236,6 +248,7 @@ impl Monitor {
         let interval = Duration::from_secs_f64(interval);
         let owner_pid = std::process::id();
         let selectors = gpus.as_ref().map(devices::selectors).transpose()?;
+        let chose = selectors.is_some();
         let built = py.detach(move || {
             let mut opts = SessionOptions::new(devices::sampler_options(nvml_lib, None));
             opts.interval = Some(interval);
@@ -244,7 +257,25 @@ impl Monitor {
             }
             JobSession::new(opts)
         });
-        let session = built.map_err(py_err)?;
+        let session = match built {
+            Ok(session) => session,
+            // No driver or no GPU: with missing_ok, jobs still run and say
+            // that no GPU was measured. A GPU asked for by name that does
+            // not exist stays an error (a typo, not a laptop).
+            Err(e) if missing_ok && no_gpu_here(&e, chose) => {
+                let reason = e.to_string();
+                let msg = format!(
+                    "algalon measures no GPU ({reason}); jobs record wall time only (Monitor(missing_ok=True))"
+                );
+                let msg = std::ffi::CString::new(msg).unwrap_or_default();
+                PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
+                JobSession::without_gpus(
+                    &reason,
+                    std::env::var(algalon_core::devices::CUDA_VISIBLE_DEVICES).ok(),
+                )
+            }
+            Err(e) => return Err(py_err(e)),
+        };
         let visible = session.visible();
         let mig = visible.mig();
         if !mig.is_empty() {
@@ -433,6 +464,13 @@ impl Monitor {
         self.inner.session.hostname()
     }
 
+    /// Why no GPU is measured (`Monitor(missing_ok=True)` on a machine
+    /// without a driver or GPU), else `None`.
+    #[getter]
+    fn no_gpu_reason(&self) -> Option<&str> {
+        self.inner.session.no_gpu()
+    }
+
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
@@ -459,6 +497,12 @@ impl Monitor {
 
     fn __repr__(&self) -> String {
         let session = &self.inner.session;
+        if session.no_gpu().is_some() {
+            return format!(
+                "<Monitor measuring no GPU (missing_ok){}>",
+                if self.closed() { ", closed" } else { "" }
+            );
+        }
         let gpus: Vec<String> = session
             .measured()
             .iter()

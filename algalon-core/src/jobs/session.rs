@@ -176,6 +176,13 @@ enum Engine {
     },
     /// A thread samples every interval; callers may sample in between.
     Background(BackgroundSampler),
+    /// No GPU to read ([`JobSession::without_gpus`]): samples carry the
+    /// time only, so jobs measure wall time.
+    Clock {
+        hostname: String,
+        /// Sequence number of the last sample, and the sample.
+        latest: Mutex<(u64, Option<Arc<Snapshot>>)>,
+    },
 }
 
 /// The job's own processes: this process's tree (re-read at most every
@@ -263,6 +270,9 @@ pub struct JobSession {
     hostname: String,
     library: String,
     interval: Option<Duration>,
+    /// Why no GPU is measured, for a session made by
+    /// [`without_gpus`](JobSession::without_gpus).
+    no_gpu: Option<String>,
 }
 
 impl std::fmt::Debug for JobSession {
@@ -380,7 +390,49 @@ impl JobSession {
             hostname: snap.hostname.clone(),
             library,
             interval: opts.interval,
+            no_gpu: None,
         })
+    }
+
+    /// A session that measures no GPU, for machines without a driver or
+    /// GPU: jobs record wall time (samples carry the time only, taken at
+    /// each job's start and end), and every report says why no GPU was
+    /// measured (`reason`, in [`JobReport::notes`]).
+    pub fn without_gpus(reason: &str, visible_devices: Option<String>) -> JobSession {
+        let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+        JobSession {
+            engine: RwLock::new(Some(Engine::Clock {
+                hostname: hostname.clone(),
+                latest: Mutex::new((0, None)),
+            })),
+            tracker: Arc::new(JobTracker::new()),
+            procs: Arc::new(Procs {
+                root: PathBuf::from("/proc"),
+                owner: std::process::id(),
+                enabled: false,
+                state: Mutex::new(ProcState::default()),
+            }),
+            visible: Visible {
+                all: Vec::new(),
+                cuda: Vec::new(),
+                env: visible_devices,
+                ignored: None,
+            },
+            measured: Vec::new(),
+            cuda: BTreeMap::new(),
+            hostname,
+            library: String::new(),
+            interval: None,
+            no_gpu: Some(format!(
+                "no GPU was measured ({reason}): the report has the job's wall time only"
+            )),
+        }
+    }
+
+    /// Why no GPU is measured, for a session made by
+    /// [`without_gpus`](Self::without_gpus).
+    pub fn no_gpu(&self) -> Option<&str> {
+        self.no_gpu.as_deref()
     }
 
     fn sample_with(&self, engine: &Engine) -> Arc<Snapshot> {
@@ -396,6 +448,24 @@ impl JobSession {
             }
             // The background sampler's callback feeds the jobs.
             Engine::Background(bg) => bg.sample_now(),
+            Engine::Clock { hostname, latest } => {
+                let mut latest = latest.lock();
+                latest.0 += 1;
+                let snap = Arc::new(Snapshot {
+                    hostname: hostname.clone(),
+                    driver_version: None,
+                    nvml_version: None,
+                    cuda_driver_version: None,
+                    taken_at: std::time::SystemTime::now(),
+                    duration: Duration::ZERO,
+                    seq: latest.0,
+                    gpus: Vec::new(),
+                    errors: Vec::new(),
+                });
+                self.tracker.observe(&snap);
+                latest.1 = Some(Arc::clone(&snap));
+                snap
+            }
         }
     }
 
@@ -415,6 +485,10 @@ impl JobSession {
             Engine::Background(bg) => Some(bg.latest()),
             e @ Engine::Foreground { latest, .. } => {
                 let last = latest.lock().clone();
+                Some(last.unwrap_or_else(|| self.sample_with(e)))
+            }
+            e @ Engine::Clock { latest, .. } => {
+                let last = latest.lock().1.clone();
                 Some(last.unwrap_or_else(|| self.sample_with(e)))
             }
         }
@@ -446,7 +520,7 @@ impl JobSession {
             pids,
             cuda_indices: self.cuda.clone(),
             interval: self.interval,
-            notes: Vec::new(),
+            notes: self.no_gpu.iter().cloned().collect(),
         });
         state.extra.insert(id, spec.pids);
         drop(state);
@@ -622,6 +696,28 @@ mod tests {
             "{err}"
         );
         assert!(check_count_name("").is_err());
+    }
+
+    #[test]
+    fn a_session_without_gpus_measures_wall_time_and_says_why() {
+        let session = JobSession::without_gpus("NVML not found", None);
+        let id = session
+            .begin(JobSpec {
+                name: "laptop".into(),
+                ..JobSpec::default()
+            })
+            .expect("begins");
+        std::thread::sleep(Duration::from_millis(60));
+        let report = session.end(id, None).expect("open");
+        assert!(report.duration_s >= 0.05, "{}", report.duration_s);
+        assert!(report.gpus.is_empty() && report.energy_j.is_none());
+        assert_eq!(
+            report.notes,
+            ["no GPU was measured (NVML not found): the report has the job's wall time only"]
+        );
+        assert!(session.latest().expect("open").gpus.is_empty());
+        session.close(Duration::ZERO);
+        assert!(session.latest().is_none());
     }
 
     #[test]

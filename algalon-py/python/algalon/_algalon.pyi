@@ -148,6 +148,8 @@ class Monitor:
         interval: float = 0.1,
         gpus: int | str | Sequence[int | str] | None = None,
         nvml_lib: str | os.PathLike[str] | None = None,
+        *,
+        missing_ok: bool = False,
     ) -> Monitor:
         """
         Opens NVML and starts sampling the chosen GPUs every ``interval`` seconds.
@@ -168,6 +170,13 @@ class Monitor:
             nvml_lib: The NVML library to load. ``None`` loads
                 ``$ALGALON_NVML_LIB`` if set, else the driver's
                 ``libnvidia-ml.so.1``.
+            missing_ok: On a machine without a driver or GPU (NVML missing
+                or not starting, or — with ``gpus=None`` — no GPU visible),
+                run anyway instead of raising: a ``UserWarning`` says so,
+                jobs record wall time only, their reports have no GPU and a
+                note saying why (``report.notes``), and
+                [`no_gpu_reason`][algalon.Monitor.no_gpu_reason] is set. A
+                GPU named in ``gpus`` that does not exist still raises.
 
         Returns:
             A running Monitor.
@@ -379,6 +388,9 @@ class Monitor:
     @property
     def hostname(self) -> str:
         """Host name reported with the series (the ``Hostname`` label)."""
+    @property
+    def no_gpu_reason(self) -> str | None:
+        """Why no GPU is measured (``missing_ok=True`` on a machine without a driver or GPU); ``None`` when GPUs are measured."""
     @property
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
