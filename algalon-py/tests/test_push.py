@@ -221,9 +221,8 @@ def test_two_runs_pushed_keep_their_own_energy(vm: str) -> None:
         for r in (first, second)
         for g in r.gpus
     }
+    # Found by job_name: the per-GPU series carry the job's name, not only its id.
     assert got == want
-    # Every series carries the job's name as well as its id.
-    assert all(e["metric"]["job_name"] == "train" for e in energy)
 
 
 def test_two_torchrun_ranks_keep_all_their_gpu_series(vm: str) -> None:
