@@ -70,7 +70,9 @@ pub mod xid_text;
 pub use background::BackgroundSampler;
 pub use catalog::{CATALOG, Field, FieldDef, Kind};
 pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};
-pub use encoder::{Encoder, Extras, Format, HostLabel, LabelStyle, WindowCounts, encode_jobs};
+pub use encoder::{
+    Encoder, Extras, Format, HostLabel, LabelStyle, WindowCounts, encode_job_process, encode_jobs,
+};
 pub use error::{Error, Result};
 pub use nvml_error::error_name;
 pub use sampler::{CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions};

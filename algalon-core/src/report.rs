@@ -14,10 +14,11 @@
 //! [`JobReport::from_json`] reads every schema in [`SCHEMAS_READ`]:
 //!
 //! ```json
-//! {"schema": 2, "id": 1, "name": "finetune", "labels": {"team": "nlp"},
+//! {"schema": 3, "id": "5b0f6c1e-8d1a-4c52-9a43-3f1c2b7e9d10", "name": "finetune", "labels": {"team": "nlp"},
 //!  "hostname": "w1", "running": false, "interrupted": false, "error": null,
 //!  "started_at": 1700000000.0, "ended_at": 1700000060.0, "duration_s": 60.0,
 //!  "energy_j": 18750.0, "counts": {"tokens": 1000.0}, "energy_per": {"tokens": 18.75},
+//!  "slowest_sample_s": 0.004, "notes": [],
 //!  "gpus": [{"cuda_index": 0, "nvml_index": 0, "uuid": "GPU-…", "name": "…",
 //!            "energy_j": 18750.0, "energy_source": "counter", "energy_note": null,
 //!            "util_mean": 85.0, "util_max": 85.0, "memory_peak_bytes": 41943040000,
@@ -28,6 +29,10 @@
 //! `gpus` are written in CUDA order (then GPUs the process does not see, by
 //! NVML index) and kept in NVML index order in memory. Schema 2 added
 //! `interrupted` and `error` (schema 1 documents read as not interrupted);
+//! schema 3 made `id` the job's globally unique id, a string (the numeric
+//! ids of schemas 1 and 2, a per-process counter, read as their decimal text),
+//! and added `slowest_sample_s` (the longest sample, s) and `notes` (caveats
+//! on the whole report: sampling behind its interval, no GPU measured);
 //! `energy_per` is derived and ignored on reading. Floats read back exactly
 //! (`serde_json`'s `float_roundtrip`), so a report equals itself after a
 //! round trip.
@@ -38,14 +43,56 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Version of the JSON document [`JobReport::to_json`] writes.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 /// Schema versions [`JobReport::from_json`] reads.
-pub const SCHEMAS_READ: [u32; 2] = [1, 2];
+pub const SCHEMAS_READ: [u32; 3] = [1, 2, 3];
 
-/// Identifies a window of a [`JobTracker`](crate::jobs::JobTracker) (the
-/// `job_id` label of its series).
+/// Identifies an open window within its [`JobTracker`](crate::jobs::JobTracker):
+/// a handle, counted from 1 in each tracker. What identifies the job
+/// everywhere else (series, JSON) is its [`JobId`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct WindowId(pub u64);
+
+/// A job's globally unique id: a random (version 4) UUID in its hyphenated
+/// lower-case form, drawn when the window opens. It is the `job_id` label
+/// of every job series, so runs, ranks and hosts that push or are scraped
+/// into one database never share a series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// A new random id.
+    pub fn random() -> JobId {
+        JobId(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+
+    /// The id as text (the `job_id` label value).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for JobId {
+    /// An id given as text (a report read back, a test's fixed id).
+    fn from(text: &str) -> JobId {
+        JobId(text.to_owned())
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A JSON `id`: text (schema 3) or the per-process number of schemas 1 and 2.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdDoc {
+    Text(String),
+    Number(u64),
+}
 
 /// Where a GPU's energy figure comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,8 +185,8 @@ impl GpuReport {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "ReportDoc")]
 pub struct JobReport {
-    /// The window's id in its tracker.
-    pub id: WindowId,
+    /// The job's globally unique id (the `job_id` label of its series).
+    pub id: JobId,
     /// The name given at `begin`.
     pub name: String,
     /// Environment identity merged with user labels.
@@ -168,6 +215,14 @@ pub struct JobReport {
     /// or [`JobTracker::end_interrupted`](crate::jobs::JobTracker::end_interrupted);
     /// exported as `algalon_job_interrupted`.
     pub interrupted: Option<String>,
+    /// Longest time one sample of the window took, s (a slow GPU or NVML
+    /// call); `None` when unknown (a report of schema 1 or 2).
+    pub slowest_sample_s: Option<f64>,
+    /// What a reader should know about the whole report, one sentence
+    /// each: sampling that could not keep its interval (so the job's
+    /// boundaries are late by up to [`slowest_sample_s`](Self::slowest_sample_s)),
+    /// no GPU measured at all. Per-GPU caveats are in [`GpuReport::note`].
+    pub notes: Vec<String>,
 }
 
 impl JobReport {
@@ -246,6 +301,9 @@ impl JobReport {
                 out.push_str(&format!("       note: {note}\n"));
             }
         }
+        for note in &self.notes {
+            out.push_str(&format!("  note: {note}\n"));
+        }
         out.push_str(&format!("  total energy: {} J", opt(self.energy_j, 1)));
         for (k, n) in &self.counts {
             if let Some(per) = self.energy_per(k) {
@@ -264,7 +322,7 @@ impl Serialize for JobReport {
             .keys()
             .filter_map(|k| Some((k, self.energy_per(k)?)))
             .collect();
-        let mut doc = serializer.serialize_struct("JobReport", 15)?;
+        let mut doc = serializer.serialize_struct("JobReport", 17)?;
         doc.serialize_field("schema", &SCHEMA)?;
         doc.serialize_field("id", &self.id)?;
         doc.serialize_field("name", &self.name)?;
@@ -279,6 +337,8 @@ impl Serialize for JobReport {
         doc.serialize_field("energy_j", &self.energy_j)?;
         doc.serialize_field("counts", &self.counts)?;
         doc.serialize_field("energy_per", &energy_per)?;
+        doc.serialize_field("slowest_sample_s", &self.slowest_sample_s)?;
+        doc.serialize_field("notes", &self.notes)?;
         doc.serialize_field("gpus", &self.gpus_in_cuda_order())?;
         doc.end()
     }
@@ -288,7 +348,7 @@ impl Serialize for JobReport {
 #[derive(Deserialize)]
 struct ReportDoc {
     schema: u32,
-    id: WindowId,
+    id: IdDoc,
     name: String,
     labels: BTreeMap<String, String>,
     hostname: String,
@@ -304,6 +364,12 @@ struct ReportDoc {
     duration_s: f64,
     energy_j: Option<f64>,
     counts: BTreeMap<String, f64>,
+    /// Schema 3.
+    #[serde(default)]
+    slowest_sample_s: Option<f64>,
+    /// Schema 3.
+    #[serde(default)]
+    notes: Vec<String>,
     gpus: Vec<GpuReport>,
 }
 
@@ -329,7 +395,10 @@ impl TryFrom<ReportDoc> for JobReport {
         let mut gpus = doc.gpus;
         gpus.sort_by_key(|g| g.index);
         Ok(JobReport {
-            id: doc.id,
+            id: match doc.id {
+                IdDoc::Text(text) => JobId(text),
+                IdDoc::Number(n) => JobId(n.to_string()),
+            },
             name: doc.name,
             labels: doc.labels,
             hostname: doc.hostname,
@@ -341,6 +410,8 @@ impl TryFrom<ReportDoc> for JobReport {
             energy_j: doc.energy_j,
             counts: doc.counts,
             interrupted,
+            slowest_sample_s: doc.slowest_sample_s,
+            notes: doc.notes,
         })
     }
 }
@@ -372,7 +443,7 @@ mod tests {
 
     fn report() -> JobReport {
         JobReport {
-            id: WindowId(7),
+            id: JobId::from("3f0c9a52-6d1e-4b7a-8c2d-1e5f7a9b0c3d"),
             name: "train".into(),
             labels: BTreeMap::from([("team".to_owned(), "nlp".to_owned())]),
             hostname: "w1".into(),
@@ -384,7 +455,22 @@ mod tests {
             energy_j: Some(3.3),
             counts: BTreeMap::from([("tokens".to_owned(), 3.0)]),
             interrupted: Some("KeyboardInterrupt".into()),
+            slowest_sample_s: Some(1.25),
+            notes: vec!["sampling fell behind".into()],
         }
+    }
+
+    #[test]
+    fn job_ids_are_random_uuids() {
+        let (a, b) = (JobId::random(), JobId::random());
+        assert_ne!(a, b);
+        let parsed = uuid::Uuid::parse_str(a.as_str()).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(
+            a.as_str(),
+            parsed.hyphenated().to_string(),
+            "lower-case, hyphenated"
+        );
     }
 
     #[test]
@@ -392,7 +478,8 @@ mod tests {
         let r = report();
         let text = r.to_json();
         let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(doc["schema"], 2);
+        assert_eq!(doc["schema"], 3);
+        assert_eq!(doc["id"], "3f0c9a52-6d1e-4b7a-8c2d-1e5f7a9b0c3d");
         assert_eq!(doc["interrupted"], true);
         assert_eq!(doc["error"], "KeyboardInterrupt");
         assert_eq!(doc["gpus"][0]["nvml_index"], 1);
@@ -418,9 +505,9 @@ mod tests {
                 .expect_err(k)
                 .to_string()
         };
-        let err = with("schema", 3.into());
+        let err = with("schema", 4.into());
         assert!(
-            err.contains("schema 3 is not supported") && err.contains("upgrade algalon"),
+            err.contains("schema 4 is not supported") && err.contains("upgrade algalon"),
             "{err}"
         );
         assert!(with("interrupted", false.into()).contains("interrupted false"));
@@ -436,11 +523,13 @@ mod tests {
         let obj = old.as_object_mut().expect("object");
         obj.remove("interrupted");
         obj.remove("error");
+        obj.insert("id".to_owned(), 7.into());
+        let v1 = JobReport::from_json(&old.to_string()).expect("v1");
+        assert_eq!(v1.interrupted, None);
         assert_eq!(
-            JobReport::from_json(&old.to_string())
-                .expect("v1")
-                .interrupted,
-            None
+            v1.id.as_str(),
+            "7",
+            "a per-process number reads as its text"
         );
     }
 

@@ -168,31 +168,31 @@ series! {
     // Jobs (the Python and C faces' job reports).
     Job => "algalon_job", Info, "", [; "job_id", "job_name"] + user,
         "A job or window measured by Algalon: its name and identity (Slurm, torchrun, Kubernetes, user labels).";
-    JobDuration => "algalon_job_duration_seconds", Gauge, "seconds", [; "job_id"],
+    JobDuration => "algalon_job_duration_seconds", Gauge, "seconds", [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?"],
         "Time between the first and the last sample of the job.";
-    JobRunning => "algalon_job_running", Gauge, "", [; "job_id"],
+    JobRunning => "algalon_job_running", Gauge, "", [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?"],
         "Whether the job's window is still open (1) or ended (0).";
-    JobInterrupted => "algalon_job_interrupted", Gauge, "", [; "job_id", "exception?"],
+    JobInterrupted => "algalon_job_interrupted", Gauge, "", [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "exception?"],
         "Whether the job ended by an exception (1, with its type as the exception label: KeyboardInterrupt, ...) instead of finishing its with block (0).";
-    JobProgress => "algalon_job_progress", Counter, "", [; "job_id", "unit"],
+    JobProgress => "algalon_job_progress", Counter, "", [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "unit"],
         "Progress the job reported (samples, tokens, …), by unit.";
     JobGpuEnergy => "algalon_job_gpu_energy_joules", Counter, "joules",
-        [; "job_id", "gpu", "UUID", "source"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "source"],
         "Energy the GPU used during the job, in joules; source says whether from NVML's energy counter or integrated power.";
     JobGpuUtilization => "algalon_job_gpu_utilization_ratio", Gauge, "ratio",
-        [; "job_id", "gpu", "UUID"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
         "Mean GPU utilization during the job (0-1).";
     JobGpuUtilizationMax => "algalon_job_gpu_utilization_max_ratio", Gauge, "ratio",
-        [; "job_id", "gpu", "UUID"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
         "Highest GPU utilization during the job (0-1).";
     JobGpuMemoryPeak => "algalon_job_gpu_memory_peak_bytes", Gauge, "bytes",
-        [; "job_id", "gpu", "UUID"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
         "Highest GPU memory used during the job, in bytes.";
     JobGpuPowerMean => "algalon_job_gpu_power_mean_watts", Gauge, "watts",
-        [; "job_id", "gpu", "UUID"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
         "Mean GPU power draw during the job, in watts.";
     JobGpuProcessMemoryPeak => "algalon_job_gpu_process_memory_peak_bytes", Gauge, "bytes",
-        [; "job_id", "gpu", "UUID"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
         "Highest GPU memory used by the job's own processes, in bytes.";
 }
 

@@ -107,18 +107,27 @@ fn windows_measure_energy_utilization_and_memory() {
         assert!(table.contains("integrated"), "{table}");
         assert!(table.contains("J per samples"), "{table}");
 
+        // Every job has its own random id, the job_id label of its series.
+        assert_ne!(report.id, inner_report.id);
+        let (id, inner_id) = (report.id.as_str(), inner_report.id.as_str());
         let text = encode_jobs(&tracker.reports(), Format::PrometheusText);
         assert!(
-            text.contains("algalon_job_info{job_id=\"1\",job_name=\"finetune\",team=\"nlp\"} 1"),
+            text.contains(&format!(
+                "algalon_job_info{{job_id=\"{id}\",job_name=\"finetune\",team=\"nlp\"}} 1"
+            )),
             "{text}"
         );
-        assert!(text.contains(&format!("algalon_job_gpu_energy_joules_total{{job_id=\"1\",gpu=\"0\",UUID=\"{H100}\",source=\"counter\"}}")), "{text}");
+        assert!(text.contains(&format!("algalon_job_gpu_energy_joules_total{{job_id=\"{id}\",job_name=\"finetune\",gpu=\"0\",UUID=\"{H100}\",source=\"counter\"}}")), "{text}");
         assert!(
-            text.contains("algalon_job_running{job_id=\"2\"} 0"),
+            text.contains(&format!(
+                "algalon_job_running{{job_id=\"{inner_id}\",job_name=\"epoch-1\"}} 0"
+            )),
             "{text}"
         );
         assert!(
-            text.contains("algalon_job_progress_total{job_id=\"1\",unit=\"samples\"} 1000"),
+            text.contains(&format!(
+                "algalon_job_progress_total{{job_id=\"{id}\",job_name=\"finetune\",unit=\"samples\"}} 1000"
+            )),
             "{text}"
         );
         bg.stop();
@@ -239,7 +248,7 @@ fn interrupted_windows_are_reported_encoded_and_parsed_back() {
         "a late mark changes nothing"
     );
 
-    // The report's JSON schema (2, shared with Python's Report.to_json):
+    // The report's JSON schema (3, shared with Python's Report.to_json):
     // `interrupted` is a flag and `error` what cut the job short.
     let json = serde_json::to_value(&tracker.reports()[1].0).expect("serializes");
     assert_eq!(json["error"], serde_json::json!(HOSTILE));
@@ -249,28 +258,44 @@ fn interrupted_windows_are_reported_encoded_and_parsed_back() {
     assert_eq!(json["interrupted"], serde_json::json!(false));
 
     let reports = tracker.reports();
+    let id = |name: &str| {
+        reports
+            .iter()
+            .find(|(r, _)| r.name == name)
+            .map(|(r, _)| r.id.as_str().to_owned())
+            .expect(name)
+    };
     let text = encode_jobs(&reports, Format::PrometheusText);
     assert!(
         text.contains("# TYPE algalon_job_interrupted gauge\n"),
         "{text}"
     );
     assert!(
-        text.contains("algalon_job_interrupted{job_id=\"1\"} 0\n"),
+        text.contains(&format!(
+            "algalon_job_interrupted{{job_id=\"{}\",job_name=\"clean\"}} 0\n",
+            id("clean")
+        )),
         "{text}"
     );
     assert!(
-        text.contains("algalon_job_interrupted{job_id=\"2\",exception=\"KeyboardInterrupt\"} 1\n"),
+        text.contains(&format!(
+            "algalon_job_interrupted{{job_id=\"{}\",job_name=\"marked\",exception=\"KeyboardInterrupt\"}} 1\n",
+            id("marked")
+        )),
         "{text}"
     );
     assert!(
-        text.contains("algalon_job_interrupted{job_id=\"4\"} 0\n"),
+        text.contains(&format!(
+            "algalon_job_interrupted{{job_id=\"{}\",job_name=\"running\"}} 0\n",
+            id("running")
+        )),
         "{text}"
     );
     let expected = vec![
-        ("2".to_owned(), 1.0, Some("KeyboardInterrupt".to_owned())),
-        ("3".to_owned(), 1.0, Some(HOSTILE.to_owned())),
-        ("1".to_owned(), 0.0, None),
-        ("4".to_owned(), 0.0, None),
+        (id("marked"), 1.0, Some("KeyboardInterrupt".to_owned())),
+        (id("hostile"), 1.0, Some(HOSTILE.to_owned())),
+        (id("clean"), 0.0, None),
+        (id("running"), 0.0, None),
     ];
     for format in [Format::PrometheusText, Format::OpenMetrics] {
         let text = encode_jobs(&reports, format);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use algalon_core::encode_jobs;
-use algalon_core::jobs::{EnergySource, GpuReport, JobReport, WindowId};
+use algalon_core::jobs::{EnergySource, GpuReport, JobId, JobReport};
 use algalon_core::procinfo::ProcessIdentity;
 use algalon_core::series::{SERIES, SeriesKind};
 use algalon_core::{
@@ -52,11 +52,20 @@ fn reports() -> Vec<(JobReport, bool)> {
     t4.energy_j = Some(301.5);
     t4.process_memory_peak_bytes = None;
     let finetune = JobReport {
-        id: WindowId(1),
+        id: JobId::from("0b8e3f52-2c4d-4e6f-8a1b-3c5d7e9f1a2b"),
         name: "finetune".to_owned(),
         labels: [
             ("team", "nlp"),
             ("slurm_job_id", "4242"),
+            ("slurm_step_id", "0"),
+            ("slurm_procid", "1"),
+            ("slurm_array_job_id", "4240"),
+            ("slurm_array_task_id", "2"),
+            ("torchelastic_run_id", "run-9"),
+            ("rank", "1"),
+            ("local_rank", "1"),
+            ("k8s_namespace", "ml"),
+            ("k8s_pod", "trainer-0"),
             ("my-label.x", "quote \" and back\\slash"),
         ]
         .into_iter()
@@ -73,6 +82,8 @@ fn reports() -> Vec<(JobReport, bool)> {
             .into_iter()
             .collect(),
         interrupted: None,
+        slowest_sample_s: Some(0.004),
+        notes: Vec::new(),
     };
     let mut lost = gpu_report(0, H100);
     lost.energy_j = None;
@@ -82,7 +93,7 @@ fn reports() -> Vec<(JobReport, bool)> {
     lost.util_max = None;
     lost.power_mean_w = None;
     let eval = JobReport {
-        id: WindowId(2),
+        id: JobId::from("1c9f4a63-3d5e-4f70-9b2c-4d6e8f0a2b3c"),
         name: "eval".to_owned(),
         labels: BTreeMap::new(),
         hostname: String::new(),
@@ -94,11 +105,16 @@ fn reports() -> Vec<(JobReport, bool)> {
         energy_j: None,
         counts: BTreeMap::new(),
         interrupted: Some("KeyboardInterrupt".to_owned()),
+        slowest_sample_s: None,
+        notes: Vec::new(),
     };
     let serve = JobReport {
-        id: WindowId(3),
+        id: JobId::from("2da05b74-4e6f-4081-ac3d-5e7f9a1b3c4d"),
         name: "serve".to_owned(),
-        labels: BTreeMap::new(),
+        labels: [("rank", "3"), ("local_rank", "1"), ("world_size", "4")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
         hostname: String::new(),
         running: true,
         started_at: 1_700_000_012.0,
@@ -108,6 +124,8 @@ fn reports() -> Vec<(JobReport, bool)> {
         energy_j: None,
         counts: BTreeMap::new(),
         interrupted: None,
+        slowest_sample_s: Some(1.0),
+        notes: vec!["sampling fell behind".to_owned()],
     };
     vec![(finetune, false), (eval, false), (serve, true)]
 }

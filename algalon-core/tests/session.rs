@@ -22,7 +22,33 @@ fn session_options(visible: Option<&str>) -> SessionOptions {
         ..options()
     });
     opts.visible_devices = visible.map(str::to_owned);
+    // Not under torchrun, whatever the environment running the tests says.
+    opts.local_rank = None;
     opts
+}
+
+#[test]
+fn under_torchrun_the_default_is_the_local_rank_gpu() {
+    with_scenario(&scenario("constant"), Some(5.0), || {
+        let rank = |visible: Option<&str>, local_rank: u32, gpus: GpuChoice| {
+            let mut opts = session_options(visible);
+            opts.local_rank = Some(local_rank);
+            opts.gpus = gpus;
+            JobSession::new(opts).expect("session").measured().to_vec()
+        };
+        // Both GPUs visible: rank 1 measures cuda:1 only.
+        assert_eq!(rank(None, 1, GpuChoice::Visible), [T4]);
+        assert_eq!(rank(Some("1,0"), 1, GpuChoice::Visible), [H100]);
+        // One GPU per rank through CUDA_VISIBLE_DEVICES: that one.
+        assert_eq!(rank(Some("0"), 1, GpuChoice::Visible), [H100]);
+        // A rank beyond the visible GPUs measures them all.
+        assert_eq!(rank(None, 7, GpuChoice::Visible), [H100, T4]);
+        // A choice made by the caller stands.
+        assert_eq!(
+            rank(None, 1, GpuChoice::Selected(vec![Selector::Cuda(0)])),
+            [H100]
+        );
+    });
 }
 
 fn job(name: &str) -> JobSpec {

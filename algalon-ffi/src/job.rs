@@ -4,7 +4,9 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use algalon_core::jobs::{EnergySource, GpuReport, JobError, JobReport, JobSpec, WindowId};
+use algalon_core::jobs::{
+    EnergySource, GpuReport, JobError, JobReport, JobSpec, WindowId, check_count_name,
+};
 use parking_lot::Mutex;
 
 use crate::error::{Fail, FfiResult, algalon_result, boundary, boundary_value};
@@ -320,9 +322,12 @@ pub unsafe extern "C" fn algalon_job_free(job: *mut algalon_job) {
 }
 
 /// Adds `n` to a progress count of the job (`"tokens"`, `"samples"`, …);
-/// the table then shows the energy per unit (J per token).
+/// the table then shows the energy per unit (J per token). Names are those
+/// Python's `job.count` takes: `samples`, `tokens`, `steps`, `batches`,
+/// `epochs`, `sequences`, `images`, `requests`.
 /// `ALGALON_RESULT_ALREADY_ENDED` once the job has ended;
-/// `ALGALON_RESULT_INVALID_ARGUMENT` for an empty name or a non-finite `n`.
+/// `ALGALON_RESULT_INVALID_ARGUMENT` for another name (the last error lists
+/// the valid ones) or a non-finite `n`.
 ///
 /// # Safety
 ///
@@ -344,6 +349,8 @@ pub unsafe extern "C" fn algalon_job_add_count(
                 format!("cannot add {n} to count {what:?}: give a name and a finite number"),
             ));
         }
+        check_count_name(what)
+            .map_err(|e| Fail::new(algalon_result::InvalidArgument, e.to_string()))?;
         let ended = job.ended.lock();
         if ended.is_some() || job.sampler.session.count(job.id, what, n).is_err() {
             return Err(Fail::new(
@@ -447,9 +454,10 @@ pub unsafe extern "C" fn algalon_job_add_pid(job: *const algalon_job, pid: u32) 
 
 /// Copies the job's report as JSON into `buf` by the string protocol (see
 /// `algalon_last_error`): the schema the Python package's
-/// `Report.to_json` / `Report.from_json` write and read (`"schema": 2`),
+/// `Report.to_json` / `Report.from_json` write and read (`"schema": 3`),
 /// with every figure of `algalon_job_report` and `algalon_job_gpu_report`
-/// plus labels, counts, CUDA indices, notes and lost GPUs' reasons. Final
+/// plus the job's globally unique `id` (a UUID, the `job_id` label of its
+/// series), labels, counts, CUDA indices, notes and lost GPUs' reasons. Final
 /// after `algalon_job_end`, so far before (`"running": true`) — while the
 /// job runs, a sample between the size probe and the copy can change the
 /// text, so retry on `ALGALON_RESULT_INSUFFICIENT_SIZE`.

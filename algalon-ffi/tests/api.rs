@@ -464,6 +464,15 @@ fn job_energy_is_the_counter_difference_or_integrated_power() {
         unsafe { algalon_job_add_count(job, tokens.as_ptr(), 1000.0) },
         algalon_result::Ok
     );
+    // A near miss is refused, not counted apart: the error says what was meant.
+    let singular = cstr("token");
+    // SAFETY: live job.
+    assert_eq!(
+        unsafe { algalon_job_add_count(job, singular.as_ptr(), 1.0) },
+        algalon_result::InvalidArgument
+    );
+    let err = last_error();
+    assert!(err.contains("did you mean \"tokens\""), "{err}");
     let mut report = std::mem::MaybeUninit::<algalon_job_report>::uninit();
     // SAFETY: live job; report valid for a write.
     assert_eq!(
@@ -681,7 +690,11 @@ fn jobs_follow_cuda_visible_devices_and_report_json_with_own_processes() {
     assert!(!parsed.running && parsed.interrupted.is_none());
     assert_eq!(parsed.gpus.len(), 1);
     assert_eq!(parsed.gpus[0].cuda_index, Some(0));
-    assert!(json.contains("\"schema\":2"), "{json}");
+    assert!(json.contains("\"schema\":3"), "{json}");
+    // The job's globally unique id, the job_id its series would carry.
+    let id = parsed.id.as_str();
+    assert_eq!((id.len(), id.matches('-').count()), (36, 4), "a UUID: {id}");
+    assert!(json.contains(&format!("\"id\":\"{id}\"")), "{json}");
     // SAFETY: live job, freed once.
     unsafe { algalon_job_free(job) };
 

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use algalon_core::jobs::{
-    GpuChoice, JobError, JobSession, JobSpec, SessionOptions, WindowId, check_job_name,
-    check_label_name,
+    GpuChoice, JobError, JobId, JobSession, JobSpec, SessionOptions, WindowId, check_count_name,
+    check_job_name, check_label_name,
 };
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyUserWarning, PyValueError};
@@ -39,7 +39,9 @@ const DROPPED: &str = "dropped";
 struct Inner {
     /// The process that started the sampler (see `check`).
     owner_pid: u32,
-    session: JobSession,
+    /// Shared (weakly) with the `/metrics` servers, which read its latest
+    /// snapshot.
+    session: Arc<JobSession>,
     servers: Mutex<Vec<Arc<ServerHandle>>>,
     /// `begin_window` names of open windows.
     named: Mutex<BTreeMap<String, Arc<JobCore>>>,
@@ -50,6 +52,17 @@ impl std::fmt::Debug for Inner {
         f.debug_struct("Monitor")
             .field("session", &self.session)
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether `e` means this machine has no GPU to measure (no driver, NVML
+/// that does not start, or — when no GPU was asked for by name — none
+/// visible), which `Monitor(missing_ok=True)` tolerates.
+fn no_gpu_here(e: &algalon_core::Error, chose: bool) -> bool {
+    match e {
+        algalon_core::Error::NvmlNotFound { .. } | algalon_core::Error::NvmlInit { .. } => true,
+        algalon_core::Error::NoSuchDevice { .. } => !chose,
+        _ => false,
     }
 }
 
@@ -81,14 +94,19 @@ impl Inner {
         AlgalonError::new_err("this Monitor is closed; create a new algalon.Monitor()")
     }
 
-    fn begin(&self, py: Python<'_>, job: &JobCore) -> PyResult<WindowId> {
+    fn begin(&self, py: Python<'_>, job: &JobCore) -> PyResult<(WindowId, JobId)> {
         self.check()?;
         let spec = JobSpec {
             name: job.name.clone(),
             labels: job.user_labels.clone(),
             pids: job.extra_pids.clone(),
         };
-        py.detach(|| self.session.begin(spec)).map_err(job_err)
+        let id = py.detach(|| self.session.begin(spec)).map_err(job_err)?;
+        let job_id = self
+            .session
+            .job_id(id)
+            .ok_or_else(|| PyValueError::new_err(format!("job {:?} is not running", job.name)))?;
+        Ok((id, job_id))
     }
 
     /// Ends window `id`; `error` names the exception that left its `with`
@@ -184,13 +202,13 @@ struct JobCore {
 #[derive(Debug)]
 enum JobState {
     Pending,
-    Running(WindowId),
+    Running(WindowId, JobId),
     Ended(Box<Report>),
 }
 
 /// Samples the GPUs this process uses in the background and measures jobs.
 ///
-/// `Monitor(interval=0.1, gpus=None, nvml_lib=None)`: `gpus` are CUDA indices
+/// `Monitor(interval=0.1, gpus=None, nvml_lib=None, *, missing_ok=False)`: `gpus` are CUDA indices
 /// (ints, into the devices `CUDA_VISIBLE_DEVICES` leaves this process) or
 /// `GPU-` UUIDs / unique prefixes (str); `None` measures every GPU this
 /// process can see. Raises `NvmlUnavailableError` (subclasses
@@ -208,12 +226,13 @@ pub struct Monitor {
 #[pymethods]
 impl Monitor {
     #[new]
-    #[pyo3(signature = (interval=0.1, gpus=None, nvml_lib=None))]
+    #[pyo3(signature = (interval=0.1, gpus=None, nvml_lib=None, *, missing_ok=false))]
     fn new(
         py: Python<'_>,
         interval: f64,
         gpus: Option<GpuSelectors>,
         nvml_lib: Option<PathBuf>,
+        missing_ok: bool,
     ) -> PyResult<Monitor> {
         if !(interval.is_finite() && interval > 0.0) {
             return Err(ConfigError::new_err(format!(
@@ -229,6 +248,7 @@ impl Monitor {
         let interval = Duration::from_secs_f64(interval);
         let owner_pid = std::process::id();
         let selectors = gpus.as_ref().map(devices::selectors).transpose()?;
+        let chose = selectors.is_some();
         let built = py.detach(move || {
             let mut opts = SessionOptions::new(devices::sampler_options(nvml_lib, None));
             opts.interval = Some(interval);
@@ -237,7 +257,25 @@ impl Monitor {
             }
             JobSession::new(opts)
         });
-        let session = built.map_err(py_err)?;
+        let session = match built {
+            Ok(session) => session,
+            // No driver or no GPU: with missing_ok, jobs still run and say
+            // that no GPU was measured. A GPU asked for by name that does
+            // not exist stays an error (a typo, not a laptop).
+            Err(e) if missing_ok && no_gpu_here(&e, chose) => {
+                let reason = e.to_string();
+                let msg = format!(
+                    "algalon measures no GPU ({reason}); jobs record wall time only (Monitor(missing_ok=True))"
+                );
+                let msg = std::ffi::CString::new(msg).unwrap_or_default();
+                PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
+                JobSession::without_gpus(
+                    &reason,
+                    std::env::var(algalon_core::devices::CUDA_VISIBLE_DEVICES).ok(),
+                )
+            }
+            Err(e) => return Err(py_err(e)),
+        };
         let visible = session.visible();
         let mig = visible.mig();
         if !mig.is_empty() {
@@ -257,7 +295,7 @@ impl Monitor {
         Ok(Monitor {
             inner: Arc::new(Inner {
                 owner_pid,
-                session,
+                session: Arc::new(session),
                 servers: Mutex::new(Vec::new()),
                 named: Mutex::new(BTreeMap::new()),
             }),
@@ -358,9 +396,10 @@ impl Monitor {
             .call_method1("track", (slf, name, labels))
     }
 
-    /// Serves `/metrics` (this process's job series: `algalon_job_info`,
-    /// energy, utilization, memory, duration) on `addr:port` from a
-    /// background thread; `port=0` picks a free port (see `.port`).
+    /// Serves `/metrics` on `addr:port` from a background thread: build info
+    /// and the measured GPUs' `algalon_gpu_up` from the start, then this
+    /// process's job series (`algalon_job_info`, energy, utilization,
+    /// memory, duration); `port=0` picks a free port (see `.port`).
     #[pyo3(signature = (port=9401, addr="127.0.0.1"))]
     fn serve(&self, py: Python<'_>, port: u16, addr: &str) -> PyResult<MetricsServer> {
         self.inner.check()?;
@@ -368,11 +407,10 @@ impl Monitor {
             return Err(Inner::closed_error());
         }
         let tracker = Arc::clone(self.inner.session.tracker());
+        let session = Arc::downgrade(&self.inner.session);
         let handle = py
-            .detach(|| ServerHandle::start(addr, port, tracker))
-            .map_err(|e| {
-                PyOSError::new_err(format!("cannot serve /metrics on {addr}:{port}: {e}"))
-            })?;
+            .detach(|| ServerHandle::start(addr, port, session, tracker))
+            .map_err(|e| serve_error(py, addr, port, &e))?;
         self.inner.servers.lock().push(Arc::clone(&handle));
         Ok(MetricsServer { handle })
     }
@@ -426,6 +464,13 @@ impl Monitor {
         self.inner.session.hostname()
     }
 
+    /// Why no GPU is measured (`Monitor(missing_ok=True)` on a machine
+    /// without a driver or GPU), else `None`.
+    #[getter]
+    fn no_gpu_reason(&self) -> Option<&str> {
+        self.inner.session.no_gpu()
+    }
+
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
@@ -452,6 +497,12 @@ impl Monitor {
 
     fn __repr__(&self) -> String {
         let session = &self.inner.session;
+        if session.no_gpu().is_some() {
+            return format!(
+                "<Monitor measuring no GPU (missing_ok){}>",
+                if self.closed() { ", closed" } else { "" }
+            );
+        }
         let gpus: Vec<String> = session
             .measured()
             .iter()
@@ -484,7 +535,7 @@ impl Job {
             let state = self.core.state.lock();
             match &*state {
                 JobState::Pending => {}
-                JobState::Running(_) => {
+                JobState::Running(..) => {
                     return Err(PyValueError::new_err(format!(
                         "job {:?} is already running",
                         self.core.name
@@ -498,8 +549,8 @@ impl Job {
                 }
             }
         }
-        let id = self.monitor.begin(py, &self.core)?;
-        *self.core.state.lock() = JobState::Running(id);
+        let (id, job_id) = self.monitor.begin(py, &self.core)?;
+        *self.core.state.lock() = JobState::Running(id, job_id);
         Ok(())
     }
 
@@ -517,7 +568,7 @@ impl Job {
 
     fn running_id(&self) -> PyResult<WindowId> {
         match &*self.core.state.lock() {
-            JobState::Running(id) => Ok(*id),
+            JobState::Running(id, _) => Ok(*id),
             JobState::Pending => Err(PyValueError::new_err(format!(
                 "job {:?} has not started: use `with mon.job(...)` or job.start()",
                 self.core.name
@@ -543,7 +594,7 @@ impl Drop for Job {
             return;
         }
         let id = match &*self.core.state.lock() {
-            JobState::Running(id) => *id,
+            JobState::Running(id, _) => *id,
             JobState::Pending | JobState::Ended(_) => return,
         };
         self.monitor.session.abandon(id, Some(DROPPED));
@@ -574,6 +625,7 @@ impl Job {
         let mut parsed = Vec::with_capacity(counts.len());
         for (k, v) in counts.iter() {
             let unit: String = k.extract()?;
+            check_count_name(&unit).map_err(job_err)?;
             let n: f64 = v.extract().map_err(|_| {
                 PyValueError::new_err(format!(
                     "count {unit}: expected a number, got {}",
@@ -609,7 +661,7 @@ impl Job {
                     self.core.name
                 )));
             }
-            JobState::Running(_) => {}
+            JobState::Running(..) => {}
         }
         self.monitor.check()?;
         let id = self.running_id()?;
@@ -633,16 +685,16 @@ impl Job {
     /// Whether the job is being measured now.
     #[getter]
     fn running(&self) -> bool {
-        matches!(&*self.core.state.lock(), JobState::Running(_))
+        matches!(&*self.core.state.lock(), JobState::Running(..))
     }
 
-    /// Window id (the `job_id` label), once started.
+    /// The job's globally unique id (a UUID, the `job_id` label), once started.
     #[getter]
-    fn id(&self) -> Option<u64> {
+    fn id(&self) -> Option<String> {
         match &*self.core.state.lock() {
             JobState::Pending => None,
-            JobState::Running(id) => Some(id.0),
-            JobState::Ended(r) => Some(r.inner.id.0),
+            JobState::Running(_, id) => Some(id.to_string()),
+            JobState::Ended(r) => Some(r.inner.id.to_string()),
         }
     }
 
@@ -670,11 +722,38 @@ impl Job {
     fn __repr__(&self) -> String {
         let state = match &*self.core.state.lock() {
             JobState::Pending => "not started".to_owned(),
-            JobState::Running(id) => format!("running as window {}", id.0),
+            JobState::Running(_, id) => format!("running as job {id}"),
             JobState::Ended(r) => format!("ended after {:.1} s", r.inner.duration_s),
         };
         format!("<Job {:?} {state}>", self.core.name)
     }
+}
+
+/// Why `serve()` could not listen, as `algalon.ServeError` (an `OSError`
+/// too, with the OS's `errno`): the address and what to do.
+fn serve_error(py: Python<'_>, addr: &str, port: u16, e: &std::io::Error) -> PyErr {
+    let what = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "port {port} is already in use (another program, or another Monitor.serve, listens there): pass another port, or port=0 to pick a free one (see .port)"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "no permission to listen on port {port} (ports below 1024 need privileges): pass a port of 1024 or more"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{addr} is not an address of this host: pass \"127.0.0.1\", \"0.0.0.0\" or one of its addresses"
+        ),
+        _ => e.to_string(),
+    };
+    let message = format!("cannot serve /metrics on {addr}:{port}: {what}");
+    let made = py
+        .import("algalon._errors")
+        .and_then(|m| m.getattr("ServeError"))
+        .and_then(|cls| cls.call1((message.clone(),)))
+        .and_then(|err| {
+            err.setattr("errno", e.raw_os_error())?;
+            Ok(PyErr::from_value(err))
+        });
+    made.unwrap_or_else(|_| PyOSError::new_err(message))
 }
 
 /// An exception type's name as a user knows it: `KeyboardInterrupt` for a

@@ -199,10 +199,23 @@ fn with_timestamps(text: &str, ms: i64) -> String {
 
 #[pymethods]
 impl Report {
-    /// Id of the window in its Monitor (the `job_id` label of its series).
+    /// The job's globally unique id, a UUID (the `job_id` label of its series).
     #[getter]
-    fn id(&self) -> u64 {
-        self.inner.id.0
+    fn id(&self) -> &str {
+        self.inner.id.as_str()
+    }
+
+    /// Longest time one sample of the job took, s; `None` when unknown.
+    #[getter]
+    fn slowest_sample_s(&self) -> Option<f64> {
+        self.inner.slowest_sample_s
+    }
+
+    /// Caveats on the whole report: sampling that fell behind its interval,
+    /// no GPU measured.
+    #[getter]
+    fn notes(&self) -> Vec<String> {
+        self.inner.notes.clone()
     }
 
     /// The job or window name.
@@ -395,8 +408,34 @@ impl Report {
         out
     }
 
+    /// One line: name, state, duration, energy, GPUs (`str()` gives the table).
     fn __repr__(&self) -> String {
-        self.__str__()
+        let r = &self.inner;
+        let state = match (&r.interrupted, r.running) {
+            (Some(why), _) => format!(" interrupted by {why}"),
+            (None, true) => " running".to_owned(),
+            (None, false) => String::new(),
+        };
+        let energy = r
+            .energy_j
+            .map_or_else(|| "energy unknown".to_owned(), |e| format!("{e:.1} J"));
+        let gpus: Vec<String> = r
+            .gpus_in_cuda_order()
+            .iter()
+            .map(|g| match g.cuda_index {
+                Some(i) => format!("cuda:{i}"),
+                None => format!("GPU {}", g.index),
+            })
+            .collect();
+        let gpus = if gpus.is_empty() {
+            "no GPU".to_owned()
+        } else {
+            gpus.join(",")
+        };
+        format!(
+            "<Report {:?}{state}: {:.1} s, {energy}, {gpus}>",
+            r.name, r.duration_s
+        )
     }
 }
 

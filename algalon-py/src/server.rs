@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use algalon_core::Format;
-use algalon_core::encode_jobs;
-use algalon_core::jobs::JobTracker;
+use algalon_core::jobs::{JobSession, JobTracker};
+use algalon_core::{Format, encode_job_process, encode_jobs};
 use parking_lot::Mutex;
+use std::sync::Weak;
 
 /// How long a client may take to send its request or read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,10 +31,13 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Binds `addr:port` (port 0: any free port) and starts serving.
+    /// Binds `addr:port` (port 0: any free port) and starts serving the
+    /// session's build info and GPUs (while it lives and samples) and the
+    /// tracker's jobs.
     pub fn start(
         addr: &str,
         port: u16,
+        session: Weak<JobSession>,
         tracker: Arc<JobTracker>,
     ) -> std::io::Result<Arc<ServerHandle>> {
         let ip: IpAddr = addr.parse().map_err(|_| {
@@ -59,7 +62,7 @@ impl ServerHandle {
                     }
                     if let Ok(stream) = stream {
                         // A client that misbehaves only loses its own answer.
-                        let _ = answer(stream, &tracker);
+                        let _ = answer(stream, &session, &tracker);
                     }
                 }
             })?;
@@ -107,7 +110,22 @@ impl ServerHandle {
     }
 }
 
-fn answer(mut stream: TcpStream, tracker: &JobTracker) -> std::io::Result<()> {
+/// `/metrics`: the process's build info and GPUs from the session's latest
+/// snapshot (from the start, before any job), then the job series.
+fn metrics(session: &Weak<JobSession>, tracker: &JobTracker) -> String {
+    let snapshot = session.upgrade().and_then(|s| s.latest());
+    let mut body = snapshot
+        .map(|snap| encode_job_process(&snap, Format::PrometheusText))
+        .unwrap_or_default();
+    body.push_str(&encode_jobs(&tracker.reports(), Format::PrometheusText));
+    body
+}
+
+fn answer(
+    mut stream: TcpStream,
+    session: &Weak<JobSession>,
+    tracker: &JobTracker,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut head = Vec::with_capacity(512);
@@ -147,7 +165,7 @@ fn answer(mut stream: TcpStream, tracker: &JobTracker) -> std::io::Result<()> {
     }
     match path {
         "/metrics" => {
-            let body = encode_jobs(&tracker.reports(), Format::PrometheusText);
+            let body = metrics(session, tracker);
             respond(
                 &mut stream,
                 "200 OK",

@@ -24,7 +24,15 @@ from conftest import H100, REPO, T4, run_python
 LIB_DIR = REPO / "target" / "debug"
 HERE = Path(__file__).parent
 FROZEN = {"ALGALON_FAKE_NVML_FROZEN_TIME": "5", "CUDA_VISIBLE_DEVICES": "1,0"}
-WALL_TIME = ("started_at", "ended_at", "duration_s", "energy_j", "energy_per", "id")
+WALL_TIME = (
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "energy_j",
+    "energy_per",
+    "id",
+    "slowest_sample_s",
+)
 
 
 @pytest.fixture(scope="module")

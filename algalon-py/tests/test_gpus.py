@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.request
 import warnings
 
 import algalon
 import pytest
-from conftest import H100, MIB, T4, run_python
+from conftest import H100, MIB, REPO, T4, run_python
 
 
 def test_gpus_reports_the_scenario() -> None:
@@ -231,3 +234,72 @@ def test_an_empty_gpu_list_says_what_to_do() -> None:
     assert "empty GPU list" in message and "cuda:0" in message
     # It does not claim the host has no GPU.
     assert "NVML lists none" not in message and H100 in message
+
+
+def test_under_torchrun_a_monitor_measures_its_local_rank_gpu() -> None:
+    code = """
+        import json, os, algalon
+        mon = algalon.Monitor(interval=0.05)
+        with mon.job("rank-job") as job:
+            pass
+        print(json.dumps([[g.cuda_index, g.nvml_index] for g in job.report.gpus]))
+    """
+    scenario = str(REPO / "testing" / "scenarios" / "h100x8.json")
+
+    def measured(env: dict[str, str | None]) -> list[list[int]]:
+        env = {"ALGALON_FAKE_NVML_SCENARIO": scenario, **env}
+        return json.loads(run_python(code, env=env).stdout)  # type: ignore[no-any-return]
+
+    # Every GPU visible: rank 3 measures cuda:3 only, not all eight.
+    assert measured({"LOCAL_RANK": "3"}) == [[3, 3]]
+    assert measured({"LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "7,6,5"}) == [[1, 6]]
+    # One GPU per rank through CUDA_VISIBLE_DEVICES: that one.
+    assert measured({"LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "5"}) == [[0, 5]]
+    # Not under torchrun: every visible GPU.
+    assert len(measured({})) == 8
+    # An explicit choice wins over the rank.
+    code = code.replace("interval=0.05", "interval=0.05, gpus=[0, 1]")
+    assert measured({"LOCAL_RANK": "1"}) == [[0, 0], [1, 1]]
+
+
+def test_missing_ok_runs_without_a_driver() -> None:
+    missing = "/nonexistent/libnvidia-ml.so.1"
+    with pytest.warns(UserWarning, match=r"measures no GPU .*missing_ok") as caught:
+        mon = algalon.Monitor(nvml_lib=missing, missing_ok=True)
+    assert len(caught) == 1
+    try:
+        assert mon.gpus == [] and mon.no_gpu_reason is not None
+        assert missing in mon.no_gpu_reason
+        assert "measuring no GPU" in repr(mon)
+        with mon.job("on-a-laptop", labels={"team": "nlp"}) as job:
+            time.sleep(0.1)
+            job.count(samples=4)
+        report = job.report
+        assert report.duration_s >= 0.09 and report.gpus == []
+        assert report.energy_j is None and report.energy_per_sample is None
+        (note,) = report.notes
+        assert note.startswith("no GPU was measured (") and missing in note
+        assert "note: no GPU was measured" in str(report)
+        # Served and pushed as usual: the job's duration, no GPU series.
+        server = mon.serve(port=0)
+        with urllib.request.urlopen(server.url, timeout=5) as r:
+            body = r.read().decode()
+        assert "algalon_job_duration_seconds{" in body and "algalon_build_info" in body
+        assert "algalon_gpu_up" not in body and "energy" not in body
+    finally:
+        mon.close()
+    # Without missing_ok the missing driver is still an error; so is a GPU
+    # asked for by name that this host does not have.
+    with pytest.raises(algalon.NvmlNotFoundError):
+        algalon.Monitor(nvml_lib=missing)
+    with pytest.raises(algalon.DeviceNotFoundError):
+        algalon.Monitor(gpus=[5], missing_ok=True)
+
+
+def test_missing_ok_with_no_visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.warns(UserWarning, match="measures no GPU"):
+        mon = algalon.Monitor(missing_ok=True)
+    with mon, mon.job("cpu-only") as job:
+        pass
+    assert job.report.gpus == [] and job.report.notes

@@ -7,6 +7,7 @@ import copy
 import json
 import pickle
 import time
+from pathlib import Path
 
 import algalon
 import pytest
@@ -52,7 +53,11 @@ def test_job_energy_matches_power_times_duration(mon: algalon.Monitor) -> None:
     text = str(report)
     assert 'job "llama-finetune"' in text and "counter" in text and "integrated" in text
     assert "team=nlp" in text and f"GPU 0 = cuda:0, {H100}" in text
-    assert repr(report) == text
+    # repr is one line: name, duration, energy, GPUs; str is the table.
+    assert repr(report) == (
+        f'<Report "llama-finetune": {report.duration_s:.1f} s, '
+        f"{report.energy_j:.1f} J, cuda:0,cuda:1>"
+    )
     assert "cuda:0" in repr(h100)
 
 
@@ -107,6 +112,43 @@ def test_count_gives_energy_per_sample_and_token(mon: algalon.Monitor) -> None:
     assert "J per samples" in str(report)
     with pytest.raises(ValueError, match="already ended"):
         job.count(samples=1)
+
+
+def test_count_names_are_checked(mon: algalon.Monitor) -> None:
+    # `sample=` next to `samples=` would be a second count nobody reads.
+    with mon.job("typo") as job:
+        job.count(samples=2)
+        with pytest.raises(ValueError, match='did you mean "samples"') as err:
+            job.count(sample=1)
+        assert "samples, tokens, steps" in str(err.value)
+        with pytest.raises(ValueError, match="count one of"):
+            job.count(bananas=1)
+    assert job.report.counts == {"samples": 2.0}
+
+
+def test_a_slow_gpu_is_noted_in_the_report(tmp_path: Path) -> None:
+    scenario = json.loads(CONSTANT.read_text())
+    scenario["latency"] = [{"call": "nvmlDeviceGetPowerUsage", "gpu": 1, "ms": 250.0}]
+    path = tmp_path / "slow-t4.json"
+    path.write_text(json.dumps(scenario))
+    code = """
+        import time, algalon
+        mon = algalon.Monitor(interval=0.05)
+        with mon.job("slow") as job:
+            time.sleep(0.1)
+        print(job.report.to_json())
+    """
+    report = algalon.Report.from_json(
+        run_python(code, env={"ALGALON_FAKE_NVML_SCENARIO": str(path)}).stdout
+    )
+    assert report.slowest_sample_s is not None and report.slowest_sample_s >= 0.25
+    (note,) = report.notes
+    assert "fell behind its 0.050 s interval" in note, note
+    assert "note: sampling fell behind" in str(report)
+    # A fast GPU gives no note (an interval a loaded test machine keeps too).
+    with algalon.Monitor(interval=0.5) as mon, mon.job("fast") as job:
+        time.sleep(0.1)
+    assert job.report.notes == [] and job.report.slowest_sample_s is not None
 
 
 def test_counts_must_be_non_negative_numbers(mon: algalon.Monitor) -> None:
@@ -280,7 +322,7 @@ def test_report_round_trips_through_json(mon: algalon.Monitor) -> None:
     report = job.report
     data = report.to_dict()
     assert report.energy_j is not None
-    assert data["schema"] == 2 and data["name"] == "saved"
+    assert data["schema"] == 3 and data["name"] == "saved"
     assert data["energy_per"]["samples"] == pytest.approx(report.energy_j / 10)
     assert [g["cuda_index"] for g in data["gpus"]] == [0, 1]
     assert data["gpus"][0]["energy_source"] == "counter"
@@ -314,15 +356,17 @@ def test_decorator_sync_and_async(mon: algalon.Monitor) -> None:
 
     assert evaluate(21) == 42
     assert evaluate.__name__ == "evaluate" and evaluate.__doc__ == "Docs survive."
-    r = evaluate.last_report  # type: ignore[attr-defined]
+    r = evaluate.last_report
+    assert r is not None
     assert (
         r.name == "evaluate" and r.labels == {"split": "val"} and r.duration_s >= 0.09
     )
     assert plain() == "ok"
-    assert plain.last_report.name.endswith("plain")  # type: ignore[attr-defined]
+    assert plain.last_report is not None
+    assert plain.last_report.name.endswith("plain")
     assert asyncio.run(infer()) == 7
-    r = infer.last_report  # type: ignore[attr-defined]
-    assert r.name == "infer" and r.duration_s >= 0.09
+    r = infer.last_report
+    assert r is not None and r.name == "infer" and r.duration_s >= 0.09
     names = [r.name for r in mon.reports()]
     assert names.count("evaluate") == 1 and "infer" in names
 
@@ -332,7 +376,7 @@ def test_decorator_sync_and_async(mon: algalon.Monitor) -> None:
 
     with pytest.raises(KeyError):
         fails()
-    assert fails.last_report.name == "fails"  # type: ignore[attr-defined]
+    assert fails.last_report is not None and fails.last_report.name == "fails"
 
 
 def test_reports_lists_finished_and_running(mon: algalon.Monitor) -> None:

@@ -184,3 +184,39 @@ def test_return_inside_with_type_checks(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_tracked_functions_are_typed(tmp_path: Path) -> None:
+    """``@mon.track`` keeps the function's signature and adds ``last_report``:
+    mypy --strict accepts both without ``type: ignore``, and catches misuse."""
+    src = tmp_path / "uses_track.py"
+    src.write_text(
+        "import asyncio\n"
+        "import algalon\n\n"
+        "mon = algalon.Monitor()\n\n\n"
+        "@mon.track('evaluate')\n"
+        "def evaluate(x: int) -> int:\n"
+        "    return x * 2\n\n\n"
+        "@mon.track\n"
+        "async def infer(n: int) -> str:\n"
+        "    return str(n)\n\n\n"
+        "doubled: int = evaluate(21)\n"
+        "text: str = asyncio.run(infer(3))\n"
+        "r: algalon.Report | None = evaluate.last_report\n"
+        "if infer.last_report is not None:\n"
+        "    print(infer.last_report.energy_j)\n"
+    )
+    mypy = [sys.executable, "-m", "mypy", "--strict", "--no-incremental"]
+    proc = subprocess.run(
+        [*mypy, str(src)], check=False, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The signature is kept: a wrong argument type is an error.
+    src.write_text(src.read_text().replace("evaluate(21)", "evaluate('21')"))
+    proc = subprocess.run(
+        [*mypy, str(src)], check=False, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1 and "uses_track.py:17: error" in proc.stdout, (
+        proc.stdout
+    )
+    assert 'expected "int"' in proc.stdout, proc.stdout

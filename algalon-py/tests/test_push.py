@@ -15,7 +15,7 @@ from typing import Any
 
 import algalon
 import pytest
-from conftest import H100, T4
+from conftest import H100, REPO, T4, run_python
 
 VM = shutil.which("victoria-metrics")
 
@@ -75,15 +75,15 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-def export(vm: str, match: str) -> list[dict[str, Any]]:
-    """Series matching ``match``; waits (bounded) until freshly pushed data is searchable."""
+def export(vm: str, match: str, want: int = 1) -> list[dict[str, Any]]:
+    """Series matching ``match``; waits (bounded) until ``want`` of them are searchable."""
     query = urllib.parse.urlencode({"match[]": match})
     deadline = time.monotonic() + 15
     while True:
         get(vm + "/internal/force_flush")
         lines = get(f"{vm}/api/v1/export?{query}").splitlines()
         found = [json.loads(line) for line in lines if line.strip()]
-        if found or time.monotonic() > deadline:
+        if len(found) >= want or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
 
@@ -182,3 +182,80 @@ def test_an_interrupted_job_is_pushed_marked(vm: str, mon: algalon.Monitor) -> N
         vm, f'{{__name__="algalon_job_gpu_energy_joules_total",job_id="{job.id}"}}'
     )
     assert any(stamp in e["timestamps"] for e in energy), energy
+
+
+H100X8 = REPO / "testing" / "scenarios" / "h100x8.json"
+
+
+def pushed_run(
+    vm: str, env: dict[str, str | None], gpus: str = "None"
+) -> algalon.Report:
+    """A job in a fresh process (its own Monitor, as a new run or rank has), pushed to ``vm``."""
+    code = f"""
+        import time, algalon
+        mon = algalon.Monitor(interval=0.05, gpus={gpus})
+        with mon.job("train") as job:
+            time.sleep(0.3)
+        job.report.push({vm!r})
+        print(job.report.to_json())
+    """
+    return algalon.Report.from_json(run_python(code, env=env).stdout)
+
+
+def test_two_runs_pushed_keep_their_own_energy(vm: str) -> None:
+    # Before job ids were unique, both runs' first job was job_id="1" and
+    # the later push overwrote the earlier one's series.
+    first = pushed_run(vm, {})
+    second = pushed_run(vm, {})
+    assert first.id != second.id
+    energy = export(
+        vm, '{__name__="algalon_job_gpu_energy_joules_total",job_name="train"}', 4
+    )
+    got = {
+        (e["metric"]["job_id"], e["metric"]["UUID"]): e["values"]
+        for e in energy
+        if e["metric"]["job_id"] in (first.id, second.id)
+    }
+    want = {
+        (r.id, g.uuid): [pytest.approx(g.energy_j)]
+        for r in (first, second)
+        for g in r.gpus
+    }
+    # Found by job_name: the per-GPU series carry the job's name, not only its id.
+    assert got == want
+
+
+def test_two_torchrun_ranks_keep_all_their_gpu_series(vm: str) -> None:
+    run = f"run-{free_port()}"
+    reports = [
+        pushed_run(
+            vm,
+            {
+                "ALGALON_FAKE_NVML_SCENARIO": str(H100X8),
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": "2",
+                "TORCHELASTIC_RUN_ID": run,
+            },
+            gpus="list(range(8))",
+        )
+        for rank in (0, 1)
+    ]
+    assert [len(r.gpus) for r in reports] == [8, 8]
+    for name in (
+        "algalon_job_gpu_energy_joules_total",
+        "algalon_job_gpu_utilization_ratio",
+    ):
+        series = export(vm, f'{{__name__="{name}",torchelastic_run_id="{run}"}}', 16)
+        keys = {(s["metric"]["rank"], s["metric"]["gpu"]) for s in series}
+        assert len(series) == 16 and len(keys) == 16, series
+        assert {s["metric"]["local_rank"] for s in series} == {"0", "1"}
+    durations = export(
+        vm,
+        f'{{__name__="algalon_job_duration_seconds",torchelastic_run_id="{run}"}}',
+        2,
+    )
+    by_rank = {d["metric"]["rank"]: d["values"] for d in durations}
+    assert by_rank == {
+        str(i): [pytest.approx(r.duration_s)] for i, r in enumerate(reports)
+    }

@@ -81,7 +81,7 @@ def main() -> None:
         for used in report.gpus:
             util = "-" if used.util_mean is None else f"{used.util_mean:.0f}%"
             print(f"cuda:{used.cuda_index} {used.name}: mean utilization {util}")
-        print(evaluate.last_report)  # type: ignore[attr-defined]
+        print(evaluate.last_report)
 
         if args.save:
             with open(args.save, "w") as f:

@@ -1,34 +1,108 @@
 //! The job series of job reports ([`encode_jobs`]).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 
 use super::format::Format;
 use super::render::{encode_collector, own_family};
+use crate::jobs::SERIES_IDENTITY_LABELS;
 use crate::labels::sanitize_label_name;
 use crate::report::{GpuReport, JobReport};
 use crate::series::{Series, SeriesKind};
-use crate::snapshot::Value;
+use crate::snapshot::{Snapshot, Value};
 
 /// Per-job series for a report list (`running` says whether each job is
 /// still open), used by the Python and C faces to serve or push job usage:
 ///
-/// * `algalon_job_info{job_id,name,<labels>} 1`
-/// * `algalon_job_gpu_energy_joules_total{job_id,gpu,UUID,source}`
+/// * `algalon_job_info{job_id,job_name,<labels>} 1`
+/// * `algalon_job_gpu_energy_joules_total{job_id,job_name,<identity>,gpu,UUID,source}`
 /// * `algalon_job_gpu_utilization_ratio`, `algalon_job_gpu_memory_peak_bytes`,
 ///   `algalon_job_gpu_power_mean_watts`, `algalon_job_duration_seconds`,
 ///   `algalon_job_running`.
 /// * `algalon_job_interrupted{job_id} 0` for a job not interrupted,
 ///   `algalon_job_interrupted{job_id,exception} 1` with
 ///   [`JobReport::interrupted`] as `exception` for one that was.
+///
+/// `job_id` is the job's globally unique [`JobId`](crate::report::JobId);
+/// every series but `algalon_job_info` also carries `job_name` and the
+/// environment identity of [`SERIES_IDENTITY_LABELS`] the job has (Slurm
+/// job, step and task, torchrun run and rank, Kubernetes pod), so runs and
+/// ranks can be told apart and grouped on any series. Each is fixed for a
+/// job: they add no series.
 pub fn encode_jobs(reports: &[(JobReport, bool)], format: Format) -> String {
     let collector = JobCollector {
         reports: reports.to_vec(),
         format,
     };
     encode_collector(collector, format, 4096)
+}
+
+/// The series a process that measures jobs serves besides its jobs' (the
+/// Python `Monitor.serve`), from its latest snapshot, so that `/metrics`
+/// says what runs and whether its GPUs answer before the first job:
+///
+/// * `algalon_build_info{version,driver_version,nvml_version,cuda_driver_version} 1`
+/// * `algalon_gpu_up{gpu,UUID,pci_bus_id,device,modelName,Hostname}` per
+///   GPU the process measures.
+pub fn encode_job_process(snapshot: &Arc<Snapshot>, format: Format) -> String {
+    encode_collector(
+        ProcessCollector {
+            snapshot: Arc::clone(snapshot),
+            format,
+        },
+        format,
+        1024,
+    )
+}
+
+#[derive(Debug)]
+struct ProcessCollector {
+    snapshot: Arc<Snapshot>,
+    format: Format,
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let snap = &self.snapshot;
+        let cuda = snap
+            .cuda_driver_version
+            .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
+        let info: Vec<(&str, &str)> = [
+            ("version", Some(env!("CARGO_PKG_VERSION"))),
+            ("driver_version", snap.driver_version.as_deref()),
+            ("nvml_version", snap.nvml_version.as_deref()),
+            ("cuda_driver_version", cuda.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+        own_family(&mut encoder, Series::Build, self.format)?.encode_info(&info)?;
+        if snap.gpus.is_empty() {
+            return Ok(());
+        }
+        let mut family = own_family(&mut encoder, Series::GpuUp, self.format)?;
+        for gpu in &snap.gpus {
+            let index = gpu.index.to_string();
+            let device = gpu.minor_number.map(|m| format!("nvidia{m}"));
+            let mut labels = vec![
+                ("gpu", index.as_str()),
+                ("UUID", gpu.uuid.as_str()),
+                ("pci_bus_id", gpu.pci_bus_id.as_str()),
+            ];
+            if let Some(device) = &device {
+                labels.push(("device", device.as_str()));
+            }
+            labels.push(("modelName", gpu.name.as_str()));
+            labels.push(("Hostname", snap.hostname.as_str()));
+            family
+                .encode_family(&labels)?
+                .encode_gauge(&i64::from(gpu.up))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -42,16 +116,26 @@ impl Collector for JobCollector {
         if self.reports.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = self
+        // job_id, job_name and the identity labels, per report.
+        let idents: Vec<Vec<(&str, &str)>> = self
             .reports
             .iter()
-            .map(|(r, _)| r.id.0.to_string())
+            .map(|(r, _)| {
+                let mut labels = vec![("job_id", r.id.as_str()), ("job_name", r.name.as_str())];
+                labels.extend(
+                    SERIES_IDENTITY_LABELS
+                        .iter()
+                        .filter_map(|k| Some((*k, r.labels.get(*k)?.as_str()))),
+                );
+                labels
+            })
             .collect();
+        let ids = &idents;
         {
             let mut family = own_family(&mut encoder, Series::Job, self.format)?;
-            for ((report, _), id) in self.reports.iter().zip(&ids) {
+            for (report, _) in &self.reports {
                 let mut labels: Vec<(String, Cow<'_, str>)> = vec![
-                    ("job_id".to_owned(), Cow::Borrowed(id)),
+                    ("job_id".to_owned(), Cow::Borrowed(report.id.as_str())),
                     ("job_name".to_owned(), Cow::Borrowed(&report.name)),
                 ];
                 for (k, v) in &report.labels {
@@ -72,12 +156,11 @@ impl Collector for JobCollector {
         ];
         for (series, reading) in per_job {
             let mut family = own_family(&mut encoder, series, self.format)?;
-            for ((report, running), id) in self.reports.iter().zip(&ids) {
+            for ((report, running), id) in self.reports.iter().zip(ids) {
                 let Some(v) = reading(report, *running) else {
                     continue;
                 };
-                let labels = [("job_id", id.as_str())];
-                let mut sample = family.encode_family(&labels)?;
+                let mut sample = family.encode_family(id)?;
                 match v {
                     Value::Int(v) => sample.encode_gauge(&v)?,
                     Value::Float(v) => sample.encode_gauge(&v)?,
@@ -86,22 +169,23 @@ impl Collector for JobCollector {
         }
         {
             let mut family = own_family(&mut encoder, Series::JobInterrupted, self.format)?;
-            for ((report, _), id) in self.reports.iter().zip(&ids) {
+            for ((report, _), id) in self.reports.iter().zip(ids) {
                 match &report.interrupted {
-                    None => family
-                        .encode_family(&[("job_id", id.as_str())])?
-                        .encode_gauge(&0u64)?,
-                    Some(why) => family
-                        .encode_family(&[("job_id", id.as_str()), ("exception", why.as_str())])?
-                        .encode_gauge(&1u64)?,
+                    None => family.encode_family(id)?.encode_gauge(&0u64)?,
+                    Some(why) => {
+                        let mut labels = id.clone();
+                        labels.push(("exception", why.as_str()));
+                        family.encode_family(&labels)?.encode_gauge(&1u64)?;
+                    }
                 }
             }
         }
         if self.reports.iter().any(|(r, _)| !r.counts.is_empty()) {
             let mut family = own_family(&mut encoder, Series::JobProgress, self.format)?;
-            for ((report, _), id) in self.reports.iter().zip(&ids) {
+            for ((report, _), id) in self.reports.iter().zip(ids) {
                 for (unit, n) in &report.counts {
-                    let labels = [("job_id", id.as_str()), ("unit", unit.as_str())];
+                    let mut labels = id.clone();
+                    labels.push(("unit", unit.as_str()));
                     family
                         .encode_family(&labels)?
                         .encode_counter::<NoLabelSet, _, u64>(&(n.max(0.0) as u64), None)?;
@@ -134,15 +218,12 @@ impl Collector for JobCollector {
                 continue;
             }
             let mut family = own_family(&mut encoder, series, self.format)?;
-            for ((report, _), id) in self.reports.iter().zip(&ids) {
+            for ((report, _), id) in self.reports.iter().zip(ids) {
                 for g in &report.gpus {
                     let Some(v) = reading(g) else { continue };
                     let index = g.index.to_string();
-                    let mut labels = vec![
-                        ("job_id", id.as_str()),
-                        ("gpu", index.as_str()),
-                        ("UUID", g.uuid.as_str()),
-                    ];
+                    let mut labels = id.clone();
+                    labels.extend([("gpu", index.as_str()), ("UUID", g.uuid.as_str())]);
                     if series.def().kind == SeriesKind::Counter {
                         labels.push(("source", g.energy_source.map_or("", |s| s.as_str())));
                         family

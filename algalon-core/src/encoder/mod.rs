@@ -36,7 +36,7 @@ use std::sync::Arc;
 use crate::collectors::CollectorConfig;
 use crate::snapshot::Snapshot;
 pub use format::Format;
-pub use jobs::encode_jobs;
+pub use jobs::{encode_job_process, encode_jobs};
 use render::encode_collector;
 use snapshot::SnapshotCollector;
 

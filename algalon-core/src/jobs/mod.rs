@@ -22,10 +22,11 @@ use parking_lot::Mutex;
 
 use crate::devices::{HostGpu, Visible};
 use crate::error::Result;
-pub use crate::report::{EnergySource, GpuReport, JobReport, WindowId};
+pub use crate::report::{EnergySource, GpuReport, JobId, JobReport, WindowId};
 use crate::snapshot::Snapshot;
 pub use session::{
-    GpuChoice, JobError, JobSession, JobSpec, SessionOptions, check_job_name, check_label_name,
+    COUNT_NAMES, GpuChoice, JobError, JobSession, JobSpec, SessionOptions, check_count_name,
+    check_job_name, check_label_name,
 };
 use window::Window;
 
@@ -44,6 +45,12 @@ pub struct WindowSpec {
     /// UUID → CUDA index in the measuring process, for the report's
     /// `cuda_index` (empty outside a [`JobSession`]).
     pub cuda_indices: BTreeMap<String, u32>,
+    /// The interval samples should keep; a sample that takes longer is
+    /// noted in the report ([`JobReport::notes`]). `None`: not checked.
+    pub interval: Option<std::time::Duration>,
+    /// Caveats on the whole report, known at the start (e.g. that no GPU
+    /// is measured).
+    pub notes: Vec<String>,
 }
 
 /// Open windows, fed by snapshots. Cheap to share (`Arc<JobTracker>`):
@@ -70,7 +77,8 @@ impl JobTracker {
         Self::default()
     }
 
-    /// Opens a window; it sees every snapshot observed from now on.
+    /// Opens a window with a new random [`JobId`]; it sees every snapshot
+    /// observed from now on.
     pub fn begin(&self, spec: WindowSpec) -> WindowId {
         let mut inner = self.inner.lock();
         inner.next += 1;
@@ -78,6 +86,7 @@ impl JobTracker {
         inner.open.insert(
             id,
             Window {
+                job_id: JobId::random(),
                 name: spec.name,
                 labels: spec.labels,
                 gpus: spec.gpus.map(|g| g.into_iter().collect()),
@@ -89,6 +98,9 @@ impl JobTracker {
                 interrupted: None,
                 hostname: String::new(),
                 cuda: spec.cuda_indices,
+                interval: spec.interval,
+                slowest: None,
+                notes: spec.notes,
             },
         );
         id
@@ -126,7 +138,12 @@ impl JobTracker {
 
     /// The report so far of an open window.
     pub fn peek(&self, id: WindowId) -> Option<JobReport> {
-        self.inner.lock().open.get(&id).map(|w| w.report(id, true))
+        self.inner.lock().open.get(&id).map(|w| w.report(true))
+    }
+
+    /// The globally unique id of an open window's job.
+    pub fn job_id(&self, id: WindowId) -> Option<JobId> {
+        self.inner.lock().open.get(&id).map(|w| w.job_id.clone())
     }
 
     /// Closes a window and returns its report (`None` if it is not open).
@@ -161,7 +178,7 @@ impl JobTracker {
 
     /// Moves window `id` from the open ones to the finished ones kept.
     fn finish(inner: &mut Inner, id: WindowId) -> Option<JobReport> {
-        let report = inner.open.remove(&id)?.report(id, false);
+        let report = inner.open.remove(&id)?.report(false);
         if inner.finished.len() == FINISHED_KEPT {
             inner.finished.remove(0);
         }
@@ -188,7 +205,7 @@ impl JobTracker {
             .finished
             .iter()
             .map(|r| (r.clone(), false))
-            .chain(inner.open.iter().map(|(id, w)| (w.report(*id, true), true)))
+            .chain(inner.open.values().map(|w| (w.report(true), true)))
             .collect()
     }
 }
@@ -211,6 +228,24 @@ pub fn resolve_visible_devices(value: &str, gpus: &[(u32, String)]) -> Result<Ve
         .collect();
     Ok(Visible::new(host, Some(value.to_owned()))?.cuda)
 }
+
+/// Identity labels every job series carries besides `job_id` and
+/// `job_name` (when the job has them), so that series of runs, ranks and
+/// steps can be grouped without a join on `algalon_job_info`. Each is fixed
+/// for a job, so they add no series: `job_id` alone is unique. Other labels
+/// (the user's, `world_size`, `slurm_job_name`) stay on `algalon_job_info`.
+pub const SERIES_IDENTITY_LABELS: &[&str] = &[
+    "slurm_job_id",
+    "slurm_step_id",
+    "slurm_procid",
+    "slurm_array_job_id",
+    "slurm_array_task_id",
+    "torchelastic_run_id",
+    "rank",
+    "local_rank",
+    "k8s_namespace",
+    "k8s_pod",
+];
 
 /// Job identity from the environment: Slurm (`SLURM_JOB_ID`,
 /// `SLURM_STEP_ID`, `SLURM_PROCID`, …), torchrun (`RANK`, `LOCAL_RANK`,

@@ -20,7 +20,7 @@ use crate::devices::{CUDA_VISIBLE_DEVICES, HostGpu, Selector, Visible};
 use crate::error::Result;
 use crate::labels::{is_reserved_label_name, is_valid_label_name};
 use crate::proctree;
-use crate::report::{JobReport, WindowId};
+use crate::report::{JobId, JobReport, WindowId};
 use crate::snapshot::Snapshot;
 use crate::{BackgroundSampler, Sampler, SamplerOptions};
 
@@ -50,6 +50,36 @@ pub fn check_job_name(name: &str) -> std::result::Result<(), JobError> {
     Ok(())
 }
 
+/// Units `count` accepts: plural nouns, so that `sample` and `samples`
+/// cannot silently become two counts.
+pub const COUNT_NAMES: &[&str] = &[
+    "samples",
+    "tokens",
+    "steps",
+    "batches",
+    "epochs",
+    "sequences",
+    "images",
+    "requests",
+];
+
+/// A progress count's name: one of [`COUNT_NAMES`]. The error lists them
+/// and suggests the one meant when it is a near miss (`sample`, `Tokens`).
+pub fn check_count_name(name: &str) -> std::result::Result<(), JobError> {
+    if COUNT_NAMES.contains(&name) {
+        return Ok(());
+    }
+    let folded = name.trim().to_lowercase();
+    let meant = COUNT_NAMES
+        .iter()
+        .find(|c| **c == folded || c.strip_suffix('s') == Some(folded.as_str()));
+    let hint = meant.map_or_else(String::new, |c| format!(" (did you mean {c:?}?)"));
+    Err(JobError::Invalid(format!(
+        "unknown count {name:?}{hint}: count one of {}",
+        COUNT_NAMES.join(", ")
+    )))
+}
+
 /// A user label's name: a Prometheus label name, not one Algalon or the
 /// scraper sets ([`RESERVED_LABELS`](crate::labels::RESERVED_LABELS)).
 pub fn check_label_name(name: &str) -> std::result::Result<(), JobError> {
@@ -70,7 +100,11 @@ pub fn check_label_name(name: &str) -> std::result::Result<(), JobError> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum GpuChoice {
     /// Every whole GPU the process can see (`CUDA_VISIBLE_DEVICES` applied);
-    /// the sampler reads only those. None left is an error.
+    /// the sampler reads only those. None left is an error. Under torchrun
+    /// ([`SessionOptions::local_rank`] set) and with more than one GPU
+    /// visible, only `cuda:LOCAL_RANK`, the GPU a rank uses by torchrun's
+    /// convention: every rank measuring every GPU would count each GPU once
+    /// per rank when ranks are summed.
     #[default]
     Visible,
     /// These, resolved in the process's view ([`Visible::select`]); the
@@ -97,6 +131,10 @@ pub struct SessionOptions {
     pub visible_devices: Option<String>,
     /// Where `/proc` is, for the job's own process tree.
     pub proc_root: PathBuf,
+    /// torchrun's `LOCAL_RANK` (`None`: unset or not a number);
+    /// [`SessionOptions::new`] reads it from the environment. Used by
+    /// [`GpuChoice::Visible`].
+    pub local_rank: Option<u32>,
 }
 
 impl SessionOptions {
@@ -109,6 +147,9 @@ impl SessionOptions {
             gpus: GpuChoice::Visible,
             visible_devices: std::env::var(CUDA_VISIBLE_DEVICES).ok(),
             proc_root: PathBuf::from("/proc"),
+            local_rank: std::env::var("LOCAL_RANK")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
         }
     }
 }
@@ -135,6 +176,13 @@ enum Engine {
     },
     /// A thread samples every interval; callers may sample in between.
     Background(BackgroundSampler),
+    /// No GPU to read ([`JobSession::without_gpus`]): samples carry the
+    /// time only, so jobs measure wall time.
+    Clock {
+        hostname: String,
+        /// Sequence number of the last sample, and the sample.
+        latest: Mutex<(u64, Option<Arc<Snapshot>>)>,
+    },
 }
 
 /// The job's own processes: this process's tree (re-read at most every
@@ -222,6 +270,9 @@ pub struct JobSession {
     hostname: String,
     library: String,
     interval: Option<Duration>,
+    /// Why no GPU is measured, for a session made by
+    /// [`without_gpus`](JobSession::without_gpus).
+    no_gpu: Option<String>,
 }
 
 impl std::fmt::Debug for JobSession {
@@ -258,9 +309,18 @@ impl JobSession {
                 let mut probe = Sampler::new(all_devices)?;
                 let snap = probe.sample();
                 let visible = Visible::new(host_gpus(&snap), opts.visible_devices.clone())?;
+                let rank_gpu;
                 let selectors = match &opts.gpus {
                     GpuChoice::Selected(list) => Some(list.as_slice()),
-                    _ => None,
+                    _ => match opts.local_rank {
+                        Some(rank)
+                            if visible.cuda.len() > 1 && (rank as usize) < visible.cuda.len() =>
+                        {
+                            rank_gpu = [Selector::Cuda(rank)];
+                            Some(rank_gpu.as_slice())
+                        }
+                        _ => None,
+                    },
                 };
                 let measured = visible.measured(selectors)?;
                 let sampler = if measured.len() == snap.gpus.len() {
@@ -330,7 +390,49 @@ impl JobSession {
             hostname: snap.hostname.clone(),
             library,
             interval: opts.interval,
+            no_gpu: None,
         })
+    }
+
+    /// A session that measures no GPU, for machines without a driver or
+    /// GPU: jobs record wall time (samples carry the time only, taken at
+    /// each job's start and end), and every report says why no GPU was
+    /// measured (`reason`, in [`JobReport::notes`]).
+    pub fn without_gpus(reason: &str, visible_devices: Option<String>) -> JobSession {
+        let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+        JobSession {
+            engine: RwLock::new(Some(Engine::Clock {
+                hostname: hostname.clone(),
+                latest: Mutex::new((0, None)),
+            })),
+            tracker: Arc::new(JobTracker::new()),
+            procs: Arc::new(Procs {
+                root: PathBuf::from("/proc"),
+                owner: std::process::id(),
+                enabled: false,
+                state: Mutex::new(ProcState::default()),
+            }),
+            visible: Visible {
+                all: Vec::new(),
+                cuda: Vec::new(),
+                env: visible_devices,
+                ignored: None,
+            },
+            measured: Vec::new(),
+            cuda: BTreeMap::new(),
+            hostname,
+            library: String::new(),
+            interval: None,
+            no_gpu: Some(format!(
+                "no GPU was measured ({reason}): the report has the job's wall time only"
+            )),
+        }
+    }
+
+    /// Why no GPU is measured, for a session made by
+    /// [`without_gpus`](Self::without_gpus).
+    pub fn no_gpu(&self) -> Option<&str> {
+        self.no_gpu.as_deref()
     }
 
     fn sample_with(&self, engine: &Engine) -> Arc<Snapshot> {
@@ -346,6 +448,24 @@ impl JobSession {
             }
             // The background sampler's callback feeds the jobs.
             Engine::Background(bg) => bg.sample_now(),
+            Engine::Clock { hostname, latest } => {
+                let mut latest = latest.lock();
+                latest.0 += 1;
+                let snap = Arc::new(Snapshot {
+                    hostname: hostname.clone(),
+                    driver_version: None,
+                    nvml_version: None,
+                    cuda_driver_version: None,
+                    taken_at: std::time::SystemTime::now(),
+                    duration: Duration::ZERO,
+                    seq: latest.0,
+                    gpus: Vec::new(),
+                    errors: Vec::new(),
+                });
+                self.tracker.observe(&snap);
+                latest.1 = Some(Arc::clone(&snap));
+                snap
+            }
         }
     }
 
@@ -365,6 +485,10 @@ impl JobSession {
             Engine::Background(bg) => Some(bg.latest()),
             e @ Engine::Foreground { latest, .. } => {
                 let last = latest.lock().clone();
+                Some(last.unwrap_or_else(|| self.sample_with(e)))
+            }
+            e @ Engine::Clock { latest, .. } => {
+                let last = latest.lock().1.clone();
                 Some(last.unwrap_or_else(|| self.sample_with(e)))
             }
         }
@@ -395,6 +519,8 @@ impl JobSession {
             gpus: Some(self.measured.clone()),
             pids,
             cuda_indices: self.cuda.clone(),
+            interval: self.interval,
+            notes: self.no_gpu.iter().cloned().collect(),
         });
         state.extra.insert(id, spec.pids);
         drop(state);
@@ -435,13 +561,20 @@ impl JobSession {
         self.tracker.peek(id)
     }
 
-    /// Adds `n` to a progress count of an open job.
+    /// Adds `n` to a progress count of an open job; `what` is one of
+    /// [`COUNT_NAMES`].
     pub fn count(&self, id: WindowId, what: &str, n: f64) -> std::result::Result<(), JobError> {
+        check_count_name(what)?;
         if self.tracker.count(id, what, n) {
             Ok(())
         } else {
             Err(JobError::NotOpen(id.0))
         }
+    }
+
+    /// The globally unique id of an open job (its `job_id` label).
+    pub fn job_id(&self, id: WindowId) -> Option<JobId> {
+        self.tracker.job_id(id)
     }
 
     /// Counts `pids`' GPU memory as the job's own from the next sample on.
@@ -541,6 +674,50 @@ mod tests {
             let err = check_label_name(reserved).expect_err(reserved).to_string();
             assert!(err.contains("is reserved"), "{err}");
         }
+    }
+
+    #[test]
+    fn count_names_are_known_units() {
+        for ok in COUNT_NAMES {
+            assert!(check_count_name(ok).is_ok());
+        }
+        let err = check_count_name("sample")
+            .expect_err("singular")
+            .to_string();
+        assert!(err.contains("did you mean \"samples\""), "{err}");
+        assert!(err.contains("samples, tokens, steps"), "{err}");
+        let err = check_count_name("Tokens").expect_err("case").to_string();
+        assert!(err.contains("did you mean \"tokens\""), "{err}");
+        let err = check_count_name("bananas")
+            .expect_err("unknown")
+            .to_string();
+        assert!(
+            !err.contains("did you mean") && err.contains("count one of"),
+            "{err}"
+        );
+        assert!(check_count_name("").is_err());
+    }
+
+    #[test]
+    fn a_session_without_gpus_measures_wall_time_and_says_why() {
+        let session = JobSession::without_gpus("NVML not found", None);
+        let id = session
+            .begin(JobSpec {
+                name: "laptop".into(),
+                ..JobSpec::default()
+            })
+            .expect("begins");
+        std::thread::sleep(Duration::from_millis(60));
+        let report = session.end(id, None).expect("open");
+        assert!(report.duration_s >= 0.05, "{}", report.duration_s);
+        assert!(report.gpus.is_empty() && report.energy_j.is_none());
+        assert_eq!(
+            report.notes,
+            ["no GPU was measured (NVML not found): the report has the job's wall time only"]
+        );
+        assert!(session.latest().expect("open").gpus.is_empty());
+        session.close(Duration::ZERO);
+        assert!(session.latest().is_none());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use crate::catalog::Field;
-use crate::report::{EnergySource, GpuReport, JobReport, WindowId};
+use crate::report::{EnergySource, GpuReport, JobId, JobReport};
 use crate::snapshot::{Snapshot, unix_seconds};
 
 #[derive(Debug, Default, Clone)]
@@ -41,6 +41,8 @@ fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 
 #[derive(Debug, Clone)]
 pub(super) struct Window {
+    /// The job's globally unique id.
+    pub(super) job_id: JobId,
     pub(super) name: String,
     pub(super) labels: BTreeMap<String, String>,
     /// UUIDs the window covers; `None`: every GPU in the snapshots.
@@ -57,6 +59,12 @@ pub(super) struct Window {
     pub(super) hostname: String,
     /// UUID → CUDA index in the measuring process.
     pub(super) cuda: BTreeMap<String, u32>,
+    /// The sampling interval the window's samples should keep, if any.
+    pub(super) interval: Option<Duration>,
+    /// Longest sample seen.
+    pub(super) slowest: Option<Duration>,
+    /// Caveats on the whole report given at the start.
+    pub(super) notes: Vec<String>,
 }
 
 impl Window {
@@ -70,6 +78,7 @@ impl Window {
         }
         self.first_at.get_or_insert(t);
         self.last_at = Some(t);
+        self.slowest = self.slowest.max(Some(snap.duration));
         for gpu in &snap.gpus {
             if self
                 .gpus
@@ -152,7 +161,7 @@ impl Window {
     }
 
     /// The report so far; `running` for a window still open.
-    pub(super) fn report(&self, id: WindowId, running: bool) -> JobReport {
+    pub(super) fn report(&self, running: bool) -> JobReport {
         let started_at = self.first_at.unwrap_or(0.0);
         let ended_at = self.last_at.unwrap_or(started_at);
         let duration = ended_at - started_at;
@@ -167,8 +176,18 @@ impl Window {
             .collect();
         gpus.sort_by_key(|g| g.index);
         let known: Vec<f64> = gpus.iter().filter_map(|g| g.energy_j).collect();
+        let mut notes = self.notes.clone();
+        if let (Some(slowest), Some(interval)) = (self.slowest, self.interval)
+            && slowest > interval
+        {
+            notes.push(format!(
+                "sampling fell behind its {:.3} s interval: the slowest sample took {:.3} s (a slow GPU or NVML call), so the job's start and end may be late by up to that much and fewer samples were taken",
+                interval.as_secs_f64(),
+                slowest.as_secs_f64()
+            ));
+        }
         JobReport {
-            id,
+            id: self.job_id.clone(),
             name: self.name.clone(),
             labels: self.labels.clone(),
             hostname: self.hostname.clone(),
@@ -180,6 +199,8 @@ impl Window {
             gpus,
             counts: self.counts.clone(),
             interrupted: self.interrupted.clone(),
+            slowest_sample_s: self.slowest.map(|d| d.as_secs_f64()),
+            notes,
         }
     }
 }

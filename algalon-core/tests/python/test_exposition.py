@@ -122,9 +122,10 @@ def test_mixed_all_fields_parses_and_leaves_unsupported_series_out():
 
 def test_job_goldens_parse_with_both_parsers():
     text = families(GOLDEN / "jobs.prom")
-    info = {s.labels["job_id"]: s.labels for s in text["algalon_job_info"].samples}
+    info = {s.labels["job_name"]: s.labels for s in text["algalon_job_info"].samples}
+    ids = {name: labels["job_id"] for name, labels in info.items()}
     # A user label that is no label name is sanitized, its value escaped.
-    assert info["1"]["my_label_x"] == 'quote " and back\\slash'
+    assert info["finetune"]["my_label_x"] == 'quote " and back\\slash'
     energy = text["algalon_job_gpu_energy_joules"]
     assert energy.type == "counter"
     assert {s.labels["source"] for s in energy.samples} == {"counter", "integrated"}
@@ -133,10 +134,13 @@ def test_job_goldens_parse_with_both_parsers():
         for s in text["algalon_job_interrupted"].samples
     }
     assert interrupted == {
-        "1": (0, None),
-        "2": (1, "KeyboardInterrupt"),
-        "3": (0, None),
+        ids["finetune"]: (0, None),
+        ids["eval"]: (1, "KeyboardInterrupt"),
+        ids["serve"]: (0, None),
     }
+    # Every per-GPU series carries the job's name and identity, not only its id.
+    for s in energy.samples:
+        assert s.labels["job_name"] == "finetune" and s.labels["rank"] == "1", s
 
     om = {
         f.name: f

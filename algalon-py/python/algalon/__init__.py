@@ -35,6 +35,7 @@ from ._algalon import (
     __version__,
     gpus,
 )
+from ._errors import ServeError
 
 __all__ = [
     "AlgalonError",
@@ -52,6 +53,7 @@ __all__ = [
     "NvmlUnavailableError",
     "PushError",
     "Report",
+    "ServeError",
     "__version__",
     "gpus",
 ]

@@ -12,14 +12,24 @@ from types import TracebackType
 from typing import (
     Any,
     Literal,
+    ParamSpec,
+    Protocol,
     TypeAlias,
     TypeVar,
     final,
     overload,
 )
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R_co = TypeVar("_R_co", covariant=True)
 _LabelValue: TypeAlias = str | int | float | bool
+
+class _Tracked(Protocol[_P, _R_co]):
+    """A function wrapped by [`Monitor.track`][algalon.Monitor.track]: called as the original."""
+
+    last_report: Report | None
+    """The [`Report`][algalon.Report] of the latest call (``None`` before the first)."""
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
 
 __all__ = [
     "AlgalonError",
@@ -138,6 +148,8 @@ class Monitor:
         interval: float = 0.1,
         gpus: int | str | Sequence[int | str] | None = None,
         nvml_lib: str | os.PathLike[str] | None = None,
+        *,
+        missing_ok: bool = False,
     ) -> Monitor:
         """
         Opens NVML and starts sampling the chosen GPUs every ``interval`` seconds.
@@ -150,10 +162,21 @@ class Monitor:
                 ``CUDA_VISIBLE_DEVICES`` leaves this process); another
                 ``str`` is a ``GPU-…`` UUID or a unique prefix of one (any
                 case), and may name a GPU outside ``CUDA_VISIBLE_DEVICES``.
-                ``None`` measures every GPU this process can see.
+                ``None`` measures every GPU this process can see, except
+                under torchrun: with ``LOCAL_RANK`` set and more than one GPU
+                visible, only ``cuda:LOCAL_RANK``, the GPU the rank uses by
+                torchrun's convention, so that summing the ranks' energy
+                counts each GPU once. Pass ``gpus`` to measure others.
             nvml_lib: The NVML library to load. ``None`` loads
                 ``$ALGALON_NVML_LIB`` if set, else the driver's
                 ``libnvidia-ml.so.1``.
+            missing_ok: On a machine without a driver or GPU (NVML missing
+                or not starting, or — with ``gpus=None`` — no GPU visible),
+                run anyway instead of raising: a ``UserWarning`` says so,
+                jobs record wall time only, their reports have no GPU and a
+                note saying why (``report.notes``), and
+                [`no_gpu_reason`][algalon.Monitor.no_gpu_reason] is set. A
+                GPU named in ``gpus`` that does not exist still raises.
 
         Returns:
             A running Monitor.
@@ -262,7 +285,12 @@ class Monitor:
             AlgalonError: The Monitor was created in another process.
         """
     @overload
-    def track(self, name: _F, *, labels: Mapping[str, _LabelValue] | None = None) -> _F:
+    def track(
+        self,
+        name: Callable[_P, _R_co],
+        *,
+        labels: Mapping[str, _LabelValue] | None = None,
+    ) -> _Tracked[_P, _R_co]:
         """
         Decorator measuring every call of a function as a job: ``@mon.track``.
 
@@ -285,7 +313,7 @@ class Monitor:
         name: str | None = None,
         *,
         labels: Mapping[str, _LabelValue] | None = None,
-    ) -> Callable[[_F], _F]:
+    ) -> Callable[[Callable[_P, _R_co]], _Tracked[_P, _R_co]]:
         """
         Decorator factory measuring every call of a function as a job: ``@mon.track("evaluate")``.
 
@@ -304,8 +332,10 @@ class Monitor:
         """
     def serve(self, port: int = 9401, addr: str = "127.0.0.1") -> MetricsServer:
         """
-        Serves ``/metrics`` (this process's job series: ``algalon_job_info``,
-        energy, utilization, memory, duration) from a background thread.
+        Serves ``/metrics`` from a background thread: from the start,
+        ``algalon_build_info`` (version, driver) and ``algalon_gpu_up`` of the
+        measured GPUs; then this process's job series (``algalon_job_info``,
+        energy, utilization, memory, duration).
 
         Args:
             port: TCP port; ``0`` picks a free one (see
@@ -318,8 +348,11 @@ class Monitor:
             on the Monitor stops it too.
 
         Raises:
-            OSError: ``addr`` is not an IP address, or the address cannot be
-                bound (in use, no permission).
+            ServeError: The address cannot be bound: the port is in use, needs
+                privileges, or ``addr`` is not this host's; the message names
+                the address and what to do. An ``OSError`` too (with
+                ``errno``), so ``except OSError`` catches it.
+            OSError: ``addr`` is not an IP address.
             OverflowError: ``port`` is not in 0–65535.
             AlgalonError: The Monitor is closed, or was created in another
                 process.
@@ -355,6 +388,9 @@ class Monitor:
     @property
     def hostname(self) -> str:
         """Host name reported with the series (the ``Hostname`` label)."""
+    @property
+    def no_gpu_reason(self) -> str | None:
+        """Why no GPU is measured (``missing_ok=True`` on a machine without a driver or GPU); ``None`` when GPUs are measured."""
     @property
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
@@ -428,11 +464,15 @@ class Job:
         divides the job's energy by them.
 
         Args:
-            **counts: Amount per unit name, each a finite number >= 0.
+            **counts: Amount per unit, each a finite number >= 0. Units are
+                ``samples``, ``tokens``, ``steps``, ``batches``, ``epochs``,
+                ``sequences``, ``images`` and ``requests``, so that a typo
+                (``sample=``) is an error, not a second count.
 
         Raises:
-            ValueError: The job is not running, or a count is not a finite
-                non-negative number.
+            ValueError: The job is not running, a unit is not one of those
+                (the message lists them and suggests the one meant), or a
+                count is not a finite non-negative number.
             AlgalonError: Its Monitor was created in another process.
         """
     @property
@@ -455,8 +495,8 @@ class Job:
     def running(self) -> bool:
         """Whether the job is being measured now."""
     @property
-    def id(self) -> int | None:
-        """The window id (the ``job_id`` label), once started; ``None`` before."""
+    def id(self) -> str | None:
+        """The job's globally unique id, a random UUID (the ``job_id`` label of its series), once started; ``None`` before."""
     def __enter__(self) -> Job:
         """
         Starts the job, as [`start`][algalon.Job.start].
@@ -560,8 +600,25 @@ class Report:
         """Whether ``other`` is a report with the same contents."""
 
     @property
-    def id(self) -> int:
-        """Id of the window in its Monitor (the ``job_id`` label of its series)."""
+    def id(self) -> str:
+        """The job's globally unique id, a random UUID (the ``job_id`` label of its series).
+
+        Unique across runs, ranks and hosts, so their pushed or scraped
+        series never overwrite each other. Reports of schema 1 and 2 (whose
+        id was a per-process number) read back with that number as text.
+        """
+    @property
+    def slowest_sample_s(self) -> float | None:
+        """Longest time one sample of the job took, s (``None`` in reports of schema 1 and 2)."""
+    @property
+    def notes(self) -> list[str]:
+        """Caveats on the whole report, one sentence each.
+
+        A sample slower than the Monitor's interval (a slow GPU or NVML
+        call): the job's start and end may be late by up to
+        ``slowest_sample_s``. Per-GPU caveats are in
+        [`GpuReport.energy_note`][algalon.GpuReport.energy_note].
+        """
     @property
     def name(self) -> str:
         """The job or window name."""
@@ -630,7 +687,12 @@ class Report:
         """
     def to_json(self, indent: int | None = None) -> str:
         """
-        The report as a JSON document (schema 2), for [`from_json`][algalon.Report.from_json].
+        The report as a JSON document (schema 3), for [`from_json`][algalon.Report.from_json].
+
+        Schema 3 (this version) has the job's UUID as ``id`` (a string) and
+        adds ``slowest_sample_s`` (the longest sample, s) and ``notes``
+        (caveats on the whole report); schema 2 added ``interrupted`` and
+        ``error``.
 
         Args:
             indent: Spaces per indentation level; ``None`` writes one line.
@@ -646,7 +708,7 @@ class Report:
         """
         Reads a report written by [`to_json`][algalon.Report.to_json], e.g. one
         whose push failed, to push it again. Schema 1 documents read as not
-        interrupted.
+        interrupted; the numeric ``id`` of schemas 1 and 2 reads as its text.
 
         Args:
             text: The JSON document.

@@ -5,12 +5,10 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._algalon import Monitor
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def track(
@@ -20,6 +18,9 @@ def track(
 ) -> Any:
     """Decorator (``@mon.track``, ``@mon.track("name")``) or, given the function, its wrapper.
 
+    The wrapper has a ``last_report`` attribute (typed by the stubs'
+    ``_Tracked`` protocol): the report of its latest call.
+
     Coroutine functions get an async wrapper: the job spans the awaited body.
     The boundary samples at start and end are blocking NVML reads of a few
     milliseconds; they release the GIL but do block the event loop that long.
@@ -27,7 +28,7 @@ def track(
     if callable(name):
         return _wrap(monitor, name, None, labels)
 
-    def decorate(func: F) -> F:
+    def decorate(func: Callable[..., Any]) -> Any:
         return _wrap(monitor, func, name, labels)
 
     return decorate
@@ -35,10 +36,10 @@ def track(
 
 def _wrap(
     monitor: Monitor,
-    func: F,
+    func: Callable[..., Any],
     name: str | None,
     labels: Mapping[str, str | int | float | bool] | None,
-) -> F:
+) -> Any:
     job_name = name or getattr(func, "__qualname__", None) or repr(func)
 
     if inspect.iscoroutinefunction(func):
@@ -51,10 +52,10 @@ def _wrap(
                     return await func(*args, **kwargs)
             finally:
                 if job.id is not None and not job.running:
-                    awrapper.last_report = job.report  # type: ignore[attr-defined]
+                    setattr(awrapper, "last_report", job.report)  # noqa: B010
 
-        awrapper.last_report = None  # type: ignore[attr-defined]
-        return awrapper  # type: ignore[return-value]
+        setattr(awrapper, "last_report", None)  # noqa: B010
+        return awrapper
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -64,7 +65,7 @@ def _wrap(
                 return func(*args, **kwargs)
         finally:
             if job.id is not None and not job.running:
-                wrapper.last_report = job.report  # type: ignore[attr-defined]
+                setattr(wrapper, "last_report", job.report)  # noqa: B010
 
-    wrapper.last_report = None  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
+    setattr(wrapper, "last_report", None)  # noqa: B010
+    return wrapper

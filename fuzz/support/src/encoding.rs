@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use algalon_core::collectors::{CollectorConfig, Metric, MetricType};
-use algalon_core::jobs::{EnergySource, GpuReport, JobReport, WindowId, sanitize_label_name};
+use algalon_core::jobs::{
+    EnergySource, GpuReport, JobId, JobReport, SERIES_IDENTITY_LABELS, sanitize_label_name,
+};
 use algalon_core::procinfo::ProcessIdentity;
 use algalon_core::{
     Encoder, Field, Format, GpuSample, ProcessKind, ProcessSample, Snapshot, Value,
@@ -201,7 +203,7 @@ impl Input {
             })
             .collect();
         let report = JobReport {
-            id: WindowId(7),
+            id: JobId::from(JOB_ID),
             name: self.job_name.clone(),
             labels: self.user_labels.clone(),
             hostname: String::new(),
@@ -213,14 +215,31 @@ impl Input {
             gpus,
             counts: BTreeMap::from([(self.unit.clone(), 3.0)]),
             interrupted: None,
+            slowest_sample_s: None,
+            notes: Vec::new(),
         };
         vec![(report, true)]
+    }
+
+    /// The labels every job series but `algalon_job_info` starts with:
+    /// `job_id`, `job_name` and the identity labels the job has.
+    pub fn expected_series_identity(&self) -> Vec<(String, String)> {
+        let mut labels = vec![
+            ("job_id".to_owned(), JOB_ID.to_owned()),
+            ("job_name".to_owned(), self.job_name.clone()),
+        ];
+        for k in SERIES_IDENTITY_LABELS {
+            if let Some(v) = self.user_labels.get(*k) {
+                labels.push(((*k).to_owned(), v.clone()));
+            }
+        }
+        labels
     }
 
     /// The `algalon_job_info` labels the job must carry, in order.
     pub fn expected_job_labels(&self) -> Vec<(String, String)> {
         let mut labels = vec![
-            ("job_id".to_owned(), "7".to_owned()),
+            ("job_id".to_owned(), JOB_ID.to_owned()),
             ("job_name".to_owned(), self.job_name.clone()),
         ];
         for (k, v) in &self.user_labels {
@@ -318,6 +337,9 @@ fn family<'a>(families: &'a [Family], name: &str) -> Result<&'a Family, String> 
         .find(|f| f.name == name)
         .ok_or_else(|| format!("family {name} is missing"))
 }
+
+/// The fixed job id of the encoded report.
+const JOB_ID: &str = "7d3c1f0e-2b4a-4c6d-8e9f-0a1b2c3d4e5f";
 
 fn expect_labels(sample: &Sample, expected: &[(&str, Option<&str>)]) -> Result<(), String> {
     let want: Vec<(String, String)> = expected
@@ -456,17 +478,19 @@ fn verify_jobs(input: &Input, families: &[Family], flavor: Flavor) -> Result<(),
     }
     if !input.gpus.is_empty() {
         let energy = family(families, energy)?;
+        let identity = input.expected_series_identity();
         for (i, (s, g)) in energy.samples.iter().zip(&input.gpus).enumerate() {
             let index = i.to_string();
-            expect_labels(
-                s,
-                &[
-                    ("job_id", Some("7")),
-                    ("gpu", Some(&index)),
-                    ("UUID", Some(&g.uuid)),
-                    ("source", Some("counter")),
-                ],
-            )?;
+            let mut want: Vec<(&str, Option<&str>)> = identity
+                .iter()
+                .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+                .collect();
+            want.extend([
+                ("gpu", Some(index.as_str())),
+                ("UUID", Some(g.uuid.as_str())),
+                ("source", Some("counter")),
+            ]);
+            expect_labels(s, &want)?;
         }
     }
     Ok(())
