@@ -24,6 +24,7 @@
 
 mod devices;
 mod errors;
+mod exit;
 mod monitor;
 mod report;
 mod server;
@@ -44,7 +45,7 @@ pub use report::{GpuReport, Report};
 #[pyfunction]
 #[pyo3(signature = (nvml_lib=None))]
 fn gpus(py: Python<'_>, nvml_lib: Option<PathBuf>) -> PyResult<Vec<Gpu>> {
-    let result = py.detach(move || {
+    let result = crate::exit::release(py, move || {
         let (_sampler, snap, visible) = devices::probe(nvml_lib)?;
         let measurable = visible.measurable();
         Ok::<_, algalon_core::Error>(devices::gpus_in_cuda_order(
@@ -63,6 +64,7 @@ fn algalon_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(gpus, m)?)?;
+    m.add_function(wrap_pyfunction!(exit::_at_exit, m)?)?;
     m.add_class::<Monitor>()?;
     m.add_class::<Job>()?;
     m.add_class::<Report>()?;

@@ -101,7 +101,7 @@ impl Inner {
             labels: job.user_labels.clone(),
             pids: job.extra_pids.clone(),
         };
-        let id = py.detach(|| self.session.begin(spec)).map_err(job_err)?;
+        let id = crate::exit::release(py, || self.session.begin(spec)).map_err(job_err)?;
         let job_id = self
             .session
             .job_id(id)
@@ -113,7 +113,7 @@ impl Inner {
     /// block, if one did.
     fn end(&self, py: Python<'_>, id: WindowId, error: Option<String>) -> PyResult<Report> {
         self.check()?;
-        let report = py.detach(|| self.session.end(id, error.as_deref()));
+        let report = crate::exit::release(py, || self.session.end(id, error.as_deref()));
         let report =
             report.ok_or_else(|| PyValueError::new_err(format!("window {} is not open", id.0)))?;
         Ok(Report::new(report))
@@ -249,7 +249,7 @@ impl Monitor {
         let owner_pid = std::process::id();
         let selectors = gpus.as_ref().map(devices::selectors).transpose()?;
         let chose = selectors.is_some();
-        let built = py.detach(move || {
+        let built = crate::exit::release(py, move || {
             let mut opts = SessionOptions::new(devices::sampler_options(nvml_lib, None));
             opts.interval = Some(interval);
             if let Some(list) = selectors {
@@ -408,8 +408,7 @@ impl Monitor {
         }
         let tracker = Arc::clone(self.inner.session.tracker());
         let session = Arc::downgrade(&self.inner.session);
-        let handle = py
-            .detach(|| ServerHandle::start(addr, port, session, tracker))
+        let handle = crate::exit::release(py, || ServerHandle::start(addr, port, session, tracker))
             .map_err(|e| serve_error(py, addr, port, &e))?;
         self.inner.servers.lock().push(Arc::clone(&handle));
         Ok(MetricsServer { handle })
@@ -481,7 +480,7 @@ impl Monitor {
     /// reports stop at the last sample. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.inner.check()?;
-        py.detach(|| self.inner.close());
+        crate::exit::release(py, || self.inner.close());
         Ok(())
     }
 
@@ -803,7 +802,7 @@ impl MetricsServer {
 
     /// Stops serving. Idempotent.
     fn close(&self, py: Python<'_>) {
-        py.detach(|| self.handle.stop());
+        crate::exit::release(py, || self.handle.stop());
     }
 
     fn __repr__(&self) -> String {

@@ -16,6 +16,8 @@ Indices follow CUDA's view (``CUDA_VISIBLE_DEVICES``); reports give the CUDA
 index and the physical NVML index and UUID of every GPU.
 """
 
+import atexit as _atexit
+
 from ._algalon import (
     AlgalonError,
     ConfigError,
@@ -35,7 +37,12 @@ from ._algalon import (
     __version__,
     gpus,
 )
+from ._algalon import _at_exit
 from ._errors import ServeError
+
+# Before CPython ends daemon threads at exit, let calls in flight come back
+# and make later ones keep the GIL (see algalon-py/src/exit.rs).
+_atexit.register(_at_exit)
 
 __all__ = [
     "AlgalonError",

@@ -54,6 +54,11 @@ __all__ = [
 __version__: str
 """The version of the ``algalon`` package (Cargo's version of the crate)."""
 
+def _at_exit() -> int:
+    """The interpreter-exit hook the package registers with ``atexit``: later
+    calls keep the GIL, calls in flight are waited for (at most 5 s). Returns
+    how many were still in flight. Not for direct use."""
+
 def gpus(nvml_lib: str | os.PathLike[str] | None = None) -> list[Gpu]:
     """
     The GPUs this process may use, as read now, in CUDA order.
