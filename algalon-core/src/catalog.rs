@@ -31,7 +31,12 @@ mod nvml_wrapper_sys_fields {
     pub const REMAPPED_UNC: u32 = 143;
     pub const REMAPPED_PENDING: u32 = 144;
     pub const REMAPPED_FAILURE: u32 = 145;
+    pub const ECC_CURRENT: u32 = 1;
+    pub const ECC_PENDING: u32 = 2;
     pub const POWER_INSTANT: u32 = 186;
+    pub const POWER_LIMIT_MIN: u32 = 187;
+    pub const POWER_LIMIT_MAX: u32 = 188;
+    pub const POWER_LIMIT_DEFAULT: u32 = 189;
     pub const PCIE_COUNT_TX_BYTES: u32 = 197;
     pub const PCIE_COUNT_RX_BYTES: u32 = 198;
     /// `NVML_FI_DEV_NVLINK_BANDWIDTH_C0_L0` … `_L5`; links 6 … 11 are 120 … 125.
@@ -207,6 +212,8 @@ catalog! {
     MemClock => "DCGM_FI_DEV_MEM_CLOCK", Gauge, "MHz", S::Clock(Clock::Memory), "Memory clock frequency (in MHz).";
     MaxSmClock => "DCGM_FI_DEV_MAX_SM_CLOCK", Gauge, "MHz", S::MaxClock(Clock::SM), "Maximum supported SM clock (in MHz).";
     MaxMemClock => "DCGM_FI_DEV_MAX_MEM_CLOCK", Gauge, "MHz", S::MaxClock(Clock::Memory), "Maximum supported memory clock (in MHz).";
+    VideoClock => "DCGM_FI_DEV_VIDEO_CLOCK", Gauge, "MHz", S::Clock(Clock::Video), "Video encoder/decoder clock frequency (in MHz).";
+    MaxVideoClock => "DCGM_FI_DEV_MAX_VIDEO_CLOCK", Gauge, "MHz", S::MaxClock(Clock::Video), "Maximum supported video encoder/decoder clock (in MHz).";
     // Temperature
     MemoryTemp => "DCGM_FI_DEV_MEMORY_TEMP", Gauge, "C", S::FieldValue(fi::MEMORY_TEMP), "Memory temperature (in C).";
     GpuTemp => "DCGM_FI_DEV_GPU_TEMP", Gauge, "C", S::GpuTemp, "GPU temperature (in C).";
@@ -215,6 +222,9 @@ catalog! {
     TotalEnergyConsumption => "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", Counter, "mJ", S::TotalEnergy, "Total energy consumption since boot (in mJ).";
     PowerMgmtLimit => "DCGM_FI_DEV_POWER_MGMT_LIMIT", Gauge, "W", S::PowerLimit, "Power management limit (in W).";
     EnforcedPowerLimit => "DCGM_FI_DEV_ENFORCED_POWER_LIMIT", Gauge, "W", S::EnforcedPowerLimit, "Effective power limit that the driver enforces (in W).";
+    PowerMgmtLimitMin => "DCGM_FI_DEV_POWER_MGMT_LIMIT_MIN", Gauge, "W", S::FieldValueScaled(fi::POWER_LIMIT_MIN, 0.001), "Minimum power management limit (in W).";
+    PowerMgmtLimitMax => "DCGM_FI_DEV_POWER_MGMT_LIMIT_MAX", Gauge, "W", S::FieldValueScaled(fi::POWER_LIMIT_MAX, 0.001), "Maximum power management limit (in W).";
+    PowerMgmtLimitDef => "DCGM_FI_DEV_POWER_MGMT_LIMIT_DEF", Gauge, "W", S::FieldValueScaled(fi::POWER_LIMIT_DEFAULT, 0.001), "Default power management limit (in W).";
     PowerUsageInstant => "DCGM_FI_DEV_POWER_USAGE_INSTANT", Gauge, "W", S::FieldValueScaled(fi::POWER_INSTANT, 0.001), "Current instantaneous power usage of the device (in W).";
     // PCIe
     PcieReplayCounter => "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", Counter, "", S::PcieReplay, "Total number of PCIe retries.";
@@ -250,6 +260,8 @@ catalog! {
     PersistenceMode => "DCGM_FI_DEV_PERSISTENCE_MODE", Gauge, "", S::PersistenceMode, "Persistence mode (1 enabled; 0 disabled).";
     MigMode => "DCGM_FI_DEV_MIG_MODE", Gauge, "", S::MigMode, "MIG mode (1 enabled; 0 disabled).";
     // ECC
+    EccCurrent => "DCGM_FI_DEV_ECC_CURRENT", Gauge, "", S::FieldValue(fi::ECC_CURRENT), "Current ECC mode (1 enabled; 0 disabled).";
+    EccPending => "DCGM_FI_DEV_ECC_PENDING", Gauge, "", S::FieldValue(fi::ECC_PENDING), "Pending ECC mode after the next reboot (1 enabled; 0 disabled).";
     EccSbeVolTotal => "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", Counter, "", S::Ecc(MemoryError::Corrected, EccCounter::Volatile), "Total number of single-bit volatile ECC errors.";
     EccDbeVolTotal => "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", Counter, "", S::Ecc(MemoryError::Uncorrected, EccCounter::Volatile), "Total number of double-bit volatile ECC errors.";
     EccSbeAggTotal => "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", Counter, "", S::Ecc(MemoryError::Corrected, EccCounter::Aggregate), "Total number of single-bit persistent ECC errors.";

@@ -144,3 +144,32 @@ fn pipe_activity_ratios_come_from_gpm() {
         assert!((v - want).abs() < 1e-9, "{}: {v}", field.name());
     }
 }
+
+#[test]
+fn clocks_power_limits_and_ecc_mode_follow_the_scenario() {
+    // mixed GPU 0 (A100): video clock 1275 of 1290 MHz, power limits 100 …
+    // 400 W with 400 W set (the default when none is given), ECC on.
+    let s = with_scenario(&scenario("mixed"), Some(1.0), || {
+        let opts = SamplerOptions {
+            fields: vec![
+                Field::VideoClock,
+                Field::MaxVideoClock,
+                Field::PowerMgmtLimitMin,
+                Field::PowerMgmtLimitMax,
+                Field::PowerMgmtLimitDef,
+                Field::EccCurrent,
+                Field::EccPending,
+            ],
+            ..options()
+        };
+        Sampler::new(opts).expect("sampler").sample()
+    });
+    let g = &s.gpus[0];
+    assert_eq!(g.get(Field::VideoClock), Some(Value::Int(1275)));
+    assert_eq!(g.get(Field::MaxVideoClock), Some(Value::Int(1290)));
+    assert_eq!(g.get(Field::PowerMgmtLimitMin), Some(Value::Float(100.0)));
+    assert_eq!(g.get(Field::PowerMgmtLimitMax), Some(Value::Float(400.0)));
+    assert_eq!(g.get(Field::PowerMgmtLimitDef), Some(Value::Float(400.0)));
+    assert_eq!(g.get(Field::EccCurrent), Some(Value::Int(1)));
+    assert_eq!(g.get(Field::EccPending), Some(Value::Int(1)));
+}
