@@ -193,7 +193,9 @@ def test_exit_while_daemon_threads_are_inside_job_boundaries() -> None:
             timeout=60,
         )
         assert "exiting" in proc.stdout
-        assert "Segmentation" not in proc.stderr and "panicked" not in proc.stderr, proc.stderr
+        assert "Segmentation" not in proc.stderr and "panicked" not in proc.stderr, (
+            proc.stderr
+        )
 
 
 def test_return_inside_with_type_checks(tmp_path: Path) -> None:

@@ -35,9 +35,9 @@ from ._algalon import (
     PushError,
     Report,
     __version__,
+    _at_exit,
     gpus,
 )
-from ._algalon import _at_exit
 from ._errors import ServeError
 
 # Before CPython ends daemon threads at exit, let calls in flight come back
