@@ -132,6 +132,7 @@ impl Input {
             labels: vec![Field::DriverVersion],
             skipped: Vec::new(),
             names: Default::default(),
+            exp: Vec::new(),
         }
     }
 
