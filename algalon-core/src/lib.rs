@@ -72,7 +72,10 @@ pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};
 pub use encoder::{Encoder, Format, encode_jobs};
 pub use error::{Error, Result};
 pub use nvml_error::error_name;
-pub use sampler::{CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions};
+pub use sampler::{
+    CORE_FIELDS, DEFAULT_GPU_TIMEOUT, NVML_LIB_ENV, SERIAL_ENV, SampleProgress, Sampler,
+    SamplerOptions,
+};
 pub use snapshot::{
     CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value, unix_seconds,
 };
