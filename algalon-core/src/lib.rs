@@ -75,7 +75,10 @@ pub use encoder::{
 };
 pub use error::{Error, Result};
 pub use nvml_error::error_name;
-pub use sampler::{CORE_FIELDS, NVML_LIB_ENV, SampleProgress, Sampler, SamplerOptions};
+pub use sampler::{
+    CORE_FIELDS, DEFAULT_GPU_TIMEOUT, NVML_LIB_ENV, SERIAL_ENV, SampleProgress, Sampler,
+    SamplerOptions,
+};
 pub use snapshot::{
     CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value, unix_seconds,
 };

@@ -161,3 +161,49 @@ fn a_hung_gpu_does_not_stop_the_other_gpus_fresh_readings() {
         assert_eq!(progress.current_gpu(), None, "no GPU in a call any more");
     });
 }
+
+/// Begins and ends a job on every GPU of a foreground session: the two
+/// boundary samples Python's `with mon.job()` and C's
+/// `algalon_job_begin`/`_end` take. Returns their time together.
+fn job_boundaries() -> Duration {
+    use algalon_core::jobs::{JobSession, JobSpec, SessionOptions};
+    let mut opts = SessionOptions::new(SamplerOptions {
+        xid_events: false,
+        ..options()
+    });
+    opts.visible_devices = None;
+    let session = JobSession::new(opts).expect("session");
+    let started = std::time::Instant::now();
+    let id = session
+        .begin(JobSpec {
+            name: "boundary".into(),
+            ..JobSpec::default()
+        })
+        .expect("begins");
+    let report = session.end(id, None).expect("ends");
+    let took = started.elapsed();
+    assert!(report.gpus.iter().all(|g| g.samples == 2), "{report:?}");
+    took
+}
+
+#[test]
+fn job_boundaries_on_64_slow_gpus_take_about_as_long_as_on_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let one_gpu = scaling(dir.path(), 1, serde_json::json!([]));
+    let many = scaling(dir.path(), 64, serde_json::json!([]));
+    let median = |scenario: &Path| {
+        let mut times: Vec<Duration> = (0..3)
+            .map(|_| with_latency(scenario, 1, job_boundaries))
+            .collect();
+        times.sort();
+        times[1]
+    };
+    let one = median(&one_gpu);
+    let sixty_four = median(&many);
+    let ratio = sixty_four.as_secs_f64() / one.as_secs_f64();
+    println!("job begin + end: 1 GPU {one:?}, 64 GPUs {sixty_four:?} ({ratio:.1}×)");
+    assert!(
+        ratio < 8.0,
+        "job boundaries on 64 GPUs took {ratio:.1}× one GPU ({sixty_four:?} vs {one:?})"
+    );
+}

@@ -123,7 +123,7 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         .published
         .load()
         .metrics(format, gzip, tail.as_bytes());
-    let mut response = Response::new(Body::from(body));
+    let mut response = Response::new(Body::new(Chunks(body)));
     let h = response.headers_mut();
     h.insert(
         CONTENT_TYPE,
@@ -134,6 +134,37 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
+}
+
+/// A `/metrics` body of chunks sent in order: the published GPU part is a
+/// refcount of the sampler's bytes, never copied per scrape. Its exact
+/// length is known, so the response carries `Content-Length`.
+struct Chunks([bytes::Bytes; 2]);
+
+impl hyper::body::Body for Chunks {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let next = self
+            .get_mut()
+            .0
+            .iter_mut()
+            .find(|chunk| !chunk.is_empty())
+            .map(std::mem::take);
+        std::task::Poll::Ready(next.map(|chunk| Ok(hyper::body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.iter().all(bytes::Bytes::is_empty)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.0.iter().map(|c| c.len() as u64).sum())
+    }
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {

@@ -8,8 +8,12 @@
 //! hundred bytes encoded per scrape ([`crate::telemetry`]). The GPU part is
 //! compressed once per sample and left open (a full flush, no final block),
 //! so a scrape that accepts gzip only compresses its own short tail and
-//! closes the one gzip member ([`Body::with_tail`]): no per-scrape
+//! closes the one gzip member ([`Body::chunks_with_tail`]): no per-scrape
 //! compression of the GPU part, and one member that every client reads.
+//! The GPU part goes out as its own chunk, a refcount of the published
+//! bytes: a scrape allocates only its tail, not a copy of the whole body
+//! (a ~45 KB copy per 8-GPU scrape saved; peak memory did not move, as a
+//! copy lived only until its response was in the socket — BENCHMARKS.md).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,16 +80,24 @@ impl Body {
         }
     }
 
-    /// This body followed by `tail`, gzip-compressed when `gzip`.
+    /// This body followed by `tail`, gzip-compressed when `gzip`, in one
+    /// buffer (a copy: scrapes send [`chunks_with_tail`](Self::chunks_with_tail)).
     pub fn with_tail(&self, tail: &[u8], gzip: bool) -> Bytes {
+        let [head, rest] = self.chunks_with_tail(tail, gzip);
+        let mut out = BytesMut::with_capacity(head.len() + rest.len());
+        out.put_slice(&head);
+        out.put_slice(&rest);
+        out.freeze()
+    }
+
+    /// This body followed by `tail`, gzip-compressed when `gzip`, as two
+    /// chunks sent one after the other: the shared pre-encoded part (a
+    /// refcount, no copy) and this scrape's own bytes.
+    pub fn chunks_with_tail(&self, tail: &[u8], gzip: bool) -> [Bytes; 2] {
         if !gzip {
-            let mut out = BytesMut::with_capacity(self.plain.len() + tail.len());
-            out.put_slice(&self.plain);
-            out.put_slice(tail);
-            return out.freeze();
+            return [self.plain.clone(), Bytes::copy_from_slice(tail)];
         }
-        let mut out = Vec::with_capacity(self.gzip_open.len() + tail.len() / 2 + 32);
-        out.extend_from_slice(&self.gzip_open);
+        let mut out = Vec::with_capacity(tail.len() / 2 + 32);
         // The tail is a few kilobytes: the fastest level is plenty, and each
         // worker thread keeps one compressor (reset, not re-allocated).
         let deflated = TAIL_DEFLATE.with(|deflate| {
@@ -95,7 +107,7 @@ impl Body {
         });
         if let Err(e) = deflated {
             tracing::error!(error = %e, "gzip failed");
-            return Bytes::new();
+            return [Bytes::new(), Bytes::new()];
         }
         let mut tail_crc = Crc::new();
         tail_crc.update(tail);
@@ -104,7 +116,7 @@ impl Body {
         let len = (self.plain.len() as u64 + tail.len() as u64) as u32;
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&len.to_le_bytes());
-        Bytes::from(out)
+        [self.gzip_open.clone(), Bytes::from(out)]
     }
 }
 
@@ -247,13 +259,14 @@ impl Published {
     }
 
     /// The body for a scrape: the GPU part of `format` followed by `tail`
-    /// (which, for OpenMetrics, ends with `# EOF`).
-    pub fn metrics(&self, format: Format, gzip: bool, tail: &[u8]) -> Bytes {
+    /// (which, for OpenMetrics, ends with `# EOF`), as the two chunks of
+    /// [`Body::chunks_with_tail`].
+    pub fn metrics(&self, format: Format, gzip: bool, tail: &[u8]) -> [Bytes; 2] {
         let body = match format {
             Format::PrometheusText => &self.text,
             Format::OpenMetrics => &self.openmetrics,
         };
-        body.with_tail(tail, gzip)
+        body.chunks_with_tail(tail, gzip)
     }
 
     /// `Ok(message)` while healthy, `Err(reason)` when /health must say 503.
@@ -354,6 +367,31 @@ mod tests {
             .read_to_string(&mut out)
             .expect("valid gzip");
         out
+    }
+
+    #[test]
+    fn a_scrape_shares_the_published_body_instead_of_copying_it() {
+        let body = Body::new("DCGM_FI_DEV_GPU_UTIL{gpu=\"0\"} 85\n".repeat(1000));
+        let tail = b"algalon_http_requests_total 1\n";
+        let [head, rest] = body.chunks_with_tail(tail, false);
+        assert_eq!(
+            head.as_ptr(),
+            body.plain.as_ptr(),
+            "the GPU part is not copied"
+        );
+        assert_eq!(&rest[..], tail);
+        let [head, rest] = body.chunks_with_tail(tail, true);
+        assert_eq!(head.as_ptr(), body.gzip_open.as_ptr(), "nor its gzip form");
+        assert!(rest.len() < 100, "only the tail is compressed per scrape");
+        let mut joined = head.to_vec();
+        joined.extend_from_slice(&rest);
+        assert_eq!(
+            gunzip_one_member(&joined),
+            format!(
+                "{}algalon_http_requests_total 1\n",
+                "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\"} 85\n".repeat(1000)
+            )
+        );
     }
 
     #[test]

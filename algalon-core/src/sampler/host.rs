@@ -7,7 +7,7 @@ use crate::nvml_error::{ErrorCounts, Verdict, count_error, verdict};
 
 /// Host-level facts, read at NVML initialisation and again while one that
 /// NVML could not give for now is missing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct System {
     pub(super) driver_version: Option<String>,
     pub(super) nvml_version: Option<String>,

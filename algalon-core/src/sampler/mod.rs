@@ -329,8 +329,11 @@ impl Sampler {
             };
             // The workers copy the driver and NVML version labels at
             // identification: a worker identifies its GPU again when the
-            // facts it identified with were incomplete (`worker::run`).
-            self.system = Arc::new(system);
+            // facts it identified with were incomplete and have changed
+            // (`worker::run`), so a new value only when something changed.
+            if system != *self.system {
+                self.system = Arc::new(system);
+            }
         }
         let mut newly_unsupported: BTreeMap<Field, Vec<u32>> = BTreeMap::new();
         let mut driver_gone = false;
