@@ -90,6 +90,10 @@ test-python-pkg: fake-nvml python-pkg ## The algalon package's tests against the
 test-compose: fake-nvml ## compose/ end to end: schema, dashboards, dry runs, setup.sh, live VMAgent/VictoriaMetrics/vmalert pipeline
 	scripts/e2e-pipeline.sh
 
+.PHONY: test-containers
+test-containers: fake-nvml ## compose/ in a real Docker engine: image build, setup.sh single-node/host/workers, VictoriaMetrics outage, alert, bad input (stand-in images, built once)
+	scripts/e2e-containers.sh
+
 .PHONY: lint-compose
 lint-compose: ## compose/ static checks only (seconds)
 	scripts/e2e-pipeline.sh --static-only
@@ -99,7 +103,7 @@ dashboards: ## Regenerate compose/host/grafana/dashboards/algalon-*.json from th
 	python3 compose/host/grafana/build_dashboards.py
 
 .PHONY: test
-test: deps lint test-rust test-python test-python-pkg test-wheel test-page crates test-compose test-soak test-release bench-compare-quick bench-fleet-quick fuzz-smoke doc ## Everything CI runs (installs what is missing first)
+test: deps lint test-rust test-python test-python-pkg test-wheel test-page crates test-compose test-containers test-soak test-release bench-compare-quick bench-fleet-quick fuzz-smoke doc ## Everything CI runs (installs what is missing first)
 
 .PHONY: golden
 golden: fake-nvml ## Regenerate the golden exposition files (core encoder, exporter /metrics over HTTP) after an intended output change

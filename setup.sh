@@ -503,7 +503,9 @@ if ((simulate)); then
 elif [[ $mode != host ]]; then
     check_gpu
 fi
-if ((${#missing[@]})); then
+if ((${#missing[@]} == 1)); then
+    die "cannot set up --$mode on this machine: ${missing[0]}"
+elif ((${#missing[@]})); then
     echo "setup.sh: cannot set up --$mode on this machine; missing:" >&2
     printf '  - %s\n' "${missing[@]}" >&2
     exit 1
@@ -588,12 +590,96 @@ YAML
     echo "setup.sh: wrote $simulate_override (simulated GPUs: $scn)"
 }
 
+env_setting() { # .env file, key -> the value compose uses: the environment's, else the file's
+    if [[ -n ${!2+set} ]]; then
+        echo "${!2}"
+    else
+        env_value "$1" "$2"
+    fi
+}
+
+check_env() { # .env file, keys that must not be empty, then --ports KEY...
+    local env=$1 key v line where required=1
+    shift
+    for key in "$@"; do
+        if [[ $key == --ports ]]; then
+            required=0
+            continue
+        fi
+        v=$(env_setting "$env" "$key")
+        line=$(grep -n "^$key=" "$env" | tail -n 1) || true
+        line=${line%%:*}
+        where="$env${line:+:$line}"
+        [[ -z ${!key+set} ]] || where="the environment"
+        if ((required)) && [[ -z $v ]]; then
+            if [[ $where == "the environment" ]]; then
+                die "$key is set but empty in the environment: unset it or give it a value; nothing was started"
+            elif [[ -n $line ]]; then
+                if [[ $key == GRAFANA_ADMIN_PASSWORD ]]; then
+                    die "$env:$line: $key is empty: set a password there, or delete $env and run setup.sh again to generate one; nothing was started"
+                fi
+                die "$env:$line: $key is empty: set it there; nothing was started"
+            fi
+            die "$env has no $key line: add $key=... (see $(dirname "$env")/.env.example); nothing was started"
+        fi
+        if ((!required)) && [[ -n $v ]] && { ! [[ $v =~ ^[0-9]{1,5}$ ]] || ((10#$v < 1 || 10#$v > 65535)); }; then
+            die "$where: $key=$v is not a TCP port (1-65535); nothing was started"
+        fi
+    done
+    return 0
+}
+
+port_answers() { # address, port: does something accept connections there?
+    local addr=${1//[\[\]]/}
+    case $addr in "" | 0.0.0.0 | "::") addr=127.0.0.1 ;; esac
+    # shellcheck disable=SC2016 # $0 and $1 are the inner bash's arguments
+    if command -v timeout >/dev/null 2>&1; then
+        timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$addr" "$2" 2>/dev/null
+    else
+        bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$addr" "$2" 2>/dev/null
+    fi
+}
+
+check_ports() { # compose -f args, then env:BIND_KEY:PORT_KEY:default_bind:default_port...
+    local -a files=() ours=()
+    local spec env bind_key port_key def_bind def_port bind port who id
+    while (($#)) && [[ $1 == -f ]]; do
+        files+=("$1" "$2")
+        shift 2
+    done
+    # Ports this project's own containers publish (a re-run) are not taken.
+    while IFS= read -r id; do
+        ours+=("${id:0:12}")
+    done < <(docker compose "${files[@]}" ps -q 2>/dev/null)
+    for spec in "$@"; do
+        IFS='|' read -r env bind_key port_key def_bind def_port <<<"$spec"
+        bind=$(env_setting "$env" "$bind_key")
+        bind=${bind:-$def_bind}
+        port=$(env_setting "$env" "$port_key")
+        port=${port:-$def_port}
+        port_answers "$bind" "$port" || continue
+        id=$(docker ps -q --filter "publish=$port" 2>/dev/null | head -n 1) || id=""
+        id=${id:0:12}
+        if [[ -n $id && " ${ours[*]} " == *" $id "* ]]; then
+            continue
+        fi
+        if [[ -n $id ]]; then
+            who="the container $(docker inspect --format '{{.Name}}' "$id" 2>/dev/null | sed 's|^/||')"
+        else
+            who="another program"
+        fi
+        die "port $port ($port_key in $env) is already in use on ${bind:-0.0.0.0} by $who: stop it, or set $port_key in $env to a free port; nothing was started"
+    done
+    return 0
+}
+
 compose_up() { # compose files
     local files=() f
     for f in "$@"; do
         files+=(-f "$f")
     done
     if ((start)); then
+        check_ports "${files[@]}" "${published[@]}"
         echo "setup.sh: docker compose ${files[*]} up -d --build"
         docker compose "${files[@]}" up -d --build
     else
@@ -653,9 +739,16 @@ victoriametrics_url() { # host .env: where VictoriaMetrics can be reached
     esac
 }
 
+host_published=("$compose_dir/host/.env|GRAFANA_BIND|GRAFANA_PORT|0.0.0.0|3000"
+    "$compose_dir/host/.env|VM_BIND|VM_PORT|127.0.0.1|8428")
+worker_published=("$compose_dir/worker/.env|ALGALON_BIND|ALGALON_PORT|0.0.0.0|9400")
+published=() # what compose_up checks is free: .env|BIND_KEY|PORT_KEY|default bind|default port
+
 case $mode in
     host)
         host_env
+        check_env "$compose_dir/host/.env" GRAFANA_ADMIN_PASSWORD --ports GRAFANA_PORT VM_PORT
+        published=("${host_published[@]}")
         compose_up "$compose_dir/host/docker-compose.yml"
         echo
         echo "Algalon monitoring host $state:"
@@ -666,6 +759,8 @@ case $mode in
         ;;
     worker)
         write_env "$compose_dir/worker"
+        check_env "$compose_dir/worker/.env" --ports ALGALON_PORT
+        published=("${worker_published[@]}")
         prepare_exporter
         compose_up "$compose_dir/worker/docker-compose.yml" "${extra[@]}"
         me=$(hostname -I 2>/dev/null | awk '{print $1}') || true
@@ -680,6 +775,9 @@ case $mode in
     single-node)
         host_env
         write_env "$compose_dir/worker"
+        check_env "$compose_dir/host/.env" GRAFANA_ADMIN_PASSWORD --ports GRAFANA_PORT VM_PORT
+        check_env "$compose_dir/worker/.env" --ports ALGALON_PORT
+        published=("${host_published[@]}" "${worker_published[@]}")
         add_workers "${cluster:-local}" 0 host.docker.internal:9400
         prepare_exporter
         compose_up "$compose_dir/single-node/docker-compose.yml" "${extra[@]}"

@@ -2,7 +2,9 @@
 # Installs what Algalon's tests and demo need on a fresh Debian machine:
 # promtool (Debian "prometheus"), amtool + Alertmanager (Debian
 # "prometheus-alertmanager"), VictoriaMetrics + vmagent + vmalert
-# (Debian "victoria-metrics"), wrk, and the Python packages of the test suite.
+# (Debian "victoria-metrics"), wrk, a Docker engine with Compose v2 and
+# debootstrap (compose/'s container tests), and the Python packages of the
+# test suite.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
@@ -25,21 +27,63 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 # The live page's test renders / in headless Chromium (DevTools over a pipe).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# compose/ in a real Docker engine (scripts/e2e-containers.sh): the engine,
+# and debootstrap for the Debian base of the local stand-in images.
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+    SUDO=sudo
+fi
+need_root() {
+    [[ -z $SUDO ]] || command -v sudo >/dev/null 2>&1 || {
+        echo "install-deps: need root (or sudo) to install $*" >&2
+        exit 1
+    }
+}
 
 if ((${#need_apt[@]})); then
     echo "install-deps: installing Debian packages: ${need_apt[*]}"
-    SUDO=""
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || {
-            echo "install-deps: need root (or sudo) to apt-get install ${need_apt[*]}" >&2
-            exit 1
-        }
-        SUDO=sudo
-    fi
+    need_root "${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
     # --no-install-recommends keeps the Prometheus server's extras out: only promtool is used.
     $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# Compose v2 and buildx are not in bookworm. Debian trixie's docker-compose
+# and docker-buildx (Go programs needing only libc6 >= 2.34) install on it:
+# fetch just those .debs with apt pointed at trixie through its own lists
+# and cache, leaving the system's sources as they are.
+install_from_trixie() { # package...
+    local dir uri keyring
+    dir=$(mktemp -d)
+    uri=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
+    keyring=$(sed -n 's/^Signed-By: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
+    cat >"$dir/trixie.sources" <<SOURCES
+Types: deb
+URIs: ${uri:-http://deb.debian.org/debian}
+Suites: trixie
+Components: main
+Signed-By: ${keyring:-/usr/share/keyrings/debian-archive-keyring.gpg}
+SOURCES
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    chmod -R a+rwX "$dir"
+    local -a opts=(-o "Dir::Etc::sourcelist=$dir/trixie.sources" -o Dir::Etc::sourceparts=-
+        -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache")
+    $SUDO apt-get "${opts[@]}" update -qq
+    (cd "$dir" && $SUDO apt-get "${opts[@]}" download -qq "$@")
+    $SUDO dpkg -i "$dir"/*.deb >/dev/null
+    rm -rf "$dir"
+}
+trixie=()
+docker compose version >/dev/null 2>&1 || trixie+=(docker-compose)
+docker buildx version >/dev/null 2>&1 || trixie+=(docker-buildx)
+if ((${#trixie[@]})); then
+    echo "install-deps: installing Debian trixie's ${trixie[*]} (Compose v2 / buildx; not in bookworm)"
+    need_root "${trixie[*]}"
+    install_from_trixie "${trixie[@]}"
 fi
 
 # auditwheel checks the wheel's manylinux tag; ziglang links it against glibc 2.17 (make wheel).
@@ -81,9 +125,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --quiet cargo-fuzz --locked
 fi
 
-for tool in promtool amtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema auditwheel shellcheck chromium gcc g++ valgrind pkg-config cbindgen kubectl; do
+for tool in promtool amtool victoria-metrics vmagent vmalert wrk python3 ruff maturin check-jsonschema auditwheel shellcheck chromium gcc g++ valgrind pkg-config cbindgen kubectl dockerd debootstrap; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "install-deps: $tool is still missing after installation" >&2
         exit 1
     }
 done
+docker compose version >/dev/null 2>&1 || {
+    echo "install-deps: 'docker compose' still does not run after installation" >&2
+    exit 1
+}

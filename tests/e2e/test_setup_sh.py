@@ -56,7 +56,20 @@ if [[ $1 == info ]]; then
     if [[ "$*" == *Runtimes* ]]; then echo "$FAKE_RUNTIMES"; else echo 27.0.3; fi
     exit 0
 fi
+if [[ $1 == compose && " $* " == *" ps -q "* ]]; then
+    # The project's own containers (setup.sh asks before checking ports).
+    [[ -z ${FAKE_OURS:-} ]] || echo "$FAKE_OURS"
+    exit 0
+fi
 [[ $1 == compose ]] && exit 0
+if [[ $1 == ps ]]; then # ps -q --filter publish=PORT: who publishes a port
+    [[ -z ${FAKE_PUBLISHER:-} ]] || echo "$FAKE_PUBLISHER"
+    exit 0
+fi
+if [[ $1 == inspect ]]; then
+    echo "/algalon-other-grafana-1"
+    exit 0
+fi
 echo "fake docker: unexpected: $*" >&2
 exit 3
 """
@@ -93,6 +106,11 @@ class Sandbox:
             "HOME": str(tmp),
             "FAKE_LOG": str(self.log),
             "FAKE_COMPOSE_VERSION": "2.29.1",
+            # setup.sh checks that the ports it publishes are free: ports
+            # nothing listens on, whatever else runs on this machine.
+            "GRAFANA_PORT": str(closed_port()),
+            "VM_PORT": str(closed_port()),
+            "ALGALON_PORT": str(closed_port()),
             "FAKE_RUNTIMES": '{"io.containerd.runc.v2":{"path":"runc"},"nvidia":{"path":"nvidia-container-runtime"}}',
         }
 
@@ -712,3 +730,78 @@ def test_a_run_without_simulate_goes_back_to_real_gpus(tmp_path):
         last
         == f"docker compose -f {box.root}/compose/worker/docker-compose.yml up -d --build"
     )
+
+
+@contextmanager
+def listening() -> Iterator[int]:
+    """A loopback port something listens on, as another program would."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_a_taken_port_is_one_line_and_nothing_starts(tmp_path):
+    box = Sandbox(tmp_path)
+    with listening() as port:
+        r = box.run("--host", GRAFANA_PORT=str(port), VM_PORT=str(closed_port()))
+        assert r.returncode == 1
+        env = box.root / "compose/host/.env"
+        assert r.stderr.splitlines() == [
+            (
+                f"setup.sh: port {port} (GRAFANA_PORT in {env}) is already in use on"
+                f" 0.0.0.0 by another program: stop it, or set GRAFANA_PORT in {env} to a"
+                " free port; nothing was started"
+            )
+        ]
+        assert " up " not in box.log.read_text()
+        # Held by a container of another project: named.
+        r = box.run(
+            "--host",
+            GRAFANA_PORT=str(port),
+            VM_PORT=str(closed_port()),
+            FAKE_PUBLISHER="0123456789ab",
+        )
+        assert r.returncode == 1
+        assert "by the container algalon-other-grafana-1:" in r.stderr
+        # Held by this very stack (setup.sh run again): fine.
+        r = box.run(
+            "--host",
+            GRAFANA_PORT=str(port),
+            VM_PORT=str(closed_port()),
+            FAKE_PUBLISHER="0123456789abcdef",
+            FAKE_OURS="0123456789abcdef0123",
+        )
+        assert r.returncode == 0, r.stderr
+        assert " up -d --build" in box.log.read_text()
+
+
+def test_an_empty_password_in_an_existing_env_is_one_line(tmp_path):
+    box = Sandbox(tmp_path)
+    env = box.root / "compose/host/.env"
+    shutil.copy2(box.root / "compose/host/.env.example", env)
+    line = next(
+        i
+        for i, text in enumerate(env.read_text().splitlines(), 1)
+        if text.startswith("GRAFANA_ADMIN_PASSWORD=")
+    )
+    r = box.run("--host")
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        (
+            f"setup.sh: {env}:{line}: GRAFANA_ADMIN_PASSWORD is empty: set a password"
+            f" there, or delete {env} and run setup.sh again to generate one; nothing"
+            " was started"
+        )
+    ]
+    assert " up " not in box.log.read_text()
+    r = box.run("--host", GRAFANA_ADMIN_PASSWORD="x", GRAFANA_PORT="30o0")
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        (
+            "setup.sh: the environment: GRAFANA_PORT=30o0 is not a TCP port (1-65535);"
+            " nothing was started"
+        )
+    ]

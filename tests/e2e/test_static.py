@@ -586,7 +586,14 @@ def test_every_alert_links_the_fleet_dashboard_at_its_gpu():
 
 
 def test_shellcheck():
-    r = run(tool("shellcheck"), "setup.sh", "scripts/e2e-pipeline.sh")
+    r = run(
+        tool("shellcheck"),
+        "setup.sh",
+        "scripts/e2e-pipeline.sh",
+        "scripts/e2e-containers.sh",
+        "scripts/install-deps.sh",
+        "testing/containers/build-standins.sh",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
