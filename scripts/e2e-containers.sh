@@ -58,6 +58,9 @@ remove_project() { # everything compose created under one project name
     done
 }
 
+built=() # algalon-exporter:local as each build left it
+note_image() { built+=("$(docker image inspect --format '{{.Id}}' algalon-exporter:local 2>/dev/null)"); }
+
 listener_pid=""
 vm_image_original=""
 teardown() {
@@ -66,6 +69,11 @@ teardown() {
     docker rm -f "$health_ctr" >/dev/null 2>&1 || true
     for p in "${projects[@]}"; do
         remove_project "$p" 2>/dev/null || true
+    done
+    for p in "${built[@]}"; do # those a later build untagged
+        if [[ -n $p && -z $(docker image inspect --format '{{join .RepoTags ","}}' "$p" 2>/dev/null) ]]; then
+            docker image rm "$p" >/dev/null 2>&1 || true
+        fi
     done
     if [[ -n $vm_image_original ]]; then # the stand-in as it was before the rebuild
         docker tag "$vm_image_original" "$vm_image" 2>/dev/null || true
@@ -151,12 +159,17 @@ vm=http://127.0.0.1:8428
 step "1. compose/worker/Dockerfile -> algalon-exporter:local (BuildKit)"
 src=$(machine src)
 b0=$(date +%s)
+previous=$(docker image inspect --format '{{.Id}}' algalon-exporter:local 2>/dev/null) || previous=""
 # As `docker compose build` (setup.sh) builds it, so that their builds below hit this one's cache.
-docker build -q -f "$src/compose/worker/Dockerfile" -t algalon-exporter:local "$src" >"$scratch/build.log" 2>&1 || {
+timeout 1500 docker build -q -f "$src/compose/worker/Dockerfile" -t algalon-exporter:local "$src" >"$scratch/build.log" 2>&1 || {
     tail -n 30 "$scratch/build.log" >&2
     fail "docker build -f compose/worker/Dockerfile failed (above)"
 }
 ok "built in $(($(date +%s) - b0)) s"
+note_image
+if [[ -n $previous && -z $(docker image inspect --format '{{join .RepoTags ","}}' "$previous" 2>/dev/null) ]]; then
+    docker image rm "$previous" >/dev/null 2>&1 || true # the last run's image, untagged now
+fi
 user=$(docker image inspect --format '{{.Config.User}}' algalon-exporter:local)
 [[ -n $user && ${user%%:*} != 0 && ${user%%:*} != root ]] || fail "algalon-exporter:local runs as root (USER '$user')"
 ok "runs as $user"
@@ -181,10 +194,11 @@ health_started=$(date +%s)
 # ------------------------------------------------------------- single node
 step "2. ./setup.sh --single-node --simulate"
 single=$(machine single)
-COMPOSE_PROJECT_NAME=$P-single "$single/setup.sh" --single-node --simulate --host-ip 127.0.0.1 >"$scratch/single.log" 2>&1 || {
+COMPOSE_PROJECT_NAME=$P-single timeout 900 "$single/setup.sh" --single-node --simulate --host-ip 127.0.0.1 >"$scratch/single.log" 2>&1 || {
     cat "$scratch/single.log" >&2
     fail "./setup.sh --single-node --simulate failed (above)"
 }
+note_image
 ok "setup.sh returned; every service started"
 "${check[@]}" gpus --vm "$vm" --match 'DCGM_FI_DEV_GPU_TEMP{cluster="local"}' \
     --instances host.docker.internal:9400 --gpus 8 --interval 5 --within 30 || {
@@ -210,7 +224,7 @@ step "3. ./setup.sh --host, two ./setup.sh --worker --simulate, --add-worker"
 host=$(machine host)
 workers=("$(machine w1)" "$(machine w2)")
 hc() { COMPOSE_PROJECT_NAME=$P-host docker compose -f "$host/compose/host/docker-compose.yml" "$@"; }
-COMPOSE_PROJECT_NAME=$P-host "$host/setup.sh" --host --host-ip 127.0.0.1 >"$scratch/host.log" 2>&1 || {
+COMPOSE_PROJECT_NAME=$P-host timeout 600 "$host/setup.sh" --host --host-ip 127.0.0.1 >"$scratch/host.log" 2>&1 || {
     cat "$scratch/host.log" >&2
     fail "./setup.sh --host failed (above)"
 }
@@ -218,10 +232,11 @@ ip=$(hostname -I | awk '{print $1}')
 p1=$(free_port) p2=$(free_port)
 ports=("$p1" "$p2")
 for w in 1 2; do
-    COMPOSE_PROJECT_NAME=$P-w$w ALGALON_PORT=${ports[w - 1]} "${workers[w - 1]}/setup.sh" --worker --simulate --host-ip 127.0.0.1 >"$scratch/w$w.log" 2>&1 || {
+    COMPOSE_PROJECT_NAME=$P-w$w ALGALON_PORT=${ports[w - 1]} timeout 900 "${workers[w - 1]}/setup.sh" --worker --simulate --host-ip 127.0.0.1 >"$scratch/w$w.log" 2>&1 || {
         cat "$scratch/w$w.log" >&2
         fail "./setup.sh --worker --simulate (worker $w) failed (above)"
     }
+    note_image
 done
 nets=$(docker network ls --format '{{.Name}} {{.Label "com.docker.compose.project"}}' | grep -c " $P-w[12]$") || true
 [[ $nets == 2 ]] || fail "the two workers should have a network each (found $nets)"
@@ -245,7 +260,7 @@ w2_exporter=$(docker ps -q --filter "label=com.docker.compose.project=$P-w2" --f
 t_stop=$(date +%s)
 # Stopped for good: `restart: unless-stopped` would bring back a merely killed one.
 docker stop -t 0 "$w2_exporter" >/dev/null
-hc stop -t 10 victoriametrics >/dev/null 2>&1
+COMPOSE_PROJECT_NAME=$P-host timeout 120 docker compose -f "$host/compose/host/docker-compose.yml" stop -t 10 victoriametrics >/dev/null 2>&1
 ok "both stopped; bad input meanwhile"
 
 # 5. Bad input, while VictoriaMetrics is down (nothing of it needs the stacks).
@@ -302,7 +317,7 @@ vm_image_original=$(docker image inspect --format '{{.Id}}' "$vm_image")
 echo "FROM $vm_image" | docker build -q -t "$vm_image" --label "org.algalon.e2e-rebuild=$(date +%s)" - >/dev/null
 
 sleep $((t_stop + 60 - $(date +%s) > 0 ? t_stop + 60 - $(date +%s) : 0))
-hc start victoriametrics >/dev/null 2>&1
+COMPOSE_PROJECT_NAME=$P-host timeout 120 docker compose -f "$host/compose/host/docker-compose.yml" start victoriametrics >/dev/null 2>&1
 t_start=$(date +%s)
 ok "VictoriaMetrics started again after $((t_start - t_stop)) s"
 # Every 5 s sample of the outage reaches VictoriaMetrics from VMAgent's buffer:
@@ -325,7 +340,7 @@ step "   docker compose up -d with a rebuilt VictoriaMetrics image keeps the sto
 kept_match='{__name__=~"DCGM_FI_DEV_GPU_TEMP|up"}'
 before=$("${check[@]}" count --vm "$vm" --match "$kept_match" --start $((t_stop - 60)) --end $((t_start + 15)))
 old_vm=$(hc ps -q victoriametrics)
-hc up -d >/dev/null 2>&1 || fail "docker compose up -d (host) failed after the image rebuild"
+COMPOSE_PROJECT_NAME=$P-host timeout 300 docker compose -f "$host/compose/host/docker-compose.yml" up -d >/dev/null 2>&1 || fail "docker compose up -d (host) failed after the image rebuild"
 new_vm=$(hc ps -q victoriametrics)
 [[ $new_vm != "$old_vm" ]] || fail "docker compose up -d did not recreate VictoriaMetrics from its rebuilt image"
 after=""
