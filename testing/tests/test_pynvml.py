@@ -517,7 +517,7 @@ def test_gpm_metrics() -> None:
         req.numMetrics = 2
         req.sample1, req.sample2 = s1, s2
         req.metrics[0].metricId = N.NVML_GPM_METRIC_SM_OCCUPANCY
-        req.metrics[1].metricId = N.NVML_GPM_METRIC_INTEGER_UTIL
+        req.metrics[1].metricId = N.NVML_GPM_METRIC_NVDEC_0_UTIL
         N.nvmlGpmMetricsGet(req)
         out["metrics"] = [[m.nvmlReturn, m.value] for m in req.metrics[:2]]
         N.nvmlGpmSampleFree(s1)
@@ -531,7 +531,7 @@ def test_gpm_metrics() -> None:
     assert out["supported"] == 1
     assert out["metrics"][0][0] == 0
     assert out["metrics"][0][1] == pytest.approx(mean, abs=1e-9)
-    assert out["metrics"][1][0] == 3  # no integer-util figure in the scenario
+    assert out["metrics"][1][0] == 3  # no NVDEC figure in the scenario
 
 
 PEER_TOOLS = {
