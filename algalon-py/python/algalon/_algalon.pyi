@@ -48,6 +48,7 @@ __all__ = [
     "PushError",
     "Report",
     "__version__",
+    "_at_exit",
     "gpus",
 ]
 
