@@ -673,6 +673,35 @@ check_ports() { # compose -f args, then env:BIND_KEY:PORT_KEY:default_bind:defau
     return 0
 }
 
+release_image=ghcr.io/algalon-gpu/algalon-exporter
+up_args=(--build) # how compose_up gets images: exporter_image decides for the exporter
+
+exporter_image() { # pull the release image the worker's .env names, else build it under that name
+    local image out
+    image=$(env_setting "$compose_dir/worker/.env" ALGALON_IMAGE)
+    image=${image:-$(env_value "$compose_dir/worker/.env.example" ALGALON_IMAGE)}
+    # Build arguments of compose/worker/docker-compose.yml, as `make image` passes them.
+    ALGALON_VERSION=unknown
+    if [[ -f $root/Cargo.toml ]]; then
+        ALGALON_VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$root/Cargo.toml")
+    fi
+    ALGALON_GIT_HASH=${ALGALON_GIT_HASH:-$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)}
+    export ALGALON_VERSION ALGALON_GIT_HASH
+    if [[ $image != "$release_image":* ]]; then
+        up_args=(--build)
+        echo "setup.sh: $image is built from compose/worker/Dockerfile (ALGALON_IMAGE in $compose_dir/worker/.env)"
+    elif ! ((start)) || docker image inspect "$image" >/dev/null 2>&1; then
+        up_args=()
+    elif out=$(timeout 180 docker pull -q "$image" 2>&1); then
+        up_args=()
+        echo "setup.sh: pulled $image"
+    else
+        up_args=(--build)
+        out=$(grep -v '^$' <<<"$out" | tail -n 1)
+        echo "setup.sh: cannot pull $image (${out:-timed out after 180 s}): building it from compose/worker/Dockerfile instead (a few minutes, once)"
+    fi
+}
+
 compose_up() { # compose files
     local files=() f
     for f in "$@"; do
@@ -680,10 +709,10 @@ compose_up() { # compose files
     done
     if ((start)); then
         check_ports "${files[@]}" "${published[@]}"
-        echo "setup.sh: docker compose ${files[*]} up -d --build"
-        docker compose "${files[@]}" up -d --build
+        echo "setup.sh: docker compose ${files[*]} up -d${up_args[*]:+ ${up_args[*]}}"
+        docker compose "${files[@]}" up -d "${up_args[@]}"
     else
-        echo "setup.sh: --no-start: run 'docker compose ${files[*]} up -d --build' when ready"
+        echo "setup.sh: --no-start: run 'docker compose ${files[*]} up -d${up_args[*]:+ ${up_args[*]}}' when ready"
     fi
 }
 
@@ -762,6 +791,7 @@ case $mode in
         check_env "$compose_dir/worker/.env" --ports ALGALON_PORT
         published=("${worker_published[@]}")
         prepare_exporter
+        exporter_image
         compose_up "$compose_dir/worker/docker-compose.yml" "${extra[@]}"
         me=$(hostname -I 2>/dev/null | awk '{print $1}') || true
         echo
@@ -780,6 +810,7 @@ case $mode in
         published=("${host_published[@]}" "${worker_published[@]}")
         add_workers "${cluster:-local}" 0 host.docker.internal:9400
         prepare_exporter
+        exporter_image
         compose_up "$compose_dir/single-node/docker-compose.yml" "${extra[@]}"
         echo
         echo "Algalon $state on this machine${simulated_gpus:-}:"

@@ -6,11 +6,14 @@
 # second run builds nothing), then, each on scratch copies of this checkout as
 # separate machines would have them:
 #
-#   1. compose/worker/Dockerfile with BuildKit -> algalon-exporter:local: runs
-#      as a non-root user, holds no shell, under 60 MB, its HEALTHCHECK turns
-#      healthy (the exporter on the fake NVML);
-#   2. ./setup.sh --single-node --simulate: within 30 s VictoriaMetrics holds
-#      every GPU's series with cluster, instance and gpu labels, 5 s apart;
+#   1. make image -> algalon-exporter:local (compose/worker/Dockerfile, BuildKit):
+#      runs as a non-root user, holds no shell, under 60 MB, carries the OCI
+#      version/revision/source/licence labels, its HEALTHCHECK turns healthy
+#      (the exporter on the fake NVML);
+#   2. ./setup.sh --single-node --simulate: the release image cannot be pulled
+#      here, so setup.sh says so and builds it under the release name (from
+#      step 1's cache); within 30 s VictoriaMetrics holds every GPU's series
+#      with cluster, instance and gpu labels, 5 s apart;
 #   3. ./setup.sh --host and two ./setup.sh --worker --simulate (their own
 #      compose projects and networks); --add-worker is scraped without a
 #      VMAgent restart;
@@ -37,6 +40,12 @@ health_ctr=$P-healthcheck
 check=(python3 "$root/testing/containers/check.py")
 export DOCKER_BUILDKIT=1 COMPOSE_PROGRESS=quiet
 export ALGALON_FAKE_NVML_DIR=${ALGALON_FAKE_NVML_DIR:-$root/target/fake-nvml}
+# The revision `make image` and setup.sh's builds label the image with (the
+# scratch copies below are not git checkouts).
+ALGALON_GIT_HASH=${ALGALON_GIT_HASH:-$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)}
+export ALGALON_GIT_HASH
+version=$("$root/scripts/release.sh" version)
+release_image=$(sed -n 's/^ALGALON_IMAGE=//p' "$root/compose/worker/.env.example")
 keep=0
 
 t0=$(date +%s)
@@ -58,8 +67,13 @@ remove_project() { # everything compose created under one project name
     done
 }
 
-built=() # algalon-exporter:local as each build left it
-note_image() { built+=("$(docker image inspect --format '{{.Id}}' algalon-exporter:local 2>/dev/null)"); }
+built=() # the exporter images as each build left them
+note_image() { # algalon-exporter:local and setup.sh's build of the release image
+    local tag
+    for tag in algalon-exporter:local "$release_image"; do
+        built+=("$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null)")
+    done
+}
 
 listener_pid=""
 vm_image_original=""
@@ -160,10 +174,12 @@ step "1. compose/worker/Dockerfile -> algalon-exporter:local (BuildKit)"
 src=$(machine src)
 b0=$(date +%s)
 previous=$(docker image inspect --format '{{.Id}}' algalon-exporter:local 2>/dev/null) || previous=""
-# As `docker compose build` (setup.sh) builds it, so that their builds below hit this one's cache.
-timeout 1500 docker build -q -f "$src/compose/worker/Dockerfile" -t algalon-exporter:local "$src" >"$scratch/build.log" 2>&1 || {
+# With the build arguments setup.sh gives `docker compose build` (the same
+# version, ALGALON_GIT_HASH from the environment), so that its builds below
+# hit this one's cache.
+timeout 1500 make -s -C "$src" image IMAGE=algalon-exporter:local >"$scratch/build.log" 2>&1 || {
     tail -n 30 "$scratch/build.log" >&2
-    fail "docker build -f compose/worker/Dockerfile failed (above)"
+    fail "make image failed (above)"
 }
 ok "built in $(($(date +%s) - b0)) s"
 note_image
@@ -183,6 +199,12 @@ docker rm "$cid" >/dev/null
 ok "no shell in the image"
 [[ $(docker image inspect --format '{{json .Config.Healthcheck.Test}}' algalon-exporter:local) == *--healthcheck* ]] ||
     fail "algalon-exporter:local has no HEALTHCHECK running the exporter's --healthcheck"
+label() { docker image inspect --format "{{index .Config.Labels \"org.opencontainers.image.$2\"}}" "$1"; }
+for kv in "version=$version" "revision=$ALGALON_GIT_HASH" "source=https://github.com/algalon-gpu/algalon" "licenses=MIT OR Apache-2.0"; do
+    [[ $(label algalon-exporter:local "${kv%%=*}") == "${kv#*=}" ]] ||
+        fail "algalon-exporter:local: label org.opencontainers.image.${kv%%=*} is '$(label algalon-exporter:local "${kv%%=*}")', not '${kv#*=}'"
+done
+ok "OCI labels: version $version, revision ${ALGALON_GIT_HASH:0:12}, source, licences"
 # Its HEALTHCHECK runs every 30 s: checked after the single-node stack.
 docker run -d --name "$health_ctr" --read-only --cap-drop ALL \
     -v "$ALGALON_FAKE_NVML_DIR/libnvidia-ml.so.1:/opt/algalon/fake-nvml/libnvidia-ml.so.1:ro" \
@@ -194,11 +216,20 @@ health_started=$(date +%s)
 # ------------------------------------------------------------- single node
 step "2. ./setup.sh --single-node --simulate"
 single=$(machine single)
+# The release image under its name is what a previous run built; without it
+# setup.sh must try the registry and fall back to building.
+docker image rm "$release_image" >/dev/null 2>&1 || true
 COMPOSE_PROJECT_NAME=$P-single timeout 900 "$single/setup.sh" --single-node --simulate --host-ip 127.0.0.1 >"$scratch/single.log" 2>&1 || {
     cat "$scratch/single.log" >&2
     fail "./setup.sh --single-node --simulate failed (above)"
 }
 note_image
+grep -q "cannot pull $release_image (.*): building it from compose/worker/Dockerfile" "$scratch/single.log" || {
+    cat "$scratch/single.log" >&2
+    fail "setup.sh did not say that $release_image cannot be pulled and is built instead (its output above)"
+}
+[[ $(label "$release_image" version) == "$version" ]] || fail "setup.sh's build of $release_image is not labelled version $version"
+ok "setup.sh: $release_image cannot be pulled here; built it under that name (labelled $version)"
 ok "setup.sh returned; every service started"
 "${check[@]}" gpus --vm "$vm" --match 'DCGM_FI_DEV_GPU_TEMP{cluster="local"}' \
     --instances host.docker.internal:9400 --gpus 8 --interval 5 --within 30 || {

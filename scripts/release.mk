@@ -36,6 +36,13 @@ c-tarball: ## DIST_DIR/libalgalon-VERSION-linux-ARCH.tar.gz: libalgalon.so/.a, a
 checksums: ## DIST_DIR/SHA256SUMS over every artifact under DIST_DIR
 	scripts/release.sh checksums $(DIST_DIR)
 
+.PHONY: image
+IMAGE ?= algalon-exporter:local
+PLATFORMS ?=
+PUSH ?= 0
+image: ## The exporter image from compose/worker/Dockerfile as IMAGE (algalon-exporter:local), OCI labels; PLATFORMS=linux/amd64,linux/arm64 PUSH=1 in the release job
+	scripts/release.sh image "$(IMAGE)" "$(PLATFORMS)" "$(PUSH)"
+
 .PHONY: version
 version: ## Print the version every artifact carries ([workspace.package] in Cargo.toml)
 	@scripts/release.sh version

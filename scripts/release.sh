@@ -10,6 +10,11 @@
 #                                         lib/libalgalon.{so,a}, lib/pkgconfig/algalon.pc,
 #                                         include/algalon.h, licences (`make install`)
 #   scripts/release.sh checksums DIR      DIR/SHA256SUMS over every other file under DIR
+#   scripts/release.sh image IMAGE [PLATFORMS] [PUSH]
+#                                         the exporter image from compose/worker/Dockerfile,
+#                                         version/revision build arguments (OCI labels); with
+#                                         PLATFORMS (linux/amd64,linux/arm64) or PUSH=1 through
+#                                         buildx, pushed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,7 +73,32 @@ checksums)
     )
     echo "release: $dir/SHA256SUMS ($(wc -l <"$dir/SHA256SUMS") files)"
     ;;
+image)
+    image=${2:?usage: $0 image IMAGE [PLATFORMS] [PUSH]}
+    platforms=${3:-}
+    push=${4:-0}
+    command -v docker >/dev/null 2>&1 ||
+        fail "docker not found: install Docker (Debian: apt-get install docker.io) to build the image"
+    docker info >/dev/null 2>&1 ||
+        fail "the Docker daemon does not answer ($(docker info 2>&1 | grep -m1 -i error || echo 'docker info failed')): start it (systemctl start docker, or dockerd &)"
+    revision=${ALGALON_GIT_HASH:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
+    args=(-f compose/worker/Dockerfile -t "$image"
+        --build-arg "ALGALON_VERSION=$(version)"
+        --build-arg "ALGALON_GIT_HASH=$revision")
+    if [[ -n $platforms || $push == 1 ]]; then
+        # Several platforms cannot be loaded into the local engine: buildx
+        # pushes them as one multi-arch manifest (the release job).
+        docker buildx version >/dev/null 2>&1 ||
+            fail "PLATFORMS/PUSH need docker buildx (Debian: apt-get install docker-buildx)"
+        args+=(--platform "${platforms:-linux/$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/')}")
+        [[ $push == 1 ]] && args+=(--push)
+        docker buildx build "${args[@]}" .
+    else
+        DOCKER_BUILDKIT=1 docker build "${args[@]}" .
+    fi
+    echo "release: image $image (version $(version), revision $revision)"
+    ;;
 *)
-    fail "usage: $0 version | check-tag TAG | c-tarball DIR | checksums DIR"
+    fail "usage: $0 version | check-tag TAG | c-tarball DIR | checksums DIR | image IMAGE [PLATFORMS] [PUSH]"
     ;;
 esac

@@ -39,6 +39,7 @@ TOOLS = [
     "rm",
     "flock",
     "curl",
+    "timeout",
 ]
 
 FAKE_DOCKER = r"""#!/bin/bash
@@ -65,6 +66,16 @@ fi
 if [[ $1 == ps ]]; then # ps -q --filter publish=PORT: who publishes a port
     [[ -z ${FAKE_PUBLISHER:-} ]] || echo "$FAKE_PUBLISHER"
     exit 0
+fi
+if [[ $1 == image && $2 == inspect ]]; then # only FAKE_IMAGES are in the engine
+    [[ " ${FAKE_IMAGES:-} " == *" $3 "* ]] && exit 0
+    echo "Error response from daemon: No such image: $3" >&2
+    exit 1
+fi
+if [[ $1 == pull ]]; then
+    [[ -n ${FAKE_PULL_OK:-} ]] && exit 0
+    echo 'Error response from daemon: Get "https://ghcr.io/v2/": dial tcp: lookup ghcr.io: no such host' >&2
+    exit 1
 fi
 if [[ $1 == inspect ]]; then
     echo "/algalon-other-grafana-1"
@@ -253,6 +264,57 @@ def test_worker_starts_the_exporter_and_says_what_to_run_on_the_host(tmp_path):
         f"compose -f {box.root}/compose/worker/docker-compose.yml up -d --build"
         in box.log.read_text()
     )
+
+
+RELEASE_IMAGE = next(
+    line.split("=", 1)[1]
+    for line in (COMPOSE / "worker/.env.example").read_text().splitlines()
+    if line.startswith("ALGALON_IMAGE=")
+)
+
+
+def test_worker_pulls_the_release_image_and_does_not_build(tmp_path):
+    box = Sandbox(tmp_path)
+    r = box.run("--worker", "--host-ip", "10.1.2.3", FAKE_PULL_OK="1")
+    assert r.returncode == 0, r.stderr
+    log = box.log.read_text()
+    assert f"docker pull -q {RELEASE_IMAGE}" in log
+    assert f"setup.sh: pulled {RELEASE_IMAGE}" in r.stdout
+    assert log.rstrip().endswith(
+        f"compose -f {box.root}/compose/worker/docker-compose.yml up -d"
+    ), log
+
+
+def test_worker_builds_the_release_image_when_it_cannot_be_pulled(tmp_path):
+    box = Sandbox(tmp_path)
+    r = box.run("--worker", "--host-ip", "10.1.2.3")
+    assert r.returncode == 0, r.stderr
+    assert (
+        f"setup.sh: cannot pull {RELEASE_IMAGE} (Error response from daemon: "
+        'Get "https://ghcr.io/v2/": dial tcp: lookup ghcr.io: no such host): '
+        "building it from compose/worker/Dockerfile instead" in r.stdout
+    ), r.stdout
+    assert "up -d --build" in box.log.read_text()
+
+
+def test_worker_uses_a_release_image_already_in_the_engine(tmp_path):
+    box = Sandbox(tmp_path)
+    r = box.run("--worker", "--host-ip", "10.1.2.3", FAKE_IMAGES=RELEASE_IMAGE)
+    assert r.returncode == 0, r.stderr
+    log = box.log.read_text()
+    assert "docker pull" not in log
+    assert log.rstrip().endswith("up -d"), log
+
+
+def test_worker_with_a_local_image_name_builds_without_pulling(tmp_path):
+    box = Sandbox(tmp_path)
+    r = box.run(
+        "--worker", "--host-ip", "10.1.2.3", ALGALON_IMAGE="algalon-exporter:local"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "docker pull" not in box.log.read_text()
+    assert "algalon-exporter:local is built from compose/worker/Dockerfile" in r.stdout
+    assert "up -d --build" in box.log.read_text()
 
 
 def test_single_node_needs_compose_2_20(tmp_path):
@@ -636,8 +698,10 @@ def test_simulate_override_as_compose_renders_it(tmp_path, part):
         box.root / f"compose/{part}/docker-compose.yml",
         box.root / "compose/worker/simulate.override.yml",
     ]
-    started = f"docker compose -f {files[0]} -f {files[1]} up -d --build"
-    assert started in r.stdout  # the command --no-start leaves to run
+    # The command --no-start leaves to run: compose pulls nothing and builds
+    # the release image only when it is not in the engine.
+    started = f"run 'docker compose -f {files[0]} -f {files[1]} up -d' when ready"
+    assert started in r.stdout, r.stdout
     model = docker_compose_config(files, box.root)
     if model is None:
         pytest.skip("Docker Compose v2 is not installed (docker compose config)")
