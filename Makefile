@@ -91,7 +91,7 @@ test-compose: fake-nvml ## compose/ end to end: schema, dashboards, dry runs, se
 	scripts/e2e-pipeline.sh
 
 .PHONY: test-containers
-test-containers: fake-nvml ## compose/ in a real Docker engine: image build, setup.sh single-node/host/workers, VictoriaMetrics outage, alert, bad input (stand-in images, built once)
+test-containers: fake-nvml python-pkg ## compose/ in a real Docker engine: make image, the wheel in a Python container without Rust, setup.sh single-node/host/workers, VictoriaMetrics outage, alert, bad input (stand-in images, built once)
 	scripts/e2e-containers.sh
 
 .PHONY: lint-compose

@@ -10,6 +10,9 @@
 #      runs as a non-root user, holds no shell, under 60 MB, carries the OCI
 #      version/revision/source/licence labels, its HEALTHCHECK turns healthy
 #      (the exporter on the fake NVML);
+#  1b. the algalon wheel (target/wheels) installed into a fresh venv in a
+#      container with Python and no Rust, offline, measuring a job on the
+#      fake NVML mounted in (tests/wheel/in-container.sh);
 #   2. ./setup.sh --single-node --simulate: the release image cannot be pulled
 #      here, so setup.sh says so and builds it under the release name (from
 #      step 1's cache); within 30 s VictoriaMetrics holds every GPU's series
@@ -212,6 +215,15 @@ docker run -d --name "$health_ctr" --read-only --cap-drop ALL \
     -e ALGALON_NVML_LIB=/opt/algalon/fake-nvml/libnvidia-ml.so.1 -e LD_LIBRARY_PATH=/opt/algalon/fake-nvml \
     -e ALGALON_FAKE_NVML_SCENARIO=/opt/algalon/scenario.json algalon-exporter:local >/dev/null
 health_started=$(date +%s)
+
+# ------------------------------------------------------------------- wheel
+step "1b. the algalon wheel in a container with Python and no Rust"
+"$root/tests/wheel/in-container.sh" python:3.11-slim-bookworm >"$scratch/wheel.log" 2>&1 || {
+    cat "$scratch/wheel.log" >&2
+    fail "the wheel does not install and run a job in python:3.11-slim-bookworm (above)"
+}
+grep -q '^smoke job passed' "$scratch/wheel.log" || fail "the smoke job did not finish: $(tail -n 3 "$scratch/wheel.log")"
+ok "installed into a fresh venv (no network, no cargo), a job measured on the fake NVML: $(grep -c '^ok ' "$scratch/wheel.log") checks"
 
 # ------------------------------------------------------------- single node
 step "2. ./setup.sh --single-node --simulate"

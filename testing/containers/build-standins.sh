@@ -15,6 +15,8 @@
 #   prom/alertmanager:$ALERTMANAGER_VERSION  Debian's prometheus-alertmanager
 #   grafana/grafana-oss:$GRAFANA_VERSION     NOT Grafana: grafana-standin.py checks what the stack
 #                                            hands Grafana and holds its port (see that file)
+#   python:3.11-slim-bookworm                that base: Debian's CPython 3.11 with venv and pip's
+#                                            wheel, no Rust (tests/wheel/in-container.sh)
 #
 # Every stand-in carries the label org.algalon.standin=<hash of its recipe>;
 # an image whose label matches is kept, so a second run builds nothing.
@@ -43,7 +45,8 @@ RUST_VERSION=$(sed -n 's/^ARG RUST_VERSION=//p' "$root/compose/worker/Dockerfile
 [[ -n $VM_VERSION && -n $ALERTMANAGER_VERSION && -n $GRAFANA_VERSION && -n $RUST_VERSION ]] ||
     die "cannot read the image versions from compose/host/.env.example and compose/worker/Dockerfile"
 
-BASE_PACKAGES=busybox,ca-certificates,tzdata,netbase,python3,python3-yaml,gcc,libc6-dev,libstdc++6,libgomp1
+# python3-venv: the Python stand-in below makes virtualenvs (the wheel test).
+BASE_PACKAGES=busybox,ca-certificates,tzdata,netbase,python3,python3-yaml,python3-venv,gcc,libc6-dev,libstdc++6,libgomp1
 DISTROLESS_PACKAGES=(base-files netbase tzdata ca-certificates libc6 libgcc-s1 libgomp1 libstdc++6)
 
 # Raise when a recipe changes in a way its inputs below do not show.
@@ -231,6 +234,13 @@ ENV GF_PATHS_DATA=/var/lib/grafana GF_PATHS_PROVISIONING=/etc/grafana/provisioni
 USER 472
 EXPOSE 3000
 ENTRYPOINT ["python3", "/usr/share/grafana/grafana-standin.py"]
+EOF
+
+# A training node's Python without Rust, for the wheel (tests/wheel/in-container.sh).
+build_simple "python:3.11-slim-bookworm" <<EOF
+FROM $base
+RUN ! command -v cargo && ! command -v rustc && python3 -m venv --help >/dev/null
+CMD ["python3"]
 EOF
 
 log "every stand-in is in place"
