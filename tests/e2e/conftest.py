@@ -2,7 +2,7 @@
 
     workers (algalon-exporter on the fake NVML, compose/worker/collectors.csv)
       gpu-a: a1, a2 healthy H100 nodes + a training process serving job series
-      gpu-b: b1 the faults of tests/e2e/scenarios/faults.json, b2 NVML hangs
+      gpu-b: b1 the faults of tests/e2e/scenarios/faults.json, b2 NVML re-initialisation hangs
              after 3 s, b3 reboots with one GPU fewer, one dead target
       gpu-c: a3, added by a new target file while everything runs
     -> vmagent   (compose/host: scrape.yml, targets written by setup.sh --add-worker)

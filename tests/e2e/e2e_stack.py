@@ -340,15 +340,26 @@ class VM:
 
 def healthy_scenario(dst: Path, gpus: int, latency_from_s: float | None = None) -> Path:
     """testing/scenarios/scaling.json (a healthy H100) with `gpus` copies; with
-    latency_from_s, every NVML call hangs for 10 minutes from then on (a stuck
-    driver: the exporter keeps serving its last sample)."""
+    latency_from_s, the driver goes away then (every call answers "driver not
+    loaded") and initialising NVML again hangs for 10 minutes: the sampler is
+    stuck re-opening NVML and the exporter keeps serving its last sample. (A
+    hang in the per-GPU calls alone marks those GPUs down after 2 s instead,
+    with fresh samples.)"""
     doc = json.loads((ROOT / "testing/scenarios/scaling.json").read_text())
     doc["description"] = f"e2e: {gpus} healthy H100s" + (
-        " whose NVML hangs" if latency_from_s is not None else ""
+        " whose driver goes and whose NVML re-initialisation hangs"
+        if latency_from_s is not None
+        else ""
     )
     doc["gpus"][0]["count"] = gpus
     if latency_from_s is not None:
-        doc["latency"] = [{"call": "*", "ms": 600000, "from_s": latency_from_s}]
+        doc["faults"] = [
+            {"call": "*", "error": "DRIVER_NOT_LOADED", "from_s": latency_from_s}
+        ]
+        doc["latency"] = [
+            {"call": init, "ms": 600000, "from_s": latency_from_s}
+            for init in ("nvmlInit_v2", "nvmlInitWithFlags", "nvmlInit")
+        ]
     dst.write_text(json.dumps(doc, indent=1))
     return dst
 

@@ -190,10 +190,15 @@ def test_new_target_file_is_picked_up(stack):
 
 
 # Alert name -> the faulty series that must raise it (labels to match): the
-# GPUs of b1 (tests/e2e/scenarios/faults.json), b2 whose NVML hangs, b3
+# GPUs of b1 (tests/e2e/scenarios/faults.json), b2 whose driver goes and NVML re-init hangs, b3
 # back from a reboot with a GPU fewer, and a target nobody answers on.
 EXPECTED_ALERTS = {
-    "AlgalonGpuDown": [{"instance": "b1", "gpu": "0"}],
+    "AlgalonGpuDown": [
+        {"instance": "b1", "gpu": "0"},
+        # b2's driver goes away: each of its GPUs is down (and then its
+        # sampler hangs re-opening NVML: AlgalonSamplesStale below).
+        *({"instance": "b2", "gpu": str(g)} for g in range(4)),
+    ],
     "AlgalonGpuXidCritical": [
         {"instance": "b1", "gpu": "1", "xid": "48"},
         # GPU 0 falls off the bus announcing itself with XID 79; its XID

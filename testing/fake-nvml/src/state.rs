@@ -240,9 +240,15 @@ fn load_session() -> Result<Session, (u32, String)> {
 }
 
 /// `nvmlInit*`: the 0→1 transition loads the scenario and starts the clock;
-/// a nested init checks the scenario's init faults at the current time (a
-/// driver unloaded mid-run refuses new sessions too).
+/// a nested init waits for the latency entries naming its call (a driver
+/// whose re-initialisation hangs), outside the lock, then checks the
+/// scenario's init faults at the current time (a driver unloaded mid-run
+/// refuses new sessions too).
 pub(crate) fn init(call: &'static str) -> u32 {
+    let running = GLOBAL.read().session.clone();
+    if let Some(session) = running {
+        std::thread::sleep(session.scenario.latency(call, None, session.t()));
+    }
     let mut global = GLOBAL.write();
     if let Some(session) = global.session.clone() {
         if let Some(code) = session.scenario.fault(call, None, session.t()) {

@@ -1090,13 +1090,15 @@ impl Scenario {
     }
 
     /// The delay injected into `call` on `gpu` at `t`: the sum of every
-    /// matching `latency` entry.
+    /// matching `latency` entry. As for faults, `"*"` never matches init
+    /// calls: only an entry naming one delays it.
     pub fn latency(&self, call: &str, gpu: Option<u32>, t: f64) -> Duration {
+        let wildcard_ok = !names::INIT_CALLS.contains(&call);
         let ms: f64 = self
             .latency
             .iter()
             .filter(|l| {
-                call_matches(&l.call, call, true)
+                call_matches(&l.call, call, wildcard_ok)
                     && gpu_matches(l.gpu, gpu)
                     && window(l.from_s, l.until_s, t)
             })

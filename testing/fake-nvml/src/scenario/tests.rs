@@ -252,7 +252,8 @@ fn faults_and_latency_match_call_gpu_and_window() {
               {"call": "nvmlDeviceGetPowerUsage", "gpu": 1, "error": "NO_PERMISSION"},
               {"call": "*", "error": 999, "from_s": 10, "until_s": 20},
               {"call": "nvmlInit_v2", "error": "DRIVER_NOT_LOADED", "until_s": 5}],
-            "latency": [{"call": "*", "ms": 2}, {"call": "nvmlDeviceGetName", "gpu": 0, "ms": 3}]}"#,
+            "latency": [{"call": "*", "ms": 2}, {"call": "nvmlDeviceGetName", "gpu": 0, "ms": 3},
+                        {"call": "nvmlInit_v2", "ms": 7, "from_s": 10}]}"#,
     );
     let s = Scenario::from_json_str(&json).expect("valid");
     assert_eq!(s.fault("nvmlDeviceGetPowerUsage", Some(1), 0.0), Some(4));
@@ -278,6 +279,13 @@ fn faults_and_latency_match_call_gpu_and_window() {
         s.latency("nvmlDeviceGetName", Some(1), 0.0),
         Duration::from_millis(2)
     );
+    // Init waits only for entries naming it, inside their window.
+    assert_eq!(s.latency("nvmlInit_v2", None, 0.0), Duration::ZERO);
+    assert_eq!(
+        s.latency("nvmlInit_v2", None, 10.0),
+        Duration::from_millis(7)
+    );
+    assert_eq!(s.latency("nvmlInitWithFlags", None, 10.0), Duration::ZERO);
 }
 
 #[test]
