@@ -74,7 +74,7 @@ built=() # the exporter images as each build left them
 note_image() { # algalon-exporter:local and setup.sh's build of the release image
     local tag
     for tag in algalon-exporter:local "$release_image"; do
-        built+=("$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null)")
+        built+=("$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)")
     done
 }
 
