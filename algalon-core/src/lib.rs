@@ -71,7 +71,8 @@ pub use background::BackgroundSampler;
 pub use catalog::{CATALOG, Field, FieldDef, Kind};
 pub use collectors::{CollectorConfig, DEFAULT_COUNTERS_CSV, Metric, MetricType};
 pub use encoder::{
-    Encoder, Extras, Format, HostLabel, LabelStyle, WindowCounts, encode_job_process, encode_jobs,
+    Encoder, Extras, Format, HostLabel, LabelSet, LabelStyle, WindowCounts, encode_job_process,
+    encode_jobs,
 };
 pub use error::{Error, Result};
 pub use nvml_error::error_name;

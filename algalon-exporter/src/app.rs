@@ -55,11 +55,16 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
     let skipped = collectors.skipped.clone();
     let source = collectors.source.clone();
     let telemetry = Arc::new(Telemetry::default());
+    let pod_labels = crate::kubernetes::PodLabels::start(&cli)?;
+    let mut series = cli.series_options();
+    series.labeller = pod_labels
+        .clone()
+        .map(|p| p as Arc<dyn crate::sampling::Labeller>);
     let sampling = Arc::new(Sampling::start(
         options,
         collectors,
         cli.interval(),
-        cli.series_options(),
+        series,
         Arc::clone(&published),
         Arc::clone(&telemetry),
     )?);
@@ -83,6 +88,7 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         stale_after: cli.stale_after(),
         telemetry: Arc::clone(&telemetry),
         sampling: Arc::clone(&sampling),
+        kubernetes: pod_labels,
     });
     let reloader = Reloader {
         collectors: cli.collectors.clone(),

@@ -227,13 +227,11 @@ pub struct Cli {
     pub device_instances: bool,
 }
 
-/// dcgm-exporter's Kubernetes pod mapping options: parsed and checked as
-/// dcgm-exporter checks them; the pod labels themselves are not added yet.
+/// dcgm-exporter's Kubernetes pod mapping options (see `crate::kubernetes`).
 #[derive(Debug, Clone, Args)]
 pub struct Kubernetes {
-    /// Map GPUs to the pods that hold them (pod, namespace and container labels).
-    /// Pod labels are not added yet: GPU series are served unchanged, with a
-    /// warning at start.
+    /// Map GPUs to the pods that hold them (pod, namespace and container labels),
+    /// from the kubelet's pod-resources API, asked in the background.
     #[arg(short = 'k', long = "kubernetes")]
     pub enabled: bool,
 
@@ -280,6 +278,16 @@ pub struct Kubernetes {
     /// Map the virtual GPUs of GPU sharing (time-slicing, MPS) to their pods.
     #[arg(long = "kubernetes-virtual-gpus")]
     pub virtual_gpus: bool,
+
+    /// Where the kubelet keeps pod logs (`NAMESPACE_NAME_UID` directories):
+    /// pod UIDs for the per-process series' pod labels without the API
+    /// server. Ignored when it is not a directory (Algalon's own option).
+    #[arg(
+        long = "kubernetes-pod-logs-dir",
+        default_value = "/var/log/pods",
+        value_name = "DIR"
+    )]
+    pub pod_logs_dir: PathBuf,
 
     /// Map GPUs handed out through Dynamic Resource Allocation to their pods.
     #[arg(long = "kubernetes-enable-dra")]
@@ -449,6 +457,7 @@ impl Cli {
             xid_window: Duration::from_millis(self.xid_count_window_ms),
             clock_events_window: Duration::from_millis(self.clock_events_count_window_ms),
             hpc_job_mapping_dir: self.hpc_job_mapping_dir.clone(),
+            labeller: None,
         }
     }
 

@@ -18,8 +18,8 @@ pub enum Support {
     /// Accepted and checked, but it cannot mean anything for Algalon: why.
     /// One start-up line names it when it is set to anything but its default.
     NoEffect(&'static str),
-    /// Kubernetes pod mapping: accepted and checked as dcgm-exporter checks
-    /// it; pod labels are not added yet (one start-up warning).
+    /// Kubernetes pod mapping: dcgm-exporter's meaning once `--kubernetes`
+    /// is on; without it, no effect, as in dcgm-exporter (one start-up line).
     Kubernetes(&'static str),
 }
 
@@ -56,7 +56,8 @@ const NO_DUMPS: &str = "debug dumps of dcgm-exporter's DCGM state; Algalon's las
                         GET /api/v1/gpus, its per-call NVML failures algalon_nvml_errors_total";
 const NO_BIND_WATCH: &str = "there are no DCGM bind events: a GPU that falls off the bus is \
                              marked down (algalon_gpu_up 0) while the others keep reporting";
-const POD_LABELS: &str = "used by the pod mapping, which is not there yet";
+const SOCKET: &str = "the kubelet's pod-resources v1 socket, asked in the background every \
+                      sampling interval, never during a scrape";
 
 /// dcgm-exporter 4.x's options, in `app.go`'s order.
 pub static DCGM_OPTIONS: &[DcgmOption] = &[
@@ -90,8 +91,12 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         Some("k"),
         "DCGM_EXPORTER_KUBERNETES",
         K8s(
-            "pod, namespace and container labels are not added yet: GPU series are served \
-             without them, with one warning at start",
+            "GPU series of a GPU held by a pod get `pod`, `namespace` and `container` labels \
+             (`pod_name`, `pod_namespace`, `container_name` with -o), one series per holder; \
+             per-process series get them through the process's cgroup pod UID. The kubelet is \
+             asked in the background: while it does not answer the series keep coming (pod \
+             labels kept 30 s, then dropped), `algalon_kubernetes_up` is 0 and /health says \
+             why",
         ),
     ),
     opt(
@@ -136,27 +141,35 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "kubernetes-enable-pod-labels",
         None,
         "DCGM_EXPORTER_KUBERNETES_ENABLE_POD_LABELS",
-        K8s(POD_LABELS),
+        K8s(
+            "the pod's labels from the API server (in-cluster service account; needs `get` on \
+             pods), names sanitized as dcgm-exporter does; read once per pod, again every 5 \
+             minutes",
+        ),
     ),
     opt(
         "kubernetes-enable-pod-uid",
         None,
         "DCGM_EXPORTER_KUBERNETES_ENABLE_POD_UID",
-        K8s(POD_LABELS),
+        K8s("a `pod_uid` label, the UID from the API server (or `/var/log/pods` when mounted)"),
     ),
     opt(
         "kubernetes-gpu-id-type",
         None,
         "DCGM_EXPORTER_KUBERNETES_GPU_ID_TYPE",
-        K8s("`uid` or `device-name`, checked; used by the pod mapping, which is not there yet"),
+        K8s(
+            "`uid`: the kubelet names GPUs by UUID; `device-name`: by `nvidiaN` (matched to \
+             the GPU's minor number); MIG device ids (`MIG-…`) are kept in the mapping either way",
+        ),
     ),
     opt(
         "kubernetes-pod-label-allowlist-regex",
         None,
         "DCGM_EXPORTER_KUBERNETES_POD_LABEL_ALLOWLIST_REGEX",
         K8s(
-            "each pattern is compiled at start and one that does not compile is skipped with \
-             a warning, as in dcgm-exporter; used by the pod mapping, which is not there yet",
+            "which pod labels --kubernetes-enable-pod-labels keeps (matched anywhere in the \
+             name, as Go's MatchString); a pattern that does not compile is skipped with a \
+             warning, as in dcgm-exporter",
         ),
     ),
     opt(
@@ -255,7 +268,7 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "pod-resources-kubelet-socket",
         None,
         "DCGM_POD_RESOURCES_KUBELET_SOCKET",
-        K8s(POD_LABELS),
+        K8s(SOCKET),
     ),
     opt(
         "hpc-job-mapping-dir",
@@ -271,13 +284,16 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "nvidia-resource-names",
         None,
         "NVIDIA_RESOURCE_NAMES",
-        K8s(POD_LABELS),
+        K8s("resource names counted as GPUs besides `nvidia.com/gpu` and `nvidia.com/mig-*`"),
     ),
     opt(
         "kubernetes-virtual-gpus",
         None,
         "KUBERNETES_VIRTUAL_GPUS",
-        K8s(POD_LABELS),
+        K8s(
+            "time-slicing and MPS replicas (`GPU-…::N`): a GPU shared by several pods is served \
+             once per pod, each with a `vgpu` label (the replica number)",
+        ),
     ),
     opt(
         "dump-enabled",
@@ -307,7 +323,10 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "kubernetes-enable-dra",
         None,
         "KUBERNETES_ENABLE_DRA",
-        K8s(POD_LABELS),
+        NoEffect(
+            "GPUs handed out through Dynamic Resource Allocation are not mapped to pods yet: \
+             they are served without pod labels",
+        ),
     ),
     opt(
         "disable-startup-validate",
@@ -506,18 +525,7 @@ pub fn start_notes(cli: &Cli) -> Vec<Note> {
             K8s(_) => kubernetes_options.push(display(o, g.origin)),
         }
     }
-    if cli.kubernetes.enabled {
-        let mut text = "--kubernetes: pod, namespace and container labels are not added yet; GPU \
-                        series are served without them"
-            .to_owned();
-        if !kubernetes_options.is_empty() {
-            text.push_str(&format!(
-                "; no effect yet either: {}",
-                kubernetes_options.join(", ")
-            ));
-        }
-        notes.push(Note::Warn(text));
-    } else if !kubernetes_options.is_empty() {
+    if !cli.kubernetes.enabled && !kubernetes_options.is_empty() {
         notes.push(Note::Info(format!(
             "without --kubernetes these have no effect, as in dcgm-exporter: {}",
             kubernetes_options.join(", ")
@@ -608,7 +616,7 @@ pub fn markdown_table() -> String {
         let what = match o.support {
             Same(text) => format!("same: {text}"),
             NoEffect(text) => format!("accepted, no effect (logged): {text}"),
-            K8s(text) => format!("accepted and checked: {text}"),
+            K8s(text) => format!("same, with --kubernetes: {text}"),
         };
         out.push_str(&format!(
             "| {names} | {vars} | {} |\n",

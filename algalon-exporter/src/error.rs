@@ -4,6 +4,10 @@
 /// Why the exporter could not start (or a reload could not be applied).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// `--kubernetes` could not start (a bad allowlist pattern, no thread).
+    #[error("--kubernetes: {0}")]
+    Kubernetes(String),
+
     /// NVML, the collectors CSV or a device selector (the core's message is
     /// already complete and says what to do).
     #[error("{0}")]

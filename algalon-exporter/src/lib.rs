@@ -22,6 +22,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod history;
 pub mod hpc;
+pub mod kubernetes;
 pub mod logging;
 pub mod routes;
 pub mod sampling;

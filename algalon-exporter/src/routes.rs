@@ -48,6 +48,9 @@ pub struct AppState {
     pub telemetry: Arc<Telemetry>,
     /// The sampler and its collectors config, for /api/v1/fields.
     pub sampling: Arc<crate::sampling::Sampling>,
+    /// `--kubernetes`: the pod mapping's state, for
+    /// `algalon_kubernetes_up` and `/health`.
+    pub kubernetes: Option<Arc<crate::kubernetes::PodLabels>>,
 }
 
 /// The routes.
@@ -118,7 +121,10 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
-    let tail = state.telemetry.encode(format);
+    let mut tail = state.telemetry.encode(format);
+    if let Some(k8s) = &state.kubernetes {
+        tail.insert_str(0, &crate::kubernetes::up_series(k8s.status().0));
+    }
     let body = state
         .published
         .load()
@@ -169,10 +175,16 @@ impl hyper::body::Body for Chunks {
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     let published = state.published.load();
-    let (status, text) = match published.health(Instant::now(), state.stale_after) {
+    let (status, mut text) = match published.health(Instant::now(), state.stale_after) {
         Ok(msg) => (StatusCode::OK, msg),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
     };
+    // The GPU series keep coming without pod labels while the kubelet is
+    // down: /health says so but stays 200.
+    if let Some(k8s) = &state.kubernetes {
+        text.push('\n');
+        text.push_str(&k8s.status().1);
+    }
     (
         status,
         [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],

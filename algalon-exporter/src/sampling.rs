@@ -65,6 +65,16 @@ pub struct SeriesOptions {
     pub clock_events_window: Duration,
     /// `--hpc-job-mapping-dir`.
     pub hpc_job_mapping_dir: Option<std::path::PathBuf>,
+    /// Labels a face attaches to GPU and process series (`--kubernetes`).
+    pub labeller: Option<Arc<dyn Labeller>>,
+}
+
+/// Attaches label sets to a snapshot's GPU and process series at each
+/// encode ([`Extras::gpu_label_sets`], [`Extras::process_labels`]); must
+/// answer from memory, it runs on the sampler's thread.
+pub trait Labeller: Send + Sync + std::fmt::Debug {
+    /// Fills `extras`' label sets for `snapshot`.
+    fn label(&self, snapshot: &Snapshot, extras: &mut Extras);
 }
 
 /// What each encode adds to a snapshot: windowed counts and HPC jobs.
@@ -72,6 +82,7 @@ pub struct SeriesOptions {
 struct Annotator {
     windows: EventWindows,
     hpc: Option<HpcJobs>,
+    labeller: Option<Arc<dyn Labeller>>,
 }
 
 impl Annotator {
@@ -79,7 +90,7 @@ impl Annotator {
     /// file asks for, and the jobs the mapping directory lists now.
     fn extras(&mut self, snapshot: &Snapshot, config: &CollectorConfig) -> Arc<Extras> {
         let now = snapshot.taken_at;
-        Arc::new(Extras {
+        let mut extras = Extras {
             hpc_jobs: self.hpc.as_mut().map(HpcJobs::read).unwrap_or_default(),
             xid_counts: config
                 .wants(ExpKind::XidErrorsCount)
@@ -87,7 +98,12 @@ impl Annotator {
             clock_event_counts: config
                 .wants(ExpKind::ClockEventsCount)
                 .then(|| self.windows.clock_event_counts(now)),
-        })
+            ..Extras::default()
+        };
+        if let Some(labeller) = &self.labeller {
+            labeller.label(snapshot, &mut extras);
+        }
+        Arc::new(extras)
     }
 }
 
@@ -144,6 +160,7 @@ impl Sampling {
         let annotator = Annotator {
             windows: EventWindows::new(series.xid_window, series.clock_events_window),
             hpc: series.hpc_job_mapping_dir.map(HpcJobs::new),
+            labeller: series.labeller,
         };
         let sampler = Sampler::new(options_for(&base, &config))?;
         let nvml_library = sampler.library().to_owned();

@@ -365,12 +365,18 @@ fn the_environment_only_daemonset() {
         "all 8 GPUs"
     );
     let log = exporter.log().join("\n");
+    // No kubelet here: the GPU series come without pod labels, with one
+    // warning naming the socket, and the exporter's gauge says so.
     assert_eq!(
-        log.matches("--kubernetes: pod, namespace and container labels are not added yet")
-            .count(),
+        log.matches(
+            "kubelet pod-resources API: /var/lib/kubelet/pod-resources/kubelet.sock does not exist"
+        )
+        .count(),
         1,
         "one warning:\n{log}"
     );
+    assert!(text.contains("\nalgalon_kubernetes_up 0\n"), "{text}");
+    assert!(!text.contains("pod=\""), "{text}");
     assert!(
         log.contains("dcgm-exporter variables in use: DCGM_EXPORTER_LISTEN (--address), DCGM_EXPORTER_KUBERNETES (--kubernetes)"),
         "{log}"

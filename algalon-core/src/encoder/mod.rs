@@ -104,7 +104,19 @@ pub struct Extras {
     pub xid_counts: Option<WindowCounts>,
     /// `DCGM_EXP_CLOCK_EVENTS_COUNT`: clock events per GPU in the last window.
     pub clock_event_counts: Option<WindowCounts>,
+    /// Label sets a face attaches to a GPU's series (by NVML index), such as
+    /// the workloads holding it: each field and windowed-count series of the
+    /// GPU is written once per set (times once per `hpc_job`), the set's
+    /// labels among the attributes, sorted by name as dcgm-exporter's
+    /// template writes them. No entry, or an empty list: written once.
+    pub gpu_label_sets: BTreeMap<u32, Vec<LabelSet>>,
+    /// Labels a face adds to a process's series, by PID (after `pod_uid`).
+    pub process_labels: BTreeMap<u32, LabelSet>,
 }
+
+/// Extra `name="value"` labels of a series; names must be valid label names
+/// that the series does not already carry.
+pub type LabelSet = Vec<(String, String)>;
 
 /// Counts of events per GPU over a sliding window (see [`crate::windows`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -75,21 +75,47 @@ impl SnapshotCollector {
         labels
     }
 
-    /// The jobs dcgm-exporter's HPC job mapping puts on GPU `index`: each
-    /// series of the GPU is written once per job (`hpc_job="…"`), or once
-    /// without the label when there is none.
-    fn jobs(&self, index: u32) -> Vec<Option<&str>> {
-        match self.extras.hpc_jobs.get(&index) {
+    /// The extra label sets each series of GPU `index` is written with: one
+    /// per HPC job (`hpc_job="…"`, dcgm-exporter's HPC job mapping) times one
+    /// per label set the face attached (such as the pods holding the GPU),
+    /// each sorted by name; a single empty set when there is neither.
+    fn sets(&self, index: u32) -> Vec<Labels<'_>> {
+        fn with<'a>(extra: &'a [(String, String)], job: Option<&'a str>) -> Labels<'a> {
+            let mut labels: Labels<'a> = extra
+                .iter()
+                .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+                .collect();
+            if let Some(job) = job {
+                labels.push(("hpc_job", Cow::Borrowed(job)));
+            }
+            labels.sort_by(|a, b| a.0.cmp(b.0));
+            labels
+        }
+        let jobs: Vec<Option<&str>> = match self.extras.hpc_jobs.get(&index) {
             Some(jobs) if !jobs.is_empty() => jobs.iter().map(|j| Some(j.as_str())).collect(),
             _ => vec![None],
+        };
+        let attached: &[crate::encoder::LabelSet] = match self.extras.gpu_label_sets.get(&index) {
+            Some(sets) if !sets.is_empty() => sets,
+            _ => &[],
+        };
+        let mut out = Vec::with_capacity(jobs.len() * attached.len().max(1));
+        for job in jobs {
+            if attached.is_empty() {
+                out.push(with(&[], job));
+            }
+            for set in attached {
+                out.push(with(set, job));
+            }
         }
+        out
     }
 
     /// dcgm-exporter's attributes of a series of `field` with `value`:
     /// `err_code` and `err_msg` on `DCGM_FI_DEV_XID_ERRORS` (its XID text
-    /// table), then `hpc_job`; its template writes them after the labels,
-    /// sorted by name.
-    fn attributes<'a>(field: Field, value: Value, job: Option<&'a str>) -> Labels<'a> {
+    /// table), then the GPU's extra set (`hpc_job`, pod labels); its template
+    /// writes them after the labels, sorted by name.
+    fn attributes<'a>(field: Field, value: Value, set: &Labels<'a>) -> Labels<'a> {
         let mut attrs = Labels::new();
         if field == Field::XidErrors {
             let code = match value {
@@ -100,9 +126,11 @@ impl SnapshotCollector {
             attrs.push(("err_code", Cow::Owned(code.to_string())));
             attrs.push(("err_msg", Cow::Borrowed(crate::xid_text::err_msg(code))));
         }
-        if let Some(job) = job {
-            attrs.push(("hpc_job", Cow::Borrowed(job)));
+        if attrs.is_empty() {
+            return set.clone();
         }
+        attrs.extend(set.iter().cloned());
+        attrs.sort_by(|a, b| a.0.cmp(b.0));
         attrs
     }
 }
@@ -117,7 +145,7 @@ impl Collector for SnapshotCollector {
             .zip(&fields)
             .map(|(b, f)| RenderedLabels::new(&[&b[..], &f[..]].concat()))
             .collect();
-        let jobs: Vec<Vec<Option<&str>>> = snap.gpus.iter().map(|g| self.jobs(g.index)).collect();
+        let sets: Vec<Vec<Labels<'_>>> = snap.gpus.iter().map(|g| self.sets(g.index)).collect();
 
         for metric in &self.config.metrics {
             if !snap.gpus.iter().any(|g| g.get(metric.field).is_some()) {
@@ -134,8 +162,8 @@ impl Collector for SnapshotCollector {
                 let Some(value) = gpu.get(metric.field) else {
                     continue;
                 };
-                for job in &jobs[i] {
-                    let attrs = Self::attributes(metric.field, value, *job);
+                for set in &sets[i] {
+                    let attrs = Self::attributes(metric.field, value, set);
                     let rendered;
                     let labels = if attrs.is_empty() {
                         &per_gpu[i]
@@ -159,7 +187,7 @@ impl Collector for SnapshotCollector {
                 ExpKind::ClockEventsCount => self.extras.clock_event_counts.as_ref(),
             };
             if let Some(counts) = counts {
-                self.encode_exp(&mut encoder, exp, counts, &base, &fields, &jobs)?;
+                self.encode_exp(&mut encoder, exp, counts, &base, &fields, &sets)?;
             }
         }
 
@@ -185,7 +213,7 @@ impl Collector for SnapshotCollector {
             }
         }
 
-        encode_processes(&mut encoder, snap, &base, self.format)?;
+        encode_processes(&mut encoder, snap, &base, &self.extras, self.format)?;
         encode_self_metrics(&mut encoder, snap, &self.build_labels, self.format)
     }
 }
@@ -203,7 +231,7 @@ impl SnapshotCollector {
         counts: &WindowCounts,
         base: &[Labels<'_>],
         fields: &[Labels<'_>],
-        jobs: &[Vec<Option<&str>>],
+        sets: &[Vec<Labels<'_>>],
     ) -> Result<(), std::fmt::Error> {
         let metric_type = match exp.metric_type {
             CsvType::Gauge => MetricType::Gauge,
@@ -227,12 +255,10 @@ impl SnapshotCollector {
                     sorted.push((exp.kind.value_label(), Cow::Borrowed(event)));
                 }
                 sorted.sort_by(|a, b| a.0.cmp(b.0));
-                for job in &jobs[i] {
+                for set in &sets[i] {
                     let mut all: Labels<'_> = base[i].clone();
                     all.extend(sorted.iter().cloned());
-                    if let Some(job) = job {
-                        all.push(("hpc_job", Cow::Borrowed(*job)));
-                    }
+                    all.extend(set.iter().cloned());
                     family
                         .encode_family(&RenderedLabels::new(&all))?
                         .encode_gauge(&count)?;
@@ -247,6 +273,7 @@ fn encode_processes(
     encoder: &mut DescriptorEncoder<'_>,
     snap: &Snapshot,
     base: &[Labels<'_>],
+    extras: &Extras,
     format: Format,
 ) -> Result<(), std::fmt::Error> {
     type Reading = fn(&crate::snapshot::ProcessSample) -> Option<Value>;
@@ -283,6 +310,12 @@ fn encode_processes(
                     if let Some(v) = value {
                         who.push((key, Cow::Borrowed(v)));
                     }
+                }
+                if let Some(more) = extras.process_labels.get(&p.pid) {
+                    who.extend(
+                        more.iter()
+                            .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str()))),
+                    );
                 }
                 let all = (&labels[..], &who[..]);
                 let mut sample = family.encode_family(&all)?;
