@@ -1007,10 +1007,15 @@ mod tests {
         );
         assert_eq!(has("pod, namespace and container labels"), 0);
 
+        // --kubernetes works: no start-up note; DRA is not mapped yet.
         let cli = ok(&["-k"], &[]);
+        assert!(compat::start_notes(&cli).is_empty());
+        let cli = ok(&["-k", "--kubernetes-enable-dra"], &[]);
         let notes = compat::start_notes(&cli);
         assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(matches!(&notes[0], Note::Warn(t) if t.contains("GPU series are served")));
+        assert!(
+            matches!(&notes[0], Note::Warn(t) if t.contains("--kubernetes-enable-dra has no effect"))
+        );
     }
 
     #[test]

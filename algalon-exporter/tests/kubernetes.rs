@@ -65,9 +65,9 @@ fn pod_logs() -> tempfile::TempDir {
     for pod in scenario["pods"].as_object().expect("pods").values() {
         let name = format!(
             "{}_{}_{}",
-            pod["namespace"].as_str().unwrap(),
-            pod["name"].as_str().unwrap(),
-            pod["uid"].as_str().unwrap()
+            pod["namespace"].as_str().expect("a string"),
+            pod["name"].as_str().expect("a string"),
+            pod["uid"].as_str().expect("a string")
         );
         std::fs::create_dir_all(dir.path().join(name)).expect("mkdir");
     }
@@ -89,9 +89,9 @@ fn start(
         socket,
         "--processes",
         "--proc-root",
-        procs.path().to_str().unwrap(),
+        procs.path().to_str().expect("a UTF-8 path"),
         "--kubernetes-pod-logs-dir",
-        logs.path().to_str().unwrap(),
+        logs.path().to_str().expect("a UTF-8 path"),
     ];
     args.extend_from_slice(extra);
     Exporter::start("mixed.json", &args)
