@@ -187,8 +187,9 @@ kubelet-standin: ## A kubelet pod-resources stand-in on target/kubelet.sock, swi
 	python3 testing/kubelet/standin.py --scenario testing/kubelet/scenarios/node.json --socket $(CURDIR)/target/kubelet.sock --schedule
 
 .PHONY: bench-kubelet
-bench-kubelet: ## Kubernetes attribution with 500 pods on the node: List time, map build, refresher, memory (release build)
+bench-kubelet: ## Kubernetes attribution with 500 pods on the node: List time, map build, refresher, memory; the exporter's scrape latency with a 2 s kubelet and its RSS (release build)
 	python3 benches/scripts/kubelet-pods.py --pods 500 --measure 200
+	python3 benches/scripts/kubelet-exporter.py --pods 500 --latency-ms 2000
 
 .PHONY: metrics-doc
 metrics-doc: ## Print the metric table README.md embeds (checked by a test)
