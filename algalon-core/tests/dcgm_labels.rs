@@ -156,6 +156,51 @@ fn hpc_jobs_repeat_each_series_of_their_gpu_with_hpc_job() {
 }
 
 #[test]
+fn attached_label_sets_repeat_each_series_sorted_among_the_attributes() {
+    // What --kubernetes --kubernetes-virtual-gpus attaches for a GPU shared
+    // by two pods, combined with an HPC job: one series per (job, pod), the
+    // attributes sorted by name as dcgm-exporter's template writes its map.
+    let config = csv("DCGM_FI_DEV_GPU_UTIL, gauge, util\nDCGM_FI_DEV_XID_ERRORS, gauge, xid\n");
+    let snap = snapshot(vec![gpu(0, "GPU-a", 0), gpu(1, "GPU-b", 0)]);
+    let pod = |name: &str, vgpu: &str| {
+        vec![
+            ("pod".to_owned(), name.to_owned()),
+            ("namespace".to_owned(), "ml".to_owned()),
+            ("container".to_owned(), "main".to_owned()),
+            ("vgpu".to_owned(), vgpu.to_owned()),
+        ]
+    };
+    let extras = Arc::new(Extras {
+        hpc_jobs: BTreeMap::from([(0, vec!["job1".to_owned()])]),
+        gpu_label_sets: BTreeMap::from([(0, vec![pod("a", "0"), pod("b", "1")])]),
+        ..Extras::default()
+    });
+    let text = Encoder::new(config).encode_with(&snap, Format::PrometheusText, &extras);
+    let util = lines_of(&text, "DCGM_FI_DEV_GPU_UTIL");
+    assert_eq!(
+        util,
+        [
+            format!(
+                r#"DCGM_FI_DEV_GPU_UTIL{{{ID},container="main",hpc_job="job1",namespace="ml",pod="a",vgpu="0"}} 85"#
+            )
+            .as_str(),
+            &format!(
+                r#"DCGM_FI_DEV_GPU_UTIL{{{ID},container="main",hpc_job="job1",namespace="ml",pod="b",vgpu="1"}} 85"#
+            ),
+            r#"DCGM_FI_DEV_GPU_UTIL{gpu="1",UUID="GPU-b",pci_bus_id="00000000:19:00.0",device="nvidia1",modelName="NVIDIA H100 80GB  HBM3",Hostname="w1"} 85"#,
+        ]
+    );
+    let xid = lines_of(&text, "DCGM_FI_DEV_XID_ERRORS");
+    assert!(
+        xid[0].ends_with(
+            r#"container="main",err_code="0",err_msg="No Error",hpc_job="job1",namespace="ml",pod="a",vgpu="0"} 0"#
+        ),
+        "{}",
+        xid[0]
+    );
+}
+
+#[test]
 fn windowed_counts_render_as_dcgm_exporters_exp_collectors() {
     let config = csv("DCGM_FI_DRIVER_VERSION, label, driver\n\
          DCGM_EXP_XID_ERRORS_COUNT, gauge, XIDs in the window\n\
