@@ -386,6 +386,7 @@ pub static ALGALON_ENV: &[(&str, &str)] = &[
     ("health-stale-after", "ALGALON_HEALTH_STALE_AFTER"),
     ("max-connections", "ALGALON_MAX_CONNECTIONS"),
     ("hostname-label", "ALGALON_HOSTNAME_LABEL"),
+    ("kubernetes-pod-logs-dir", "ALGALON_KUBERNETES_POD_LOGS_DIR"),
 ];
 
 /// The variables option `long` reads, in precedence order (`ALGALON_*` first).
