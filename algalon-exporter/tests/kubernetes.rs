@@ -231,6 +231,23 @@ fn pods_coming_and_going_and_the_kubelet_going_away() {
         .count();
     assert_eq!(warnings, 1, "one warning per change:\n{:?}", exporter.log());
 
+    // The socket back but nothing listening (the kubelet crashed): a new
+    // state, so one more warning, and /health names it.
+    kubelet.switch("crashed");
+    wait_for(Duration::from_secs(20), "nothing listens", || {
+        exporter
+            .get("/health")
+            .text()
+            .contains("nothing listens on")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let warnings = exporter.log()[before..]
+        .iter()
+        .filter(|l| l.contains("kubelet pod-resources API:"))
+        .count();
+    assert_eq!(warnings, 2, "one warning per change:\n{:?}", exporter.log());
+
     // Back: the labels return.
     kubelet.switch("node");
     wait_for(Duration::from_secs(20), "kubelet back", || {
