@@ -289,6 +289,15 @@ pub struct Kubernetes {
     )]
     pub pod_logs_dir: PathBuf,
 
+    /// The service-account mount (`token`, `ca.crt`) the API server is asked
+    /// with, for --kubernetes-enable-pod-labels/-uid (Algalon's own option).
+    #[arg(
+        long = "kubernetes-service-account-dir",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount",
+        value_name = "DIR"
+    )]
+    pub service_account_dir: PathBuf,
+
     /// Map GPUs handed out through Dynamic Resource Allocation to their pods.
     #[arg(long = "kubernetes-enable-dra")]
     pub enable_dra: bool,

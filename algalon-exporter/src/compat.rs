@@ -387,6 +387,10 @@ pub static ALGALON_ENV: &[(&str, &str)] = &[
     ("max-connections", "ALGALON_MAX_CONNECTIONS"),
     ("hostname-label", "ALGALON_HOSTNAME_LABEL"),
     ("kubernetes-pod-logs-dir", "ALGALON_KUBERNETES_POD_LOGS_DIR"),
+    (
+        "kubernetes-service-account-dir",
+        "ALGALON_KUBERNETES_SERVICE_ACCOUNT_DIR",
+    ),
 ];
 
 /// The variables option `long` reads, in precedence order (`ALGALON_*` first).

@@ -70,7 +70,9 @@ impl PodLabels {
             } else {
                 None
             };
-            match InCluster::from_env() {
+            let in_cluster =
+                InCluster::from_parts(|name| std::env::var(name).ok(), &k.service_account_dir);
+            match in_cluster {
                 Ok(in_cluster) => options.metadata = Some(MetadataOptions::new(in_cluster, labels)),
                 // dcgm-exporter reads pod UIDs and labels from the API server
                 // only inside a cluster; outside one the series keep their

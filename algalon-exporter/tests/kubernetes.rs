@@ -259,3 +259,58 @@ fn pods_coming_and_going_and_the_kubelet_going_away() {
         .then_some(())
     });
 }
+
+#[test]
+fn pod_labels_from_the_api_server_through_the_allowlist() {
+    if !standin_available() {
+        return;
+    }
+    let kubelet = StandIn::start("node.json", "node", true);
+    let (procs, logs) = (proc_root(), pod_logs());
+    let sa = kubelet.dir.path().join("sa");
+    let host = kubelet.ready["host"].as_str().expect("host").to_owned();
+    let port = kubelet.ready["port"].to_string();
+    let socket = kubelet.socket.to_str().expect("a UTF-8 path");
+    let mut cmd = common::command(&common::scenario("mixed.json"));
+    cmd.arg("--nvml-lib")
+        .arg(common::fake_nvml())
+        .args(["-a", "127.0.0.1:0", "-c", "200", "--kubernetes"])
+        .args(["--pod-resources-kubelet-socket", socket])
+        .args(["--processes", "--proc-root"])
+        .arg(procs.path())
+        .arg("--kubernetes-pod-logs-dir")
+        .arg(logs.path())
+        .args([
+            "--kubernetes-enable-pod-labels",
+            "--kubernetes-enable-pod-uid",
+            "--kubernetes-pod-label-allowlist-regex",
+            "^team$,^app\\.kubernetes\\.io/name$,[",
+        ])
+        .arg("--kubernetes-service-account-dir")
+        .arg(&sa)
+        .env("KUBERNETES_SERVICE_HOST", host)
+        .env("KUBERNETES_SERVICE_PORT", port);
+    let exporter = Exporter::spawn(cmd);
+    let text = wait_for(Duration::from_secs(20), "pod labels", || {
+        let t = exporter.metrics();
+        t.contains("team=\"vision\"").then_some(t)
+    });
+    let gpu1 = util_lines(&text, GPU1);
+    assert_eq!(gpu1.len(), 1, "{gpu1:?}");
+    for want in [
+        "pod=\"trainer-a\"",
+        "team=\"vision\"",
+        "app_kubernetes_io_name=\"trainer\"",
+        &format!("pod_uid=\"{TRAINER_A_UID}\""),
+    ] {
+        assert!(gpu1[0].contains(want), "{want} missing: {}", gpu1[0]);
+    }
+    assert!(
+        !gpu1[0].contains("pod_template_hash"),
+        "not in the allowlist: {}",
+        gpu1[0]
+    );
+    // The pattern that does not compile: skipped with one warning.
+    let log = exporter.log().join("\n");
+    assert_eq!(log.matches("does not compile").count(), 1, "{log}");
+}
