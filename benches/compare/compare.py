@@ -15,10 +15,10 @@ the same fake-NVML scenario:
 
 and measures, interleaved so machine load hits all three alike: wrk
 throughput and latency at 1/16/64 connections, exporter CPU per 1000 scrapes,
-idle CPU, peak RSS, scrape latency against GPU count x NVML call latency,
-fidelity against the scenario at a frozen instant, and a model of
-nvidia_gpu_exporter (one process spawned per scrape). README.md beside this
-file says what every number means.
+idle CPU, peak RSS after 64 and 256 connections, scrape latency against GPU
+count x NVML call latency, fidelity against the scenario at a frozen instant,
+and a model of nvidia_gpu_exporter (one process spawned per scrape).
+README.md beside this file says what every number means.
 """
 
 from __future__ import annotations
