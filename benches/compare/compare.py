@@ -2,7 +2,7 @@
 """Algalon's exporter side by side with the exporters users would pick instead.
 
     python3 benches/compare/compare.py                  # full run, ~5 min of measurement
-    python3 benches/compare/compare.py --quick          # ~30 s smoke run (CI)
+    python3 benches/compare/compare.py --quick          # ~40 s smoke run (CI)
     python3 benches/compare/compare.py --write BENCHMARKS.md --json /tmp/compare.json
 
 Builds the release exporter and fake NVML, then starts on 127.0.0.1, against
@@ -1442,7 +1442,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
         epilog="Defaults in brackets: [full run; --quick].",
     )
     add = parser.add_argument
-    add("--quick", action="store_true", help="smoke run of every path (~30 s, for CI)")
+    add("--quick", action="store_true", help="smoke run of every path (~40 s, for CI)")
     add("--duration", type=int, help="whole seconds per wrk run [10; 1]")
     add("--rounds", type=int, help="interleaved wrk rounds [2; 1]")
     add("--idle", type=float, help="idle CPU window in seconds [30; 4]")
