@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::catalog::{Field, Kind};
+use crate::mig::MigInstance;
 use crate::procinfo::ProcessIdentity;
 
 /// One reading, in DCGM's unit for its field.
@@ -94,11 +95,15 @@ pub struct GpuSample {
     pub processes: Vec<ProcessSample>,
     /// Counts of each XID seen since the sampler started.
     pub xid_counts: BTreeMap<u64, u64>,
+    /// The GPU's MIG instances, when the sampler reads them
+    /// ([`crate::SamplerOptions::instances`]) and the GPU is in MIG mode;
+    /// in NVML's order (ascending GPU instance id).
+    pub mig: Vec<MigInstance>,
     #[serde(serialize_with = "serialize_values")]
     values: Box<[Option<Value>]>,
 }
 
-fn serialize_values<S: serde::Serializer>(
+pub(crate) fn serialize_values<S: serde::Serializer>(
     values: &[Option<Value>],
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
@@ -126,6 +131,7 @@ impl GpuSample {
             labels: BTreeMap::new(),
             processes: Vec::new(),
             xid_counts: BTreeMap::new(),
+            mig: Vec::new(),
             values: vec![None; Field::COUNT].into_boxed_slice(),
         }
     }
@@ -150,6 +156,7 @@ impl GpuSample {
     pub(crate) fn clear_values(&mut self) {
         self.values.iter_mut().for_each(|v| *v = None);
         self.processes.clear();
+        self.mig.clear();
     }
 
     /// GPU utilization in percent.

@@ -533,11 +533,10 @@ pub fn start_notes(cli: &Cli) -> Vec<Note> {
             )));
         }
     }
-    if cli.device_instances {
+    if cli.device_instances_only {
         notes.push(Note::Warn(
-            "-d/--devices names MIG instances (`i`, `i:LIST`, `g+i`): instance selection is not \
-             supported yet, so whole GPUs are watched (every GPU for `i` alone); their MIG \
-             instances are read as part of them"
+            "-d/--devices names MIG instances alone (`i`, `i:LIST`): their series are written, \
+             and so are every whole GPU's, as for `g+i`"
                 .to_owned(),
         ));
     }

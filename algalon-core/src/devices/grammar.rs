@@ -159,9 +159,10 @@ pub enum GpuSet {
 }
 
 /// Which MIG instances a [`DeviceSpec`] selects (dcgm-exporter's `i`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum InstanceSet {
     /// None.
+    #[default]
     None,
     /// Every instance (`i`, `f`).
     All,
