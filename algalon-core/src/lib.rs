@@ -56,7 +56,6 @@ mod encoder;
 mod error;
 pub mod jobs;
 pub mod labels;
-pub mod mig;
 mod nvml_error;
 pub mod procinfo;
 pub mod proctree;
@@ -75,12 +74,12 @@ pub use encoder::{
     Encoder, Extras, Format, HostLabel, LabelStyle, WindowCounts, encode_job_process, encode_jobs,
 };
 pub use error::{Error, Result};
-pub use mig::MigInstance;
 pub use nvml_error::error_name;
 pub use sampler::{
     CORE_FIELDS, DEFAULT_GPU_TIMEOUT, NVML_LIB_ENV, SERIAL_ENV, SampleProgress, Sampler,
     SamplerOptions,
 };
 pub use snapshot::{
-    CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value, unix_seconds,
+    CallError, DownReason, GpuSample, MigInstance, ProcessKind, ProcessSample, Snapshot, Value,
+    unix_seconds,
 };

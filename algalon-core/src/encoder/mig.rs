@@ -5,8 +5,7 @@
 use std::borrow::Cow;
 
 use super::render::{Labels, RenderedLabels};
-use crate::mig::MigInstance;
-use crate::snapshot::GpuSample;
+use crate::snapshot::{GpuSample, MigInstance};
 
 /// `base` (a GPU's identity labels) with the instance's two labels after
 /// `modelName`.

@@ -13,7 +13,7 @@ use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, GpmSample, Nvml};
 
 use super::host::System;
-use super::mig::{MigMemory, read_instances};
+use super::mig::{MigMemory, Reads, read_instances};
 use super::processes::read_processes;
 use super::progress::{GpuProgress, Stage};
 use super::slot::{Slot, slot_sample};
@@ -149,7 +149,12 @@ pub(super) fn sample_gpu<'n>(
             },
         }
     }
-    gpu.mig = read_instances(ctx, &device, ctx.instances, mig, errors);
+    let reads = Reads {
+        nvml: ctx.nvml,
+        fields: ctx.fields,
+        gpm_ids: ctx.gpm_ids,
+    };
+    gpu.mig = read_instances(&reads, &device, ctx.instances, mig, errors);
     (gpu, false)
 }
 

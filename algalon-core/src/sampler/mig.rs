@@ -20,15 +20,22 @@
 
 use std::collections::{HashMap, HashSet};
 
+use nvml_wrapper::enums::gpm::GpmMetricId;
 use nvml_wrapper::error::NvmlError;
-use nvml_wrapper::{Device, GpmSample};
+use nvml_wrapper::{Device, GpmSample, Nvml};
 
-use super::gpu::Ctx;
 use crate::catalog::{Field, MemoryPart, Source};
 use crate::devices::InstanceSet;
-use crate::mig::{MigInstance, profile_from_name};
 use crate::nvml_error::{GpuErrors, Verdict, verdict};
+use crate::snapshot::MigInstance;
 use crate::snapshot::Value;
+
+/// What reading a GPU's instances needs (from the worker's plan).
+pub(super) struct Reads<'a, 'n> {
+    pub(super) nvml: &'n Nvml,
+    pub(super) fields: &'a [Field],
+    pub(super) gpm_ids: &'a [GpmMetricId],
+}
 
 /// What a GPU's worker keeps about its MIG instances between samples.
 #[derive(Default)]
@@ -61,7 +68,7 @@ fn note(errors: &mut GpuErrors, call: &'static str, e: &NvmlError) {
 /// The MIG instances of `device` that `wanted` selects; empty when the GPU
 /// is not in MIG mode (or does not support it).
 pub(super) fn read_instances<'n>(
-    ctx: &Ctx<'_, 'n>,
+    ctx: &Reads<'_, 'n>,
     device: &Device<'n>,
     wanted: &InstanceSet,
     memory: &mut MigMemory<'n>,
@@ -121,7 +128,7 @@ pub(super) fn read_instances<'n>(
 }
 
 fn read_instance<'n>(
-    ctx: &Ctx<'_, 'n>,
+    ctx: &Reads<'_, 'n>,
     parent: &Device<'n>,
     mig: &Device<'n>,
     memory: &mut MigMemory<'n>,
@@ -157,7 +164,7 @@ fn read_instance<'n>(
 }
 
 fn read_memory(
-    ctx: &Ctx<'_, '_>,
+    ctx: &Reads<'_, '_>,
     mig: &Device<'_>,
     instance: &mut MigInstance,
     errors: &mut GpuErrors,
@@ -201,7 +208,7 @@ fn read_memory(
 /// GPM profiling of one GPU instance: this interval's `nvmlGpmMigSampleGet`
 /// against the previous one. Nothing on the instance's first interval.
 fn read_gpm<'n>(
-    ctx: &Ctx<'_, 'n>,
+    ctx: &Reads<'_, 'n>,
     parent: &Device<'n>,
     instance: &mut MigInstance,
     memory: &mut MigMemory<'n>,
@@ -241,5 +248,27 @@ fn read_gpm<'n>(
         {
             instance.set(field, Some(Value::Float(m.value * scale)));
         }
+    }
+}
+
+/// The profile part of a MIG device's NVML name
+/// (`NVIDIA H100 80GB HBM3 MIG 1g.10gb` → `1g.10gb`).
+pub fn profile_from_name(name: &str) -> &str {
+    name.rsplit_once("MIG ").map_or(name, |(_, p)| p.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn profile_from_name() {
+        assert_eq!(
+            super::profile_from_name("NVIDIA H100 80GB HBM3 MIG 1g.10gb"),
+            "1g.10gb"
+        );
+        assert_eq!(
+            super::profile_from_name("NVIDIA A100-SXM4-40GB MIG 3g.20gb"),
+            "3g.20gb"
+        );
+        assert_eq!(super::profile_from_name("MIG 1g.10gb+me"), "1g.10gb+me");
     }
 }
