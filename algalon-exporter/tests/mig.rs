@@ -230,3 +230,57 @@ fn repartitioning_shows_within_one_sample_without_stale_series_or_errors() {
         );
     }
 }
+
+/// The exporter's start-up failure with `-d devices` at t = 35 (exit
+/// status `code`: 1 for a device that does not exist, 2 for a value the
+/// option does not take).
+fn fails_with(code: i32, devices: &str) -> Vec<String> {
+    let mut cmd = command(&scenario("h100-mig.json"));
+    cmd.env("ALGALON_FAKE_NVML_FROZEN_TIME", "35")
+        .arg("--nvml-lib")
+        .arg(fake_nvml())
+        .args(["-a", "127.0.0.1:0", "-d", devices]);
+    let (status, lines) = common::run_to_failure(cmd);
+    assert_eq!(status.code(), Some(code), "{devices}: {lines:?}");
+    lines
+}
+
+fn fails(devices: &str) -> Vec<String> {
+    fails_with(1, devices)
+}
+
+#[test]
+fn a_gpu_instance_id_that_does_not_exist_is_one_error_naming_the_instances() {
+    // GPU 1 has two instances at t = 35: GI 1 and GI 2.
+    let lines = fails("g:1+i:9");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert!(
+        line.contains("no MIG instance matches GPU instance id 9"),
+        "{line}"
+    );
+    for there in [
+        "GPU 1 GI 1 (3g.40gb, MIG-9d27f4a1-3c8e-5b06-a2d4-6e1f0c7b5905)",
+        "GPU 1 GI 2 (3g.40gb, MIG-9d27f4a1-3c8e-5b06-a2d4-6e1f0c7b5901)",
+        "-d g+i",
+    ] {
+        assert!(line.contains(there), "{there:?} missing from: {line}");
+    }
+    // A GPU that is not in MIG mode has no instance to pick.
+    let lines = fails("g:3+i:1");
+    assert!(
+        lines[0].contains("no GPU among 3 is in MIG mode"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_mig_uuid_in_the_device_list_is_one_error() {
+    // dcgm-exporter's -d takes no MIG UUID either: instances are `i:LIST`.
+    let lines = fails_with(2, "MIG-4b1e7c20-0a5d-5f3e-9c61-7d2a8e0b3cff");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("MIG-4b1e7c20-0a5d-5f3e-9c61-7d2a8e0b3cff"),
+        "{lines:?}"
+    );
+}

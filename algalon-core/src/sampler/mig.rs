@@ -26,6 +26,7 @@ use nvml_wrapper::{Device, GpmSample, Nvml};
 
 use crate::catalog::{Field, MemoryPart, Source};
 use crate::devices::InstanceSet;
+use crate::error::{Error, Result};
 use crate::nvml_error::{GpuErrors, Verdict, verdict};
 use crate::snapshot::MigInstance;
 use crate::snapshot::Value;
@@ -249,6 +250,85 @@ fn read_gpm<'n>(
             instance.set(field, Some(Value::Float(m.value * scale)));
         }
     }
+}
+
+/// Checks, when the sampler starts, that every GPU instance id of `wanted`
+/// names an instance of one of the GPUs `indices`: an id that does not is
+/// one error listing the instances there are. An instance whose id NVML
+/// has not given yet (no process has run in it) could be the one named, so
+/// while there is one the check lets the list through with a warning.
+pub(super) fn check_instances(nvml: &Nvml, indices: &[u32], wanted: &InstanceSet) -> Result<()> {
+    let InstanceSet::List(ids) = wanted else {
+        return Ok(());
+    };
+    let mut found: Vec<(u32, Option<u32>, String, String)> = Vec::new();
+    for &index in indices {
+        let Ok(device) = nvml.device_by_index(index) else {
+            continue;
+        };
+        if !device.mig_mode().is_ok_and(|m| m.current == 1) {
+            continue;
+        }
+        for i in 0..device.mig_device_count().unwrap_or(0) {
+            let Ok(mig) = device.mig_device_by_index(i) else {
+                continue;
+            };
+            let (Ok(uuid), Ok(name)) = (mig.uuid(), mig.name()) else {
+                continue;
+            };
+            let gi = mig
+                .running_compute_processes()
+                .ok()
+                .and_then(|list| list.iter().find_map(|p| p.gpu_instance_id));
+            found.push((index, gi, profile_from_name(&name).to_owned(), uuid));
+        }
+    }
+    let missing: Vec<u32> = ids
+        .iter()
+        .copied()
+        .filter(|id| !found.iter().any(|(_, gi, _, _)| *gi == Some(*id)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let listed = |(gpu, gi, profile, uuid): &(u32, Option<u32>, String, String)| match gi {
+        Some(gi) => format!("GPU {gpu} GI {gi} ({profile}, {uuid})"),
+        None => format!("GPU {gpu} GI ? ({profile}, {uuid}, no process yet)"),
+    };
+    let available = if found.is_empty() {
+        format!(
+            "no GPU among {} is in MIG mode",
+            indices
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        format!(
+            "the MIG instances are {}",
+            found.iter().map(listed).collect::<Vec<_>>().join("; ")
+        )
+    };
+    let selector = format!(
+        "GPU instance id {}",
+        missing
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if found.iter().any(|(_, gi, _, _)| gi.is_none()) {
+        log::warn!(
+            "-d names {selector}, which no MIG instance is known to have ({available}); \
+             instances whose id is not known yet are read once a process runs in them"
+        );
+        return Ok(());
+    }
+    Err(Error::NoSuchInstance {
+        selector,
+        available,
+    })
 }
 
 /// The profile part of a MIG device's NVML name

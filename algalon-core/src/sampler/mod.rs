@@ -218,6 +218,7 @@ impl Sampler {
             .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
         let nvml = Arc::new(nvml);
         let indices = select_devices(&nvml, options.devices.as_deref())?;
+        mig::check_instances(&nvml, &indices, &options.instances)?;
         let plan = Arc::new(Plan {
             fields,
             field_value_ids,
