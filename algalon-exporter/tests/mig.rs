@@ -279,8 +279,11 @@ fn a_mig_uuid_in_the_device_list_is_one_error() {
     // dcgm-exporter's -d takes no MIG UUID either: instances are `i:LIST`.
     let lines = fails_with(2, "MIG-4b1e7c20-0a5d-5f3e-9c61-7d2a8e0b3cff");
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].contains("MIG-4b1e7c20-0a5d-5f3e-9c61-7d2a8e0b3cff"),
-        "{lines:?}"
-    );
+    for said in [
+        "MIG-4b1e7c20-0a5d-5f3e-9c61-7d2a8e0b3cff",
+        "is a MIG device UUID",
+        "`g+i` every instance",
+    ] {
+        assert!(lines[0].contains(said), "{said:?} missing from {lines:?}");
+    }
 }
