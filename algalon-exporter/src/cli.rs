@@ -631,9 +631,9 @@ impl Devices {
 /// Parses `--devices` by the core's device grammar
 /// ([`algalon_core::devices::DeviceSpec`]: dcgm-exporter's `f`, `g`,
 /// `g:0-3`, `g:0,2`, `g+i`, plus `all`, UUIDs and a list without `g:`).
-/// Whole GPUs are sampled (with their MIG instances); selecting instances
-/// alone (`i`, `i:LIST`) watches every GPU, with a start-up warning, until
-/// instances can be sampled apart.
+/// Whole GPUs are sampled; the instance part ([`Cli::device_instances`])
+/// says which of their MIG instances are also read. Selecting instances
+/// alone (`i`, `i:LIST`) watches every GPU, with a start-up warning.
 pub fn parse_devices(text: &str) -> Result<Devices, String> {
     use algalon_core::devices::{DeviceSpec, GpuSet};
     let spec = DeviceSpec::parse(text).map_err(|e| e.to_string())?;
@@ -642,8 +642,8 @@ pub fn parse_devices(text: &str) -> Result<Devices, String> {
         GpuSet::List(list) => Ok(Devices::List(
             list.iter().map(ToString::to_string).collect(),
         )),
-        // `i`, `i:LIST`: instances are sampled as part of their GPUs until
-        // they can be sampled apart; a start-up warning says so.
+        // `i`, `i:LIST`: every GPU, whose instances are read; a start-up
+        // warning says so.
         GpuSet::None => Ok(Devices::All),
     }
 }
