@@ -97,10 +97,11 @@ pub struct SamplerOptions {
     pub processes: bool,
     /// Listen for XID events (`DCGM_FI_DEV_XID_ERRORS`).
     pub xid_events: bool,
-    /// MIG instances to read on GPUs in MIG mode (dcgm-exporter's `-d …+i`):
-    /// [`InstanceSet::None`] (the default) reads none, `All` every
-    /// instance, `List` those with these GPU instance ids. Instances are
-    /// enumerated on every sample, so reconfiguration shows up at once.
+    /// MIG instances to read on GPUs in MIG mode (dcgm-exporter's `-d …+i`),
+    /// a [`crate::devices::InstanceSet`]: `None` (the default) reads none,
+    /// `All` every instance, `List` those with these GPU instance ids.
+    /// Instances are enumerated on every sample, so reconfiguration shows
+    /// up at once.
     pub instances: crate::devices::InstanceSet,
     /// Host name to report; `None` uses the machine's.
     pub hostname: Option<String>,
