@@ -106,9 +106,9 @@ dashboards: ## Regenerate compose/host/grafana/dashboards/algalon-*.json from th
 test: deps lint test-rust test-python test-python-pkg test-wheel test-page crates test-compose test-containers test-soak test-release bench-compare-quick bench-fleet-quick fuzz-smoke doc ## Everything CI runs (installs what is missing first)
 
 .PHONY: golden
-golden: fake-nvml ## Regenerate the golden exposition files (core encoder, exporter /metrics over HTTP) after an intended output change
+golden: fake-nvml ## Regenerate the golden exposition files (core encoder, exporter /metrics over HTTP, MIG instances with -d g+i) after an intended output change
 	UPDATE_GOLDEN=1 $(CARGO) test -p algalon-core --test exposition --test own_series
-	UPDATE_GOLDEN=1 $(CARGO) test -p algalon-exporter --test http_golden
+	UPDATE_GOLDEN=1 $(CARGO) test -p algalon-exporter --test http_golden --test mig
 
 .PHONY: dcgm-data
 dcgm-data: ## Regenerate the core's DCGM field names and XID texts from testing/upstream/ (checked by a test)

@@ -80,6 +80,18 @@ pub enum Error {
         available: String,
     },
 
+    /// A MIG instance selector (`-d …i:LIST`) matched no instance.
+    #[error(
+        "no MIG instance matches {selector}: {available}; `-d …+i:LIST` takes GPU instance ids \
+         (the GPU_I_ID label), `-d g+i` reads every instance"
+    )]
+    NoSuchInstance {
+        /// The selector as given.
+        selector: String,
+        /// The MIG instances that do exist, for the message.
+        available: String,
+    },
+
     /// The background sampler thread could not be started.
     #[error("cannot start the sampling thread: {0}")]
     Thread(#[from] std::io::Error),

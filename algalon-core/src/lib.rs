@@ -81,5 +81,6 @@ pub use sampler::{
     SamplerOptions,
 };
 pub use snapshot::{
-    CallError, DownReason, GpuSample, ProcessKind, ProcessSample, Snapshot, Value, unix_seconds,
+    CallError, DownReason, GpuSample, MigInstance, ProcessKind, ProcessSample, Snapshot, Value,
+    unix_seconds,
 };

@@ -94,6 +94,10 @@ pub struct GpuSample {
     pub processes: Vec<ProcessSample>,
     /// Counts of each XID seen since the sampler started.
     pub xid_counts: BTreeMap<u64, u64>,
+    /// The GPU's MIG instances, when the sampler reads them
+    /// ([`crate::SamplerOptions::instances`]) and the GPU is in MIG mode;
+    /// in NVML's order (ascending GPU instance id).
+    pub mig: Vec<MigInstance>,
     #[serde(serialize_with = "serialize_values")]
     values: Box<[Option<Value>]>,
 }
@@ -126,6 +130,7 @@ impl GpuSample {
             labels: BTreeMap::new(),
             processes: Vec::new(),
             xid_counts: BTreeMap::new(),
+            mig: Vec::new(),
             values: vec![None; Field::COUNT].into_boxed_slice(),
         }
     }
@@ -150,6 +155,7 @@ impl GpuSample {
     pub(crate) fn clear_values(&mut self) {
         self.values.iter_mut().for_each(|v| *v = None);
         self.processes.clear();
+        self.mig.clear();
     }
 
     /// GPU utilization in percent.
@@ -183,6 +189,62 @@ impl GpuSample {
             Value::Int(v) => Some(v),
             Value::Float(v) => Some(v as u64),
         }
+    }
+}
+
+/// One MIG device (a GPU instance with its compute instance) of a GPU in
+/// MIG mode, under its parent ([`GpuSample::mig`]): the snapshot stays
+/// indexed by GPU; an instance is found by its parent's NVML index and its
+/// GPU instance id (or `MIG-` UUID).
+#[derive(Debug, Clone, Serialize)]
+pub struct MigInstance {
+    /// The MIG device's `MIG-…` UUID.
+    pub uuid: String,
+    /// The profile, as `nvidia-smi` and dcgm-exporter's `GPU_I_PROFILE`
+    /// write it: `1g.10gb`, `3g.40gb`, …
+    pub profile: String,
+    /// The GPU instance id (dcgm-exporter's `GPU_I_ID`), when known. NVML
+    /// gives it per process on the instance (see `sampler/mig.rs`); it is
+    /// kept for as long as the instance exists.
+    pub gpu_instance_id: Option<u32>,
+    /// The compute instance id, when known (as `gpu_instance_id`).
+    pub compute_instance_id: Option<u32>,
+    /// PIDs of the processes NVML lists on this instance.
+    pub pids: Vec<u32>,
+    #[serde(serialize_with = "serialize_values")]
+    values: Box<[Option<Value>]>,
+}
+
+impl MigInstance {
+    /// An instance with identity but no readings yet.
+    pub fn new(uuid: String, profile: String) -> Self {
+        MigInstance {
+            uuid,
+            profile,
+            gpu_instance_id: None,
+            compute_instance_id: None,
+            pids: Vec::new(),
+            values: vec![None; Field::COUNT].into_boxed_slice(),
+        }
+    }
+
+    /// The instance's reading of `field` (framebuffer and GPM profiling
+    /// fields); whole-GPU readings stay on the parent.
+    pub fn get(&self, field: Field) -> Option<Value> {
+        self.values[field as usize]
+    }
+
+    /// Sets (or clears) a reading.
+    pub fn set(&mut self, field: Field, value: Option<Value>) {
+        self.values[field as usize] = value;
+    }
+
+    /// The `GPU_I_ID` label value: the GPU instance id, or empty when NVML
+    /// did not give it.
+    pub fn gpu_instance_label(&self) -> String {
+        self.gpu_instance_id
+            .map(|i| i.to_string())
+            .unwrap_or_default()
     }
 }
 

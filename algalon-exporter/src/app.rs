@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> Result<(), StartError> {
         nvml_lib: cli.nvml_lib.clone(),
         devices: cli.devices.selectors(),
         processes: cli.processes,
+        instances: cli.device_instances.clone(),
         proc_root: cli.proc_root.clone(),
         hostname: cli.node_name.clone(),
         ..SamplerOptions::default()

@@ -221,10 +221,15 @@ pub struct Cli {
     #[arg(skip)]
     pub node_name: Option<String>,
 
-    /// Whether -d names MIG instances (`g+i`, `i:LIST`): whole GPUs are
-    /// watched, with a warning, until instances can be sampled apart.
+    /// The MIG instances -d names (`g+i`, `i:LIST`, `g:0+i:1`): read on
+    /// every GPU in MIG mode and written with `GPU_I_PROFILE`/`GPU_I_ID`.
+    /// `f`, `all` and no -d read none (whole-GPU series only).
     #[arg(skip)]
-    pub device_instances: bool,
+    pub device_instances: algalon_core::devices::InstanceSet,
+    /// Whether -d names instances alone (`i`, `i:LIST`): whole GPUs are
+    /// still watched and written, with a warning.
+    #[arg(skip)]
+    pub device_instances_only: bool,
 }
 
 /// dcgm-exporter's Kubernetes pod mapping options (see `crate::kubernetes`).
@@ -425,11 +430,14 @@ impl Cli {
         let matches = cmd.clone().try_get_matches_from(&all)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.given = args::given(&cmd, &matches, &origins);
-        cli.device_instances = matches
+        let devices_text = matches
             .get_raw("devices")
             .and_then(|mut v| v.next())
-            .and_then(|v| v.to_str())
-            .is_some_and(names_instances);
+            .and_then(|v| v.to_str());
+        (cli.device_instances, cli.device_instances_only) = devices_text.map_or(
+            (algalon_core::devices::InstanceSet::None, false),
+            named_instances,
+        );
         cli.node_name = var("NODE_NAME")
             .and_then(|v| v.into_string().ok())
             .filter(|v| !v.is_empty());
@@ -602,14 +610,21 @@ fn parse_entity_devices(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// Whether a `-d` value selects MIG instances explicitly (`g+i`, `i`,
-/// `i:LIST`, `g:0+i:1`); `f` and `all` select everything without naming
-/// instances.
-fn names_instances(text: &str) -> bool {
-    use algalon_core::devices::{DeviceSpec, InstanceSet};
+/// The MIG instances a `-d` value selects explicitly (`g+i`, `i`,
+/// `i:LIST`, `g:0+i:1`), and whether it selects instances alone; `f` and
+/// `all` select everything without naming instances, and read none.
+fn named_instances(text: &str) -> (algalon_core::devices::InstanceSet, bool) {
+    use algalon_core::devices::{DeviceSpec, GpuSet, InstanceSet};
     let t = text.trim();
-    !(t.is_empty() || t.eq_ignore_ascii_case("f") || t.eq_ignore_ascii_case("all"))
-        && DeviceSpec::parse(t).is_ok_and(|spec| spec.instances != InstanceSet::None)
+    if t.is_empty() || t.eq_ignore_ascii_case("f") || t.eq_ignore_ascii_case("all") {
+        return (InstanceSet::None, false);
+    }
+    match DeviceSpec::parse(t) {
+        Ok(spec) if spec.instances != InstanceSet::None => {
+            (spec.instances, spec.gpus == GpuSet::None)
+        }
+        _ => (InstanceSet::None, false),
+    }
 }
 
 /// Which GPUs to sample.
@@ -634,9 +649,9 @@ impl Devices {
 /// Parses `--devices` by the core's device grammar
 /// ([`algalon_core::devices::DeviceSpec`]: dcgm-exporter's `f`, `g`,
 /// `g:0-3`, `g:0,2`, `g+i`, plus `all`, UUIDs and a list without `g:`).
-/// Whole GPUs are sampled (with their MIG instances); selecting instances
-/// alone (`i`, `i:LIST`) watches every GPU, with a start-up warning, until
-/// instances can be sampled apart.
+/// Whole GPUs are sampled; the instance part ([`Cli::device_instances`])
+/// says which of their MIG instances are also read. Selecting instances
+/// alone (`i`, `i:LIST`) watches every GPU, with a start-up warning.
 pub fn parse_devices(text: &str) -> Result<Devices, String> {
     use algalon_core::devices::{DeviceSpec, GpuSet};
     let spec = DeviceSpec::parse(text).map_err(|e| e.to_string())?;
@@ -645,8 +660,8 @@ pub fn parse_devices(text: &str) -> Result<Devices, String> {
         GpuSet::List(list) => Ok(Devices::List(
             list.iter().map(ToString::to_string).collect(),
         )),
-        // `i`, `i:LIST`: instances are sampled as part of their GPUs until
-        // they can be sampled apart; a start-up warning says so.
+        // `i`, `i:LIST`: every GPU, whose instances are read; a start-up
+        // warning says so.
         GpuSet::None => Ok(Devices::All),
     }
 }
@@ -1028,24 +1043,32 @@ mod tests {
     }
 
     #[test]
-    fn mig_instance_parts_of_devices_watch_whole_gpus_with_a_warning() {
+    fn mig_instance_parts_of_devices_select_instances() {
+        use algalon_core::devices::InstanceSet;
         use compat::Note;
         let warned = |args: &[&str]| {
             let cli = ok(args, &[]);
             compat::start_notes(&cli)
                 .iter()
-                .filter(|n| matches!(n, Note::Warn(t) if t.contains("names MIG instances")))
+                .filter(|n| matches!(n, Note::Warn(t) if t.contains("names MIG instances alone")))
                 .count()
         };
-        assert_eq!(warned(&["-d", "g+i"]), 1);
+        assert_eq!(warned(&["-d", "g+i"]), 0);
         assert_eq!(warned(&["-d", "i:0,1"]), 1);
-        assert_eq!(warned(&["-d", "g:1+i:0"]), 1);
+        assert_eq!(warned(&["-d", "g:1+i:0"]), 0);
         assert_eq!(warned(&["-d", "f"]), 0);
-        assert_eq!(warned(&["-d", "g:0-1"]), 0);
         assert_eq!(warned(&[]), 0);
+        assert_eq!(ok(&["-d", "g+i"], &[]).device_instances, InstanceSet::All);
+        assert_eq!(
+            ok(&["-d", "g:0+i:1,3"], &[]).device_instances,
+            InstanceSet::List(vec![1, 3])
+        );
+        assert_eq!(ok(&["-d", "f"], &[]).device_instances, InstanceSet::None);
+        assert_eq!(ok(&[], &[]).device_instances, InstanceSet::None);
         let cli = ok(&[], &[("DCGM_EXPORTER_DEVICES_STR", "i")]);
         assert_eq!(cli.devices, Devices::All);
-        assert!(cli.device_instances);
+        assert_eq!(cli.device_instances, InstanceSet::All);
+        assert!(cli.device_instances_only);
     }
 
     #[test]

@@ -178,8 +178,9 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "DCGM_EXPORTER_DEVICES_STR",
         Same(
             "GPUs to watch: `f`, `g`, `g:0-3`, `g+i`, `i:LIST`, indices, ranges and UUIDs; \
-             whole GPUs: an instance part (`g+i`, `i`, `i:0`) watches its GPUs (all for `i` \
-             alone) with a start-up warning until MIG instances can be selected",
+             an instance part (`g+i`, `g:0+i:1,2`) also writes the MIG instances of those \
+             GPUs (by GPU instance id) with `GPU_I_PROFILE`/`GPU_I_ID`; `i` alone keeps every \
+             whole GPU, with a start-up warning; `f` writes whole GPUs only",
         ),
     ),
     opt(
@@ -546,11 +547,10 @@ pub fn start_notes(cli: &Cli) -> Vec<Note> {
             )));
         }
     }
-    if cli.device_instances {
+    if cli.device_instances_only {
         notes.push(Note::Warn(
-            "-d/--devices names MIG instances (`i`, `i:LIST`, `g+i`): instance selection is not \
-             supported yet, so whole GPUs are watched (every GPU for `i` alone); their MIG \
-             instances are read as part of them"
+            "-d/--devices names MIG instances alone (`i`, `i:LIST`): their series are written, \
+             and so are every whole GPU's, as for `g+i`"
                 .to_owned(),
         ));
     }

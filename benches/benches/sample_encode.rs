@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use algalon_core::devices::InstanceSet;
 use algalon_core::{CollectorConfig, Encoder, Format, Sampler, SamplerOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -137,5 +138,53 @@ fn scaling(c: &mut Criterion) {
     unsafe { std::env::remove_var("ALGALON_FAKE_NVML_LATENCY_MS") };
 }
 
-criterion_group!(sample_encode, benches, scaling);
+/// A sample (and its encoding) of the MIG scenario at t = 35 s (GPU 0:
+/// 7 x 1g.10gb, GPUs 1 and 2: two instances each, GPUs 3-7 whole) with
+/// whole GPUs only (`-d g`) and with every MIG instance (`-d g+i`): the
+/// cost of enumerating and reading the instances.
+fn mig(c: &mut Criterion) {
+    if std::env::var_os("ALGALON_BENCH_NO_SCALING").is_some() {
+        return;
+    }
+    let root = workspace();
+    let config = CollectorConfig::default();
+    let encoder = Encoder::new(config.clone());
+    let mut group = c.benchmark_group("h100_mig");
+    for (name, instances) in [("g", InstanceSet::None), ("g+i", InstanceSet::All)] {
+        // SAFETY: set before the sampler (and its threads) start; the
+        // previous sampler's threads are gone (dropped below).
+        unsafe {
+            std::env::set_var(
+                "ALGALON_FAKE_NVML_SCENARIO",
+                root.join("testing/scenarios/h100-mig.json"),
+            );
+            std::env::set_var("ALGALON_FAKE_NVML_FROZEN_TIME", "35");
+        }
+        let mut s = Sampler::new(SamplerOptions {
+            nvml_lib: Some(fake_nvml()),
+            hostname: Some("bench-host".into()),
+            xid_events: false,
+            processes: true,
+            instances,
+            ..SamplerOptions::default().with_collectors(&config)
+        })
+        .expect("sampler on the fake NVML");
+        s.sample();
+        group.bench_function(format!("{name}/sample"), |b| b.iter(|| s.sample()));
+        let snap = Arc::new(s.sample());
+        let text = encoder.encode(&snap, Format::PrometheusText);
+        eprintln!(
+            "h100-mig, -d {name}: {} series lines, {} bytes",
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            text.len()
+        );
+        group.bench_function(format!("{name}/encode_text"), |b| {
+            b.iter(|| encoder.encode(&snap, Format::PrometheusText))
+        });
+        drop(s);
+    }
+    group.finish();
+}
+
+criterion_group!(sample_encode, benches, scaling, mig);
 criterion_main!(sample_encode);

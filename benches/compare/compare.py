@@ -2,7 +2,7 @@
 """Algalon's exporter side by side with the exporters users would pick instead.
 
     python3 benches/compare/compare.py                  # full run, ~5 min of measurement
-    python3 benches/compare/compare.py --quick          # ~30 s smoke run (CI)
+    python3 benches/compare/compare.py --quick          # ~40 s smoke run (CI)
     python3 benches/compare/compare.py --write BENCHMARKS.md --json /tmp/compare.json
 
 Builds the release exporter and fake NVML, then starts on 127.0.0.1, against
@@ -15,10 +15,10 @@ the same fake-NVML scenario:
 
 and measures, interleaved so machine load hits all three alike: wrk
 throughput and latency at 1/16/64 connections, exporter CPU per 1000 scrapes,
-idle CPU, peak RSS, scrape latency against GPU count x NVML call latency,
-fidelity against the scenario at a frozen instant, and a model of
-nvidia_gpu_exporter (one process spawned per scrape). README.md beside this
-file says what every number means.
+idle CPU, peak RSS after 64 and 256 connections, scrape latency against GPU
+count x NVML call latency, fidelity against the scenario at a frozen instant,
+and a model of nvidia_gpu_exporter (one process spawned per scrape).
+README.md beside this file says what every number means.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ END_MARK = "<!-- compare:end -->"
 # An instant of h100x8.json with a second process (tritonserver) on GPU 2.
 FROZEN_T = 12.5
 CONNECTIONS = (1, 16, 64)
+# Many concurrent connections, for the memory they cost: one wrk run per
+# exporter after the load runs, VmHWM read before and after it.
+WIDE_CONNECTIONS = 256
 # Both interval-based exporters sample every second: the resolution the
 # collect-on-scrape baseline gives at one scrape per second.
 INTERVAL_S = 1
@@ -642,6 +645,25 @@ def measure_load(
     return {"runs": runs, "summary": summary}
 
 
+def measure_wide(exporters: list[Exporter], duration_s: int) -> dict[str, Any]:
+    """One wrk run at WIDE_CONNECTIONS per exporter: throughput, errors, and
+    VmHWM before it (the peak after 64 connections) and after it."""
+    out: dict[str, Any] = {"peak_64_mib": {}, "peak_wide_mib": {}, "runs": {}}
+    for exporter in exporters:
+        out["peak_64_mib"][exporter.peer.key] = exporter.peak_rss_mib()
+    for exporter in exporters:
+        say(
+            f"wrk: {exporter.peer.label}, {WIDE_CONNECTIONS} connections, {duration_s:g} s"
+        )
+        result = run_wrk(exporter.port, WIDE_CONNECTIONS, duration_s)
+        out["runs"][exporter.peer.key] = {
+            "scrapes_per_s": result["requests"] / (result["duration_us"] / 1e6),
+            "errors": sum(result["errors"].values()),
+        }
+        out["peak_wide_mib"][exporter.peer.key] = exporter.peak_rss_mib()
+    return out
+
+
 def measure_idle(exporters: list[Exporter], seconds: float) -> dict[str, float]:
     """CPU % of one core with one scrape per second each, over `seconds`."""
     say(f"idle: one scrape per second each for {seconds:g} s")
@@ -976,7 +998,7 @@ def growth(
 def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target with its verdict and the figures that explain it."""
     load = results["load"]["summary"]
-    rss, rss_start = results["rss_mib"], results["rss_start_mib"]
+    rss_start = results["rss_start_mib"]
     cells = results["scaling"]
     cores = results["machine"]["cores"]
     targets = []
@@ -1023,23 +1045,29 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             ),
         }
     )
-    for peer in OTHERS:
-        ratio = rss[peer.key] / rss["algalon"]
-        targets.append(
-            {
-                "target": f"peak RSS ≤ 1/3 of {peer.label}",
-                "value": (
-                    f"{rss['algalon']:.1f} vs {rss[peer.key]:.1f} MiB ({fmt_ratio(ratio)})"
-                ),
-                "met": ratio >= 3,
-                "context": (
-                    f"after start {rss_start['algalon']:.1f} vs "
-                    f"{rss_start[peer.key]:.1f} MiB "
-                    f"({fmt_ratio(rss_start[peer.key] / rss_start['algalon'])}); "
-                    "the peak follows 64 concurrent connections"
-                ),
-            }
-        )
+    wide = results["wide"]
+    for conns, peaks in (
+        (64, wide["peak_64_mib"]),
+        (WIDE_CONNECTIONS, wide["peak_wide_mib"]),
+    ):
+        for peer in OTHERS:
+            ratio = peaks[peer.key] / peaks["algalon"]
+            targets.append(
+                {
+                    "target": f"peak RSS after {conns} connections ≤ 1/3 of {peer.label}",
+                    "value": (
+                        f"{peaks['algalon']:.1f} vs {peaks[peer.key]:.1f} MiB "
+                        f"({fmt_ratio(ratio)})"
+                    ),
+                    "met": ratio >= 3,
+                    "context": (
+                        f"after start {rss_start['algalon']:.1f} vs "
+                        f"{rss_start[peer.key]:.1f} MiB "
+                        f"({fmt_ratio(rss_start[peer.key] / rss_start['algalon'])}); "
+                        f"VmHWM once wrk has run at {conns} concurrent connections"
+                    ),
+                }
+            )
     return targets
 
 
@@ -1122,7 +1150,13 @@ def render(results: dict[str, Any], settings: Settings) -> str:
         False,
     )
     ratio_row("idle CPU", idle, False)
-    ratio_row("peak RSS", rss, False)
+    ratio_row("peak RSS after 64 connections", results["wide"]["peak_64_mib"], False)
+    ratio_row(
+        f"peak RSS after {WIDE_CONNECTIONS} connections",
+        results["wide"]["peak_wide_mib"],
+        False,
+    )
+    ratio_row("peak RSS after load and idle", rss, False)
     worst = max(cells, key=lambda c: (c["gpus"], c["latency_ms"]))
     ratio_row(
         f"scrape p99 at {worst['gpus']} GPUs × {worst['latency_ms']:g} ms/call",
@@ -1209,7 +1243,10 @@ def render(results: dict[str, Any], settings: Settings) -> str:
                 "exporter",
                 "idle CPU (% of a core)",
                 "RSS after start",
-                "peak RSS (VmHWM)",
+                "peak RSS after 64 connections",
+                f"… after {WIDE_CONNECTIONS}",
+                "… after idle (VmHWM)",
+                f"scrapes/s at {WIDE_CONNECTIONS} connections (errors)",
                 "body (h100x8)",
             ],
             [
@@ -1217,7 +1254,13 @@ def render(results: dict[str, Any], settings: Settings) -> str:
                     p.label,
                     f"{idle[p.key]:.2f} %",
                     f"{results['rss_start_mib'][p.key]:.1f} MiB",
+                    f"{results['wide']['peak_64_mib'][p.key]:.1f} MiB",
+                    f"{results['wide']['peak_wide_mib'][p.key]:.1f} MiB",
                     f"{rss[p.key]:.1f} MiB",
+                    (
+                        f"{results['wide']['runs'][p.key]['scrapes_per_s']:,.0f} "
+                        f"({results['wide']['runs'][p.key]['errors']:,})"
+                    ),
                     f"{body[p.key]:,} B",
                 ]
                 for p in PEERS
@@ -1230,8 +1273,9 @@ def render(results: dict[str, Any], settings: Settings) -> str:
         f"when scraped) and scraped once per second for {settings.idle_s:g} s, all "
         "three at once; `/proc/PID/stat` utime + stime of every thread. CPU per 1000 "
         "scrapes includes each exporter's background sampling during the run. RSS after "
-        "start is VmRSS once serving (3 scrapes in); peak RSS is VmHWM after the load "
-        "and idle runs.\n"
+        "start is VmRSS once serving (3 scrapes in); the peaks are VmHWM read after the "
+        f"load runs (1, 16, 64 connections), after one wrk run of {settings.duration_s} s "
+        f"at {WIDE_CONNECTIONS} connections per exporter, and after the idle run.\n"
     )
 
     w("### Raw figures: scrape latency vs GPU count × NVML call latency\n")
@@ -1398,7 +1442,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
         epilog="Defaults in brackets: [full run; --quick].",
     )
     add = parser.add_argument
-    add("--quick", action="store_true", help="smoke run of every path (~30 s, for CI)")
+    add("--quick", action="store_true", help="smoke run of every path (~40 s, for CI)")
     add("--duration", type=int, help="whole seconds per wrk run [10; 1]")
     add("--rounds", type=int, help="interleaved wrk rounds [2; 1]")
     add("--idle", type=float, help="idle CPU window in seconds [30; 4]")
@@ -1544,6 +1588,7 @@ def run_all(fleet: Fleet, workdir: Path, settings: Settings) -> dict[str, Any]:
             e.peer.key: proc_status_kib(e.pid, "VmRSS") / 1024 for e in exporters
         }
         results["load"] = measure_load(exporters, settings.rounds, settings.duration_s)
+        results["wide"] = measure_wide(exporters, settings.duration_s)
         time.sleep(1)
         results["idle_cpu_percent"] = measure_idle(exporters, settings.idle_s)
         results["rss_mib"] = {e.peer.key: e.peak_rss_mib() for e in exporters}

@@ -159,9 +159,10 @@ pub enum GpuSet {
 }
 
 /// Which MIG instances a [`DeviceSpec`] selects (dcgm-exporter's `i`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum InstanceSet {
     /// None.
+    #[default]
     None,
     /// Every instance (`i`, `f`).
     All,
@@ -319,6 +320,12 @@ fn parse_item(text: &str, item: &str) -> Result<Vec<Selector>, SelectorError> {
     }
     match parse_entry(item) {
         Ok(s @ (Selector::Index(_) | Selector::Uuid(_))) => Ok(vec![s]),
+        // dcgm-exporter's -d takes no MIG UUID: its instances are `i`.
+        Ok(Selector::Mig(id)) => Err(SelectorError(format!(
+            "device option {text:?}: {id:?} is a MIG device UUID; MIG instances are selected \
+             by GPU instance id after `+` (`g+i` every instance, `g:0+i:1,2` GPU 0's \
+             instances 1 and 2), as dcgm-exporter's -d does"
+        ))),
         Ok(other) => Err(SelectorError(format!(
             "device option {text:?}: {:?} cannot be used here: give NVML indices, A-B ranges or GPU UUIDs",
             other.to_string()

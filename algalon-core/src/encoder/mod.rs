@@ -27,6 +27,7 @@
 
 mod format;
 mod jobs;
+mod mig;
 mod render;
 mod snapshot;
 

@@ -146,9 +146,13 @@ impl Collector for SnapshotCollector {
             .map(|(b, f)| RenderedLabels::new(&[&b[..], &f[..]].concat()))
             .collect();
         let sets: Vec<Vec<Labels<'_>>> = snap.gpus.iter().map(|g| self.sets(g.index)).collect();
+        let per_instance = super::mig::rendered(&snap.gpus, &base, &fields);
 
         for metric in &self.config.metrics {
-            if !snap.gpus.iter().any(|g| g.get(metric.field).is_some()) {
+            if !snap.gpus.iter().any(|g| {
+                g.get(metric.field).is_some()
+                    || super::mig::with_series(g).any(|m| m.get(metric.field).is_some())
+            }) {
                 continue;
             }
             let metric_type = match metric.metric_type {
@@ -159,18 +163,28 @@ impl Collector for SnapshotCollector {
             let name = self.config.series_name(metric.field);
             let mut family = encoder.encode_descriptor(name, &help, None, metric_type)?;
             for (i, gpu) in snap.gpus.iter().enumerate() {
-                let Some(value) = gpu.get(metric.field) else {
-                    continue;
-                };
-                for set in &sets[i] {
-                    let attrs = Self::attributes(metric.field, value, set);
-                    let rendered;
-                    let labels = if attrs.is_empty() {
-                        &per_gpu[i]
-                    } else {
-                        rendered =
-                            RenderedLabels::new(&[&base[i][..], &fields[i], &attrs].concat());
-                        &rendered
+                if let Some(value) = gpu.get(metric.field) {
+                    for set in &sets[i] {
+                        let attrs = Self::attributes(metric.field, value, set);
+                        let rendered;
+                        let labels = if attrs.is_empty() {
+                            &per_gpu[i]
+                        } else {
+                            rendered =
+                                RenderedLabels::new(&[&base[i][..], &fields[i], &attrs].concat());
+                            &rendered
+                        };
+                        let mut sample = family.encode_family(labels)?;
+                        match value {
+                            Value::Int(v) => sample.encode_gauge(&v)?,
+                            Value::Float(v) => sample.encode_gauge(&v)?,
+                        }
+                    }
+                }
+                // An instance's reading of the field, on its own series.
+                for (m, labels) in super::mig::with_series(gpu).zip(&per_instance[i]) {
+                    let Some(value) = m.get(metric.field) else {
+                        continue;
                     };
                     let mut sample = family.encode_family(labels)?;
                     match value {
@@ -317,7 +331,15 @@ fn encode_processes(
                             .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str()))),
                     );
                 }
-                let all = (&labels[..], &who[..]);
+                let on_instance;
+                let gpu_labels = match super::mig::instance_of(gpu, p.pid) {
+                    Some(m) => {
+                        on_instance = super::mig::instance_base(labels, m);
+                        &on_instance
+                    }
+                    None => labels,
+                };
+                let all = (&gpu_labels[..], &who[..]);
                 let mut sample = family.encode_family(&all)?;
                 match v {
                     Value::Int(v) => sample.encode_gauge(&v)?,

@@ -13,10 +13,12 @@ use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, GpmSample, Nvml};
 
 use super::host::System;
+use super::mig::{MigMemory, Reads, read_instances};
 use super::processes::read_processes;
 use super::progress::{GpuProgress, Stage};
 use super::slot::{Slot, slot_sample};
 use crate::catalog::{Field, Kind, LabelSource, MemoryPart, Source};
+use crate::devices::InstanceSet;
 use crate::nvml_error::{GpuErrors, NvmlFailure, Verdict, clone_error, error_text, verdict};
 use crate::snapshot::{DownReason, GpuSample, Value};
 use crate::xid::XidListener;
@@ -29,6 +31,8 @@ pub(super) struct Ctx<'a, 'n> {
     pub(super) gpm_ids: &'a [GpmMetricId],
     pub(super) system: &'a System,
     pub(super) processes: bool,
+    /// Which MIG instances to read (`sampler/mig.rs`).
+    pub(super) instances: &'a InstanceSet,
     pub(super) proc_root: &'a std::path::Path,
     /// Where this GPU's worker is, for a hang to be named.
     pub(super) progress: &'a GpuProgress,
@@ -62,6 +66,7 @@ pub(super) fn sample_gpu<'n>(
     ctx: &Ctx<'_, 'n>,
     slot: &mut Slot,
     gpm_prev: &mut Option<GpmSample<'n>>,
+    mig: &mut MigMemory<'n>,
     errors: &mut GpuErrors,
     newly_unsupported: &mut BTreeMap<Field, Vec<u32>>,
 ) -> (GpuSample, bool) {
@@ -144,6 +149,12 @@ pub(super) fn sample_gpu<'n>(
             },
         }
     }
+    let reads = Reads {
+        nvml: ctx.nvml,
+        fields: ctx.fields,
+        gpm_ids: ctx.gpm_ids,
+    };
+    gpu.mig = read_instances(&reads, &device, ctx.instances, mig, errors);
     (gpu, false)
 }
 

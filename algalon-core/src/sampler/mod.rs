@@ -28,6 +28,7 @@
 mod gpu;
 mod host;
 mod load;
+mod mig;
 mod processes;
 mod progress;
 mod select;
@@ -96,6 +97,12 @@ pub struct SamplerOptions {
     pub processes: bool,
     /// Listen for XID events (`DCGM_FI_DEV_XID_ERRORS`).
     pub xid_events: bool,
+    /// MIG instances to read on GPUs in MIG mode (dcgm-exporter's `-d …+i`),
+    /// a [`crate::devices::InstanceSet`]: `None` (the default) reads none,
+    /// `All` every instance, `List` those with these GPU instance ids.
+    /// Instances are enumerated on every sample, so reconfiguration shows
+    /// up at once.
+    pub instances: crate::devices::InstanceSet,
     /// Host name to report; `None` uses the machine's.
     pub hostname: Option<String>,
     /// Where `/proc` is, for process names and jobs (a container with the
@@ -123,6 +130,7 @@ impl Default for SamplerOptions {
             devices: None,
             processes: false,
             xid_events: true,
+            instances: crate::devices::InstanceSet::None,
             hostname: None,
             proc_root: PathBuf::from("/proc"),
             parallel: std::env::var_os(SERIAL_ENV).is_none_or(|v| v != "1"),
@@ -211,11 +219,13 @@ impl Sampler {
             .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
         let nvml = Arc::new(nvml);
         let indices = select_devices(&nvml, options.devices.as_deref())?;
+        mig::check_instances(&nvml, &indices, &options.instances)?;
         let plan = Arc::new(Plan {
             fields,
             field_value_ids,
             gpm_ids,
             processes: options.processes,
+            instances: options.instances.clone(),
             proc_root: options.proc_root.clone(),
         });
         let progress = Arc::new(SampleProgress::new(&indices));

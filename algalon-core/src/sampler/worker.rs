@@ -54,6 +54,7 @@ pub(super) struct Plan {
     pub(super) field_value_ids: Vec<FieldId>,
     pub(super) gpm_ids: Vec<GpmMetricId>,
     pub(super) processes: bool,
+    pub(super) instances: crate::devices::InstanceSet,
     pub(super) proc_root: PathBuf,
 }
 
@@ -158,6 +159,7 @@ fn run(
     // Borrows `nvml`, which outlives the loop: the GPM baseline of the
     // previous interval stays with the GPU's worker.
     let mut gpm_prev: Option<GpmSample<'_>> = None;
+    let mut mig = super::mig::MigMemory::default();
     let mut failures = FailureLog::default();
     let mut was_up = true;
     // The host facts the GPU was identified with: its driver and NVML
@@ -183,6 +185,7 @@ fn run(
             gpm_ids: &plan.gpm_ids,
             system: &request.system,
             processes: plan.processes,
+            instances: &plan.instances,
             proc_root: &plan.proc_root,
             progress: track,
         };
@@ -192,6 +195,7 @@ fn run(
             &ctx,
             &mut slot,
             &mut gpm_prev,
+            &mut mig,
             &mut errors,
             &mut newly_unsupported,
         );

@@ -23,8 +23,10 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
-# Filters: every GPU series, and series of a whole exporter (no gpu label).
-GPU = 'cluster=~"$cluster", instance=~"$instance", gpu=~"$gpu"'
+# Filters: every whole-GPU series (MIG instance series, written with
+# `-d g+i`, carry GPU_I_ID and would count twice), and series of a whole
+# exporter (no gpu label).
+GPU = 'cluster=~"$cluster", instance=~"$instance", gpu=~"$gpu", GPU_I_ID=""'
 HOST = 'cluster=~"$cluster", instance=~"$instance"'
 # Series name and legend of one GPU: "GPU 3 · node-17".
 LEGEND = "GPU {{gpu}} · {{Hostname}}"
