@@ -159,7 +159,8 @@ pub static DCGM_OPTIONS: &[DcgmOption] = &[
         "DCGM_EXPORTER_KUBERNETES_GPU_ID_TYPE",
         K8s(
             "`uid`: the kubelet names GPUs by UUID; `device-name`: by `nvidiaN` (matched to \
-             the GPU's minor number); MIG device ids (`MIG-…`) are kept in the mapping either way",
+             the GPU's minor number); MIG device ids (`MIG-…`) label their instance's series \
+             (-d g+i) either way",
         ),
     ),
     opt(

@@ -16,7 +16,7 @@ use algalon_core::{Extras, LabelSet, Snapshot};
 use algalon_kubernetes::apiserver::InCluster;
 use algalon_kubernetes::{
     GpuIdType, GpuRef, Kubernetes, LabelFilter, LabelStyle, MappingOptions, MetadataOptions,
-    Options,
+    MigRef, Options,
 };
 
 use crate::cli;
@@ -138,6 +138,7 @@ impl crate::sampling::Labeller for PodLabels {
         let map = self.k8s.map();
         let mut sets: BTreeMap<u32, Vec<LabelSet>> = BTreeMap::new();
         let mut processes: BTreeMap<u32, LabelSet> = BTreeMap::new();
+        let mut instances: BTreeMap<(u32, u32), Vec<LabelSet>> = BTreeMap::new();
         for gpu in &snapshot.gpus {
             let at = GpuRef {
                 uuid: &gpu.uuid,
@@ -153,11 +154,33 @@ impl crate::sampling::Labeller for PodLabels {
                         .collect(),
                 );
             }
+            // MIG devices (`MIG-…` ids, or GKE's `nvidiaN/giM`) label the
+            // series of their instance (`-d g+i`).
+            for m in &gpu.mig {
+                let Some(gi) = m.gpu_instance_id else {
+                    continue;
+                };
+                let mig = MigRef {
+                    uuid: Some(&m.uuid),
+                    gpu_instance_id: gi,
+                };
+                let holders = map.mig_series(at, mig);
+                if !holders.is_empty() {
+                    instances.insert(
+                        (gpu.index, gi),
+                        holders
+                            .iter()
+                            .map(|a| owned(a.labels(self.style)))
+                            .collect(),
+                    );
+                }
+            }
+            let mig_uuids: Vec<&str> = gpu.mig.iter().map(|m| m.uuid.as_str()).collect();
             for p in &gpu.processes {
                 let Some(uid) = p.identity.pod_uid.as_deref() else {
                     continue;
                 };
-                if let Some(holder) = map.process_holder(at, &[], uid) {
+                if let Some(holder) = map.process_holder(at, &mig_uuids, uid) {
                     // The process series already carry `pod_uid`.
                     let labels = holder.labels(LabelStyle {
                         pod_uid: false,
@@ -177,6 +200,7 @@ impl crate::sampling::Labeller for PodLabels {
         }
         extras.gpu_label_sets = sets;
         extras.process_labels = processes;
+        extras.instance_label_sets = instances;
     }
 }
 

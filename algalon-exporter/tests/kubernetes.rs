@@ -17,6 +17,7 @@ const GPU1: &str = "GPU-4e6a8c0e-2a4c-46e8-b0d2-6a8c0e2a4c90";
 const GPU2: &str = "GPU-9a7c5e3b-1d2f-4e6a-8c0b-2d4f6a8c0e11";
 const GPU3: &str = "GPU-d1e2f3a4-b5c6-4d7e-8f9a-0b1c2d3e4f22";
 const TRAINER_A_UID: &str = "0a6f2c1e-3b4d-4e5f-8a9b-0c1d2e3f4a01";
+const NOTEBOOK_3G_UID: &str = "0a6f2c1e-3b4d-4e5f-8a9b-0c1d2e3f4a11";
 const INFER_1_UID: &str = "0a6f2c1e-3b4d-4e5f-8a9b-0c1d2e3f4a21";
 
 /// The `DCGM_FI_DEV_GPU_UTIL` lines of one GPU.
@@ -27,8 +28,9 @@ fn util_lines<'t>(text: &'t str, uuid: &str) -> Vec<&'t str> {
         .collect()
 }
 
-/// A /proc with the cgroups of two GPU processes: 6301 (GPU 1) in
-/// `trainer-a`'s pod, 9911 (GPU 3) in `infer-1`'s, as the kubelet's
+/// A /proc with the cgroups of three GPU processes: 6301 (GPU 1) in
+/// `trainer-a`'s pod, 9911 (GPU 3) in `infer-1`'s, 5101 (GPU 0's MIG
+/// instance 1) in `notebook-3g`'s, as the kubelet's
 /// systemd and cgroupfs drivers name them.
 fn proc_root() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -40,6 +42,7 @@ fn proc_root() -> tempfile::TempDir {
     };
     for (pid, comm, cgroup) in [
         ("6301", "ffmpeg", systemd(TRAINER_A_UID)),
+        ("5101", "python3", systemd(NOTEBOOK_3G_UID)),
         (
             "9911",
             "tritonserver",
@@ -313,4 +316,53 @@ fn pod_labels_from_the_api_server_through_the_allowlist() {
     // The pattern that does not compile: skipped with one warning.
     let log = exporter.log().join("\n");
     assert_eq!(log.matches("does not compile").count(), 1, "{log}");
+}
+
+#[test]
+fn mig_devices_label_their_instance_series_and_processes() {
+    if !standin_available() {
+        return;
+    }
+    let kubelet = StandIn::start("node.json", "node", false);
+    let (procs, logs) = (proc_root(), pod_logs());
+    let exporter = start(&kubelet, &procs, &logs, &["-d", "g+i"]);
+    let text = wait_for(Duration::from_secs(20), "MIG pod labels", || {
+        let t = exporter.metrics();
+        t.contains("pod=\"notebook-3g\"").then_some(t)
+    });
+    let instance = |gi: &str| -> Vec<&str> {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("DCGM_FI_DEV_FB_USED{") && l.contains(&format!("GPU_I_ID=\"{gi}\""))
+            })
+            .collect()
+    };
+    let (gi1, gi5) = (instance("1"), instance("5"));
+    assert_eq!(gi1.len(), 1, "{text}");
+    for want in [
+        "pod=\"notebook-3g\"",
+        "namespace=\"research\"",
+        "container=\"jupyter\"",
+    ] {
+        assert!(gi1[0].contains(want), "{want} missing: {}", gi1[0]);
+    }
+    // Instance 5's series (when the fake NVML gives them) carry its holder.
+    assert!(
+        gi5.iter().all(|l| l.contains("pod=\"notebook-2g\"")),
+        "{gi5:?}"
+    );
+    // The whole GPU's series: no MIG holder's pod.
+    let whole: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("DCGM_FI_DEV_FB_USED{gpu=\"0\"") && !l.contains("GPU_I_ID"))
+        .collect();
+    assert!(whole.iter().all(|l| !l.contains("pod=")), "{whole:?}");
+    let p = text
+        .lines()
+        .find(|l| l.starts_with("algalon_process_gpu_memory_bytes{") && l.contains("pid=\"5101\""))
+        .unwrap_or_else(|| panic!("no series for 5101:\n{text}"));
+    assert!(
+        p.contains("pod=\"notebook-3g\"") && p.contains("container=\"jupyter\""),
+        "{p}"
+    );
 }

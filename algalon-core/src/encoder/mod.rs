@@ -111,6 +111,9 @@ pub struct Extras {
     /// labels among the attributes, sorted by name as dcgm-exporter's
     /// template writes them. No entry, or an empty list: written once.
     pub gpu_label_sets: BTreeMap<u32, Vec<LabelSet>>,
+    /// As `gpu_label_sets`, for the series of MIG instances, by (GPU index,
+    /// GPU instance id).
+    pub instance_label_sets: BTreeMap<(u32, u32), Vec<LabelSet>>,
     /// Labels a face adds to a process's series, by PID (after `pod_uid`).
     pub process_labels: BTreeMap<u32, LabelSet>,
 }

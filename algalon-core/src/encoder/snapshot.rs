@@ -186,10 +186,32 @@ impl Collector for SnapshotCollector {
                     let Some(value) = m.get(metric.field) else {
                         continue;
                     };
-                    let mut sample = family.encode_family(labels)?;
-                    match value {
-                        Value::Int(v) => sample.encode_gauge(&v)?,
-                        Value::Float(v) => sample.encode_gauge(&v)?,
+                    let attached = m
+                        .gpu_instance_id
+                        .and_then(|gi| self.extras.instance_label_sets.get(&(gpu.index, gi)))
+                        .filter(|sets| !sets.is_empty());
+                    let Some(attached) = attached else {
+                        let mut sample = family.encode_family(labels)?;
+                        match value {
+                            Value::Int(v) => sample.encode_gauge(&v)?,
+                            Value::Float(v) => sample.encode_gauge(&v)?,
+                        }
+                        continue;
+                    };
+                    let instance = super::mig::instance_base(&base[i], m);
+                    for set in attached {
+                        let mut extra: Labels<'_> = set
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+                            .collect();
+                        extra.sort_by(|a, b| a.0.cmp(b.0));
+                        let labels =
+                            RenderedLabels::new(&[&instance[..], &fields[i], &extra].concat());
+                        let mut sample = family.encode_family(&labels)?;
+                        match value {
+                            Value::Int(v) => sample.encode_gauge(&v)?,
+                            Value::Float(v) => sample.encode_gauge(&v)?,
+                        }
                     }
                 }
             }
