@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{Exporter, command, fake_nvml, scenario, value, wait_for};
@@ -93,41 +92,6 @@ fn revision_normalised(line: &str) -> String {
     }
 }
 
-fn check_golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create tests/golden");
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `UPDATE_GOLDEN=1 cargo test -p algalon-exporter --test http_golden`",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let diff: Vec<String> = expected
-            .lines()
-            .zip(actual.lines())
-            .enumerate()
-            .filter(|(_, (e, a))| e != a)
-            .take(10)
-            .map(|(i, (e, a))| format!("line {}:\n  golden: {e}\n  actual: {a}", i + 1))
-            .collect();
-        panic!(
-            "{} differs from GET /metrics ({} vs {} lines); first differences:\n{}\n\
-             If the change is intended, run `make golden` and review the diff.",
-            path.display(),
-            expected.lines().count(),
-            actual.lines().count(),
-            diff.join("\n")
-        );
-    }
-}
-
 #[test]
 fn metrics_over_http_match_the_golden_files() {
     let exporter = start();
@@ -149,7 +113,7 @@ fn metrics_over_http_match_the_golden_files() {
         body.contains("Hostname=\"<host>\""),
         "the host name was not found to normalise:\n{body}"
     );
-    check_golden("metrics.prom", &body);
+    common::check_golden("http_golden", "metrics.prom", &body);
 
     let om = exporter.get_with(
         "/metrics",
@@ -160,7 +124,11 @@ fn metrics_over_http_match_the_golden_files() {
         om.header("content-type"),
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
-    check_golden("metrics.openmetrics", &normalise(&om.text(), &host));
+    common::check_golden(
+        "http_golden",
+        "metrics.openmetrics",
+        &normalise(&om.text(), &host),
+    );
 
     // What is normalised really is all that varies: a later scrape, several
     // samples on, normalises to the same bytes.

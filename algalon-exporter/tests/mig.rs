@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{Exporter, command, fake_nvml, scenario, value, wait_for};
@@ -66,40 +66,6 @@ fn mig_view(body: &str) -> String {
     out
 }
 
-fn check_golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `UPDATE_GOLDEN=1 cargo test -p algalon-exporter --test mig`",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let diff: Vec<String> = expected
-            .lines()
-            .zip(actual.lines())
-            .enumerate()
-            .filter(|(_, (e, a))| e != a)
-            .take(10)
-            .map(|(i, (e, a))| format!("line {}:\n  golden: {e}\n  actual: {a}", i + 1))
-            .collect();
-        panic!(
-            "{} differs ({} vs {} lines); first differences:\n{}\n\
-             If the change is intended, run `make golden` and review the diff.",
-            path.display(),
-            expected.lines().count(),
-            actual.lines().count(),
-            diff.join("\n")
-        );
-    }
-}
-
 /// The series of GPU `gpu`'s instance `gi` (`GPU_I_ID`).
 fn on_instance(gpu: u32, gi: u32) -> [String; 2] {
     [format!("gpu=\"{gpu}\","), format!("GPU_I_ID=\"{gi}\"")]
@@ -152,7 +118,7 @@ fn g_plus_i_writes_instances_as_dcgm_exporter_does() {
     );
     // GPU 2 went MIG at t = 30: 4g.40gb + 3g.40gb.
     assert!(text.contains("GPU_I_PROFILE=\"4g.40gb\",GPU_I_ID=\"1\""));
-    check_golden("mig-g+i.prom", &mig_view(&text));
+    common::check_golden("mig", "mig-g+i.prom", &mig_view(&text));
     // Without `+i` nothing of the instances is written.
     drop(exporter);
     let plain = spawn("g", |cmd| {

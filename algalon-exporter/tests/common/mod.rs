@@ -362,3 +362,40 @@ pub fn run_to_failure(mut cmd: Command) -> (ExitStatus, Vec<String>) {
         .expect("read stderr");
     (status, err.lines().map(str::to_owned).collect())
 }
+
+/// Compares `actual` with `tests/golden/NAME`; `UPDATE_GOLDEN=1` (what `make
+/// golden` sets) writes it instead. `test` names the test target for the hint.
+pub fn check_golden(test: &str, name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create tests/golden");
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `UPDATE_GOLDEN=1 cargo test -p algalon-exporter --test {test}`",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(10)
+            .map(|(i, (e, a))| format!("line {}:\n  golden: {e}\n  actual: {a}", i + 1))
+            .collect();
+        panic!(
+            "{} differs ({} vs {} lines); first differences:\n{}\n\
+             If the change is intended, run `make golden` and review the diff.",
+            path.display(),
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
