@@ -29,6 +29,7 @@ KILL_SECONDS=${KILL_SECONDS:-20}
 export ALGALON_FAKE_NVML_DIR=${ALGALON_FAKE_NVML_DIR:-$root/target/fake-nvml}
 export ALGALON_SCENARIO=${ALGALON_SCENARIO:-$root/testing/scenarios/h100x8.json}
 export ALGALON_IMAGE=${ALGALON_IMAGE:-algalon-exporter:local}
+export ALGALON_HA_PROBE=$root/testing/containers/ha_probe.py
 export GRAFANA_ADMIN_PASSWORD=e2e-not-secret VMAUTH_PASSWORD=e2e-not-secret-either GRAFANA_BIND=127.0.0.1 GRAFANA_PORT=0
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/algalon-e2e-ha.XXXXXX")
 export ALGALON_TARGETS_DIR=$scratch/targets
