@@ -7,7 +7,7 @@
 #      name, vmalert, Alertmanager, Grafana) plus two simulated-GPU workers
 #      (the exporter on the fake NVML, 8 × H100 each) and a probe container
 #      that queries http://vmauth:8427 five times a second, as Grafana does.
-#   2. In turn: kill -9 one VictoriaMetrics, one VMAgent, one vmauth; keep it
+#   2. In turn: kill -9 one VMAgent, one vmauth, one VictoriaMetrics; keep it
 #      down KILL_SECONDS under scrape load; start it again. Asserted:
 #      - the probe saw no failed query (refused, timeout, error, empty);
 #      - per series, the samples stored in the minute before the kill are
@@ -112,7 +112,9 @@ sleep 65 # a full minute of samples before the first kill
 dc exec -d probe sh -c "echo \$\$ >/tmp/probe.pid; exec python3 /probe/ha_probe.py loop http://vmauth:8427 'count($METRIC)' >/tmp/probe.log 2>&1"
 sleep 2
 
-for victim in victoriametrics-a vmagent-a vmauth-a; do
+# VictoriaMetrics last: its kill -9 loses its last unflushed seconds on that
+# replica (asserted below), which later windows through vmauth would see.
+for victim in vmagent-a vmauth-a victoriametrics-a; do
     step "2. kill -9 $victim for ${KILL_SECONDS} s under scrape load"
     at=$(($(date +%s) - 10)) # samples of [at-60s, at] are stored everywhere
     before=$(counts http://vmauth:8427 "$at")
