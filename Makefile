@@ -95,7 +95,7 @@ test-containers: fake-nvml python-pkg ## compose/ in a real Docker engine: make 
 	scripts/e2e-containers.sh
 
 .PHONY: test-ha
-test-ha: fake-nvml ## compose/ha in the Docker engine: kill one VictoriaMetrics, one VMAgent, one vmauth in turn under scrape load; no failed query, no lost sample (about 4 min)
+test-ha: fake-nvml ## compose/ha in the Docker engine: kill one VictoriaMetrics, one VMAgent, one vmauth in turn under scrape load; no failed query, no lost sample (about 3 min; fails today on the stand-in vmauth, see compose/SCALING.md)
 	scripts/e2e-ha.sh
 
 .PHONY: lint-compose
