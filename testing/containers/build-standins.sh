@@ -9,7 +9,7 @@
 #   gcr.io/distroless/cc-debian12:nonroot    the files of the Debian packages distroless' cc image
 #                                            holds (libc6, libgcc-s1, libgomp1, libstdc++6,
 #                                            ca-certificates, tzdata, netbase, base-files), no shell
-#   victoriametrics/{victoria-metrics,vmagent,vmalert}:$VM_VERSION
+#   victoriametrics/{victoria-metrics,vmagent,vmalert,vmauth}:$VM_VERSION
 #                                            Debian's victoria-metrics package (older than
 #                                            $VM_VERSION: the flags compose/ uses are the same)
 #   prom/alertmanager:$ALERTMANAGER_VERSION  Debian's prometheus-alertmanager
@@ -179,11 +179,11 @@ EOF
 fi
 
 # ------------------------------------------- VictoriaMetrics, Alertmanager
-for b in victoria-metrics vmagent vmalert prometheus-alertmanager; do
+for b in victoria-metrics vmagent vmalert vmauth prometheus-alertmanager; do
     command -v "$b" >/dev/null || die "$b is not installed (scripts/install-deps.sh installs Debian's victoria-metrics and prometheus-alertmanager)"
 done
 mkdir -p "$work/bin"
-for b in victoria-metrics vmagent vmalert prometheus-alertmanager; do
+for b in victoria-metrics vmagent vmalert vmauth prometheus-alertmanager; do
     cp "$(command -v "$b")" "$work/bin/"
 done
 cp "$here/grafana-standin.py" "$work/bin/"
@@ -202,12 +202,12 @@ build_simple() { # tag, recipe text (a Dockerfile read from stdin)
     log "built $tag"
 }
 
-# Upstream's entry points: /victoria-metrics-prod, /vmagent-prod, /vmalert-prod.
-for b in victoria-metrics vmagent vmalert; do
+# Upstream's entry points: /victoria-metrics-prod, /vmagent-prod, /vmalert-prod, /vmauth-prod.
+for b in victoria-metrics vmagent vmalert vmauth; do
     build_simple "victoriametrics/$b:$VM_VERSION" <<EOF
 FROM $base
 COPY $b /$b-prod
-EXPOSE 8428 8429 8880
+EXPOSE 8427 8428 8429 8880
 ENTRYPOINT ["/$b-prod"]
 EOF
 done

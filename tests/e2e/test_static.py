@@ -68,6 +68,7 @@ def test_expected_compose_files_exist():
         "worker",
         "single-node",
         "cluster",
+        "ha",
     }
 
 
@@ -132,6 +133,7 @@ def test_grafana_password_comes_from_env_never_hard_coded():
     for path in (
         COMPOSE / "host/docker-compose.yml",
         COMPOSE / "cluster/docker-compose.yml",
+        COMPOSE / "ha/docker-compose.yml",
     ):
         env = load_compose(path)["services"]["grafana"]["environment"]
         assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith(
@@ -675,16 +677,52 @@ def test_generated_dashboards_are_up_to_date():
 
 
 def test_grafana_gets_the_datasource_url_it_provisions():
-    text = (
-        COMPOSE / "host/grafana/provisioning/datasources/victoriametrics.yml"
-    ).read_text()
-    used = set(re.findall(r"\$\{(\w+)\}", text))
-    for path in (
-        COMPOSE / "host/docker-compose.yml",
-        COMPOSE / "cluster/docker-compose.yml",
+    host = COMPOSE / "host/grafana/provisioning/datasources/victoriametrics.yml"
+    for path, datasources in (
+        (COMPOSE / "host/docker-compose.yml", host),
+        (COMPOSE / "cluster/docker-compose.yml", host),
+        (
+            COMPOSE / "ha/docker-compose.yml",
+            COMPOSE / "ha/grafana/datasources/victoriametrics.yml",
+        ),
     ):
+        used = set(re.findall(r"\$\{(\w+)\}", datasources.read_text()))
         env = load_compose(path)["services"]["grafana"]["environment"]
         assert used <= set(env), f"{path}: grafana lacks {used - set(env)}"
+
+
+def test_ha_has_two_of_each_and_one_entry_point():
+    """compose/ha: two VictoriaMetrics (dedup), two VMAgents writing to both,
+    two vmauth under one alias that Grafana and vmalert use, host's configs."""
+    doc = load_compose(COMPOSE / "ha/docker-compose.yml")
+    svc = doc["services"]
+    storages = ["victoriametrics-a", "victoriametrics-b"]
+    for name in storages:
+        assert any(
+            a.startswith("-dedup.minScrapeInterval=") for a in svc[name]["command"]
+        )
+    for name in ("vmagent-a", "vmagent-b"):
+        urls = [a for a in svc[name]["command"] if a.startswith("-remoteWrite.url=")]
+        assert urls == [
+            f"-remoteWrite.url=http://{s}:8428/api/v1/write" for s in storages
+        ]
+        assert (
+            "../host/vmagent/scrape.yml:/etc/vmagent/scrape.yml:ro"
+            in svc[name]["volumes"]
+        )
+    for name in ("vmauth-a", "vmauth-b"):
+        assert svc[name]["networks"]["monitoring"]["aliases"] == ["vmauth"]
+    auth = yaml.safe_load((COMPOSE / "ha/auth.yml").read_text())
+    assert auth["users"][0]["url_prefix"] == [f"http://{s}:8428" for s in storages]
+    assert (
+        svc["grafana"]["environment"]["ALGALON_DATASOURCE_URL"] == "http://vmauth:8427"
+    )
+    flags = dict(a.split("=", 1) for a in svc["vmalert"]["command"])
+    for f in ("-datasource.url", "-remoteWrite.url", "-remoteRead.url"):
+        assert flags[f] == "http://vmauth:8427"
+    assert "../host/vmalert:/etc/vmalert:ro" in svc["vmalert"]["volumes"]
+    published = [n for n, s in svc.items() if s.get("ports")]
+    assert published == ["grafana"]
 
 
 def test_alertmanager_config_routes_to_a_receiver():
