@@ -712,8 +712,13 @@ def test_ha_has_two_of_each_and_one_entry_point():
         )
     for name in ("vmauth-a", "vmauth-b"):
         assert svc[name]["networks"]["monitoring"]["aliases"] == ["vmauth"]
+    # vmauth reaches the storages through one alias both carry (Docker's DNS
+    # answers with the running ones), not a list it would keep sending to a
+    # stopped one.
+    for name in storages:
+        assert svc[name]["networks"]["monitoring"]["aliases"] == ["victoriametrics"]
     auth = yaml.safe_load((COMPOSE / "ha/auth.yml").read_text())
-    assert auth["users"][0]["url_prefix"] == [f"http://{s}:8428" for s in storages]
+    assert auth["users"][0]["url_prefix"] == "http://victoriametrics:8428"
     assert (
         svc["grafana"]["environment"]["ALGALON_DATASOURCE_URL"] == "http://vmauth:8427"
     )
