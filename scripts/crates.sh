@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The crates.io side of a release: algalon-core and algalon-exporter.
+# The crates.io side of a release: algalon-core, algalon-kubernetes and
+# algalon-exporter (which depends on both).
 #
-#   scripts/crates.sh check     what `make test` runs: `cargo publish --dry-run`
-#                               for the workspace (metadata, packaging), the
+#   scripts/crates.sh check     what `make test` runs: `cargo package` of the
+#                               three (metadata, packaging), the
 #                               package contents, and the exporter installed
 #                               with `cargo install` from its packaged crate and
 #                               the packaged core (the build the dry run would
@@ -16,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO=${CARGO:-cargo}
-CRATES=(algalon-core algalon-exporter)
+CRATES=(algalon-core algalon-kubernetes algalon-exporter)
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 
 fail() {
@@ -35,9 +36,11 @@ esac
 
 # A developer's tree may hold uncommitted work; CI's clone never does.
 # --no-verify: the packaged crates are built below, by `cargo install`.
-"$CARGO" publish --dry-run --no-verify --workspace --locked --allow-dirty
-# The .crate files themselves (the dry run leaves only their unpacked copies).
-"$CARGO" package --quiet --no-verify --locked --allow-dirty "${CRATES[@]/#/--package=}"
+# Not `cargo publish --dry-run --workspace`: before the first release it looks
+# algalon-kubernetes up in the crates.io index for the exporter and fails
+# (the real publish uploads the crates in order and waits for each); `cargo
+# package` of the three resolves them to each other's packages.
+"$CARGO" package --no-verify --locked --allow-dirty "${CRATES[@]/#/--package=}"
 
 for crate in "${CRATES[@]}"; do
     file=target/package/$crate-$version.crate
@@ -55,8 +58,8 @@ for crate in "${CRATES[@]}"; do
 done
 
 # `cargo install algalon-exporter` as crates.io would serve it: the unpacked
-# packages only, algalon-core resolved to its packaged copy instead of the
-# registry (it is not published yet when this runs). Compiled crates.io
+# packages only, algalon-core and algalon-kubernetes resolved to their packaged copies instead of the
+# registry (they are not published yet when this runs). Compiled crates.io
 # dependencies are shared through CARGO_TARGET_DIR; no source comes from the
 # repository.
 work=$(mktemp -d "${TMPDIR:-/tmp}/algalon-crates.XXXXXX")
@@ -68,7 +71,8 @@ done
     cd "$work"
     CARGO_TARGET_DIR=$OLDPWD/target "$CARGO" install --quiet --debug --locked \
         --path "algalon-exporter-$version" --root "$work/root" \
-        --config "patch.crates-io.algalon-core.path='$work/algalon-core-$version'"
+        --config "patch.crates-io.algalon-core.path='$work/algalon-core-$version'" \
+        --config "patch.crates-io.algalon-kubernetes.path='$work/algalon-kubernetes-$version'"
 )
 bin=$work/root/bin/algalon-exporter
 "$bin" --version | grep -q "$version" || fail "the installed exporter does not report version $version"

@@ -21,7 +21,7 @@ test-wheel: fake-nvml python-pkg ## The wheel's tag (auditwheel), a job in a fre
 	python3 -m pytest -q tests/wheel
 
 .PHONY: crates
-crates: fake-nvml ## cargo publish --dry-run (core, exporter), package contents, cargo install of the packaged exporter
+crates: fake-nvml ## cargo package (core, kubernetes, exporter), package contents, cargo install of the packaged exporter
 	scripts/crates.sh check
 
 .PHONY: publish-crates
