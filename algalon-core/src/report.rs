@@ -14,17 +14,35 @@
 //! [`JobReport::from_json`] reads every schema in [`SCHEMAS_READ`]:
 //!
 //! ```json
-//! {"schema": 3, "id": "5b0f6c1e-8d1a-4c52-9a43-3f1c2b7e9d10", "name": "finetune", "labels": {"team": "nlp"},
+//! {"schema": 4, "id": "5b0f6c1e-8d1a-4c52-9a43-3f1c2b7e9d10", "name": "finetune", "labels": {"team": "nlp"},
 //!  "hostname": "w1", "running": false, "interrupted": false, "error": null,
 //!  "started_at": 1700000000.0, "ended_at": 1700000060.0, "duration_s": 60.0,
-//!  "energy_j": 18750.0, "counts": {"tokens": 1000.0}, "energy_per": {"tokens": 18.75},
+//!  "energy_j": 18750.0, "energy_estimate_j": null, "counts": {"tokens": 1000.0}, "energy_per": {"tokens": 18.75},
 //!  "slowest_sample_s": 0.004, "notes": [],
 //!  "gpus": [{"cuda_index": 0, "nvml_index": 0, "uuid": "GPU-…", "name": "…",
-//!            "energy_j": 18750.0, "energy_source": "counter", "energy_note": null,
+//!            "energy_j": 18750.0, "energy_source": "counter", "energy_scope": "gpu",
+//!            "energy_estimate_j": null, "energy_note": null,
 //!            "util_mean": 85.0, "util_max": 85.0, "memory_peak_bytes": 41943040000,
 //!            "power_mean_w": 312.5, "power_max_w": 312.5, "temperature_max_c": 63.0,
-//!            "samples": 2, "process_memory_peak_bytes": null, "down_reason": null}]}
+//!            "samples": 2, "process_memory_peak_bytes": null, "down_reason": null, "mig": null}]}
 //! ```
+//!
+//! A job on a MIG device has a `gpus` entry naming the parent GPU with
+//! `"energy_scope": "parent_gpu"` (energy and power are the whole GPU's,
+//! shared by its instances), `energy_estimate_j` (that energy × the
+//! instance's compute slices / the GPU's: an estimate) and `mig`:
+//!
+//! ```json
+//! {"uuid": "MIG-…", "profile": "3g.40gb", "gpu_instance_id": 2, "compute_instance_id": 0,
+//!  "slices": 3, "parent_slices": 7, "memory_total_bytes": 42412802048,
+//!  "sm_active_mean": 0.6, "sm_occupancy_mean": 0.4, "tensor_active_mean": 0.5,
+//!  "dram_active_mean": 0.3, "pids": [6201, 7001], "destroyed_at": null}
+//! ```
+//!
+//! Its `memory_peak_bytes` is the instance's framebuffer; `util_*` are
+//! absent (NVML has no whole-GPU utilization in MIG mode). The top-level
+//! `energy_j` counts whole GPUs only; `energy_estimate_j` adds the MIG
+//! devices' estimates (null when the job has none).
 //!
 //! `gpus` are written in CUDA order (then GPUs the process does not see, by
 //! NVML index) and kept in NVML index order in memory. Schema 2 added
@@ -33,6 +51,9 @@
 //! ids of schemas 1 and 2, a per-process counter, read as their decimal text),
 //! and added `slowest_sample_s` (the longest sample, s) and `notes` (caveats
 //! on the whole report: sampling behind its interval, no GPU measured);
+//! schema 4 added MIG devices: `energy_scope`, `energy_estimate_j` and `mig`
+//! per GPU and `energy_estimate_j` on the job (older documents read as
+//! whole GPUs, `energy_scope` `gpu`);
 //! `energy_per` is derived and ignored on reading. Floats read back exactly
 //! (`serde_json`'s `float_roundtrip`), so a report equals itself after a
 //! round trip.
@@ -43,9 +64,9 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Version of the JSON document [`JobReport::to_json`] writes.
-pub const SCHEMA: u32 = 3;
+pub const SCHEMA: u32 = 4;
 /// Schema versions [`JobReport::from_json`] reads.
-pub const SCHEMAS_READ: [u32; 3] = [1, 2, 3];
+pub const SCHEMAS_READ: [u32; 4] = [1, 2, 3, 4];
 
 /// Identifies an open window within its [`JobTracker`](crate::jobs::JobTracker):
 /// a handle, counted from 1 in each tracker. What identifies the job
@@ -114,7 +135,82 @@ impl EnergySource {
     }
 }
 
-/// What one window saw on one GPU.
+/// Whose energy and power a [`GpuReport`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnergyScope {
+    /// The measured device is a whole GPU: its energy is the job's device's own.
+    #[default]
+    Gpu,
+    /// The measured device is a MIG instance: energy and power are its
+    /// parent GPU's, shared by every instance of that GPU (NVML measures
+    /// no energy per instance). [`GpuReport::energy_estimate_j`] is the
+    /// instance's share.
+    ParentGpu,
+}
+
+impl EnergyScope {
+    /// `"gpu"` or `"parent_gpu"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnergyScope::Gpu => "gpu",
+            EnergyScope::ParentGpu => "parent_gpu",
+        }
+    }
+}
+
+/// What a window saw on a MIG device (a GPU instance with its compute
+/// instance) the job ran on: the instance's own readings. The
+/// [`GpuReport`] holding it names the parent GPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigReport {
+    /// The MIG device's `MIG-…` UUID.
+    pub uuid: String,
+    /// Its profile (`1g.10gb`, `3g.40gb`, …; dcgm-exporter's `GPU_I_PROFILE`).
+    pub profile: String,
+    /// GPU instance id (dcgm-exporter's `GPU_I_ID`), when NVML gave it.
+    pub gpu_instance_id: Option<u32>,
+    /// Compute instance id, when NVML gave it.
+    pub compute_instance_id: Option<u32>,
+    /// Compute slices of the instance (3 for `3g.40gb`), when known.
+    pub slices: Option<u32>,
+    /// Compute slices of the whole parent GPU (7 on an A100 or H100).
+    pub parent_slices: Option<u32>,
+    /// The instance's framebuffer size, bytes (its share of the GPU's memory).
+    pub memory_total_bytes: Option<u64>,
+    /// Mean `DCGM_FI_PROF_SM_ACTIVE` of the instance (0-1), where the GPU
+    /// offers GPM (Hopper and newer).
+    pub sm_active_mean: Option<f64>,
+    /// Mean `DCGM_FI_PROF_SM_OCCUPANCY` of the instance (0-1).
+    pub sm_occupancy_mean: Option<f64>,
+    /// Mean `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE` of the instance (0-1).
+    pub tensor_active_mean: Option<f64>,
+    /// Mean `DCGM_FI_PROF_DRAM_ACTIVE` of the instance (0-1).
+    pub dram_active_mean: Option<f64>,
+    /// Every process NVML listed on the instance during the window (the
+    /// job's own and others'), by PID, ascending.
+    pub pids: Vec<u32>,
+    /// Unix time of the first sample in which the instance no longer
+    /// existed (destroyed, or MIG turned off), when that happened during
+    /// the window: its readings stop there.
+    pub destroyed_at: Option<f64>,
+}
+
+impl MigReport {
+    /// The instance's share of its parent GPU: slices / parent slices.
+    pub fn share(&self) -> Option<f64> {
+        match (self.slices, self.parent_slices) {
+            (Some(n), Some(total)) if total > 0 && n <= total => {
+                Some(f64::from(n) / f64::from(total))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What one window saw on one GPU, or on one MIG device of a GPU
+/// ([`mig`](Self::mig) set: identity, energy and power are then the
+/// parent GPU's, memory and activity the instance's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuReport {
     /// CUDA index in the measuring process (`cuda:N`); `None` when the GPU
@@ -133,6 +229,17 @@ pub struct GpuReport {
     pub energy_j: Option<f64>,
     /// How `energy_j` was obtained.
     pub energy_source: Option<EnergySource>,
+    /// Whose energy and power these are: the device's own (`gpu`) or, for a
+    /// MIG device, its parent GPU's, shared by its instances
+    /// (`parent_gpu`). Schemas before 4: `gpu`.
+    #[serde(default)]
+    pub energy_scope: EnergyScope,
+    /// For a MIG device: the parent GPU's `energy_j` apportioned by the
+    /// instance's share of its compute slices ([`MigReport::share`]) — an
+    /// estimate, not a measurement; `None` for a whole GPU, or when the
+    /// energy or the slices are unknown.
+    #[serde(default)]
+    pub energy_estimate_j: Option<f64>,
     /// Why energy is missing or less exact than usual, when it is (the
     /// window's own reason; [`note`](Self::note) adds a lost GPU's).
     pub energy_note: Option<String>,
@@ -157,13 +264,17 @@ pub struct GpuReport {
     /// first seen; its readings stop there.
     #[serde(default)]
     pub down_reason: Option<String>,
+    /// The MIG device measured, when the job ran on one (its `GPU-…`
+    /// parent is this report's GPU).
+    #[serde(default)]
+    pub mig: Option<MigReport>,
 }
 
 impl GpuReport {
     /// The energy note with a lost GPU's reason merged in: what a person
     /// reading the report should know about `energy_j`.
     pub fn note(&self) -> Option<String> {
-        match (&self.energy_note, &self.down_reason) {
+        let mut note = match (&self.energy_note, &self.down_reason) {
             (note, None) => note.clone(),
             (None, Some(why)) => Some(format!(
                 "the GPU was down during the window ({why}); energy covers only the time it was up"
@@ -171,6 +282,28 @@ impl GpuReport {
             (Some(note), Some(why)) => Some(format!(
                 "{note}; the GPU was down during the window ({why})"
             )),
+        };
+        if let Some(m) = &self.mig
+            && m.destroyed_at.is_some()
+        {
+            let gone = format!(
+                "the MIG device {} was destroyed during the window; its readings and energy stop there",
+                m.uuid
+            );
+            note = Some(note.map_or_else(|| gone.clone(), |n| format!("{n}; {gone}")));
+        }
+        note
+    }
+
+    /// The device's label in a table: `0` for a GPU, `0/GI 7` for a MIG
+    /// device.
+    pub fn device_label(&self) -> String {
+        match &self.mig {
+            None => self.index.to_string(),
+            Some(m) => match m.gpu_instance_id {
+                Some(gi) => format!("{}/GI {gi}", self.index),
+                None => format!("{}/{}", self.index, m.profile),
+            },
         }
     }
 
@@ -204,8 +337,13 @@ pub struct JobReport {
     /// Per GPU, in NVML index order ([`gpus_in_cuda_order`](Self::gpus_in_cuda_order)
     /// for CUDA's).
     pub gpus: Vec<GpuReport>,
-    /// Sum of the GPUs' energy, J; `None` when no GPU's energy is known.
+    /// Sum of the energy of the whole GPUs measured, J (a MIG device's
+    /// parent energy is shared and not counted here); `None` when no such
+    /// GPU's energy is known.
     pub energy_j: Option<f64>,
+    /// When the job ran on MIG devices: `energy_j` plus each MIG device's
+    /// [`GpuReport::energy_estimate_j`] — an estimate; `None` otherwise.
+    pub energy_estimate_j: Option<f64>,
     /// Progress counts given by the job (`samples`, `tokens`, …).
     pub counts: BTreeMap<String, f64>,
     /// What cut the job short, as its face names it — an exception's type
@@ -286,7 +424,7 @@ impl JobReport {
         for g in &self.gpus {
             out.push_str(&format!(
                 "  {:<4} {:<12} {:<11} {:>6}/{:<8} {:>12} {:>8}/{:<8} {:>10} {:>8}\n",
-                g.index,
+                g.device_label(),
                 opt(g.energy_j, 1),
                 g.energy_source.map_or("-", EnergySource::as_str),
                 opt(g.util_mean, 1),
@@ -297,6 +435,17 @@ impl JobReport {
                 opt(g.temperature_max_c, 0),
                 g.samples,
             ));
+            if let Some(m) = &g.mig {
+                out.push_str(&format!(
+                    "       MIG {} {}: energy and power are GPU {}'s, shared by its instances; estimate {} J ({} of {} slices)\n",
+                    m.profile,
+                    m.uuid,
+                    g.index,
+                    opt(g.energy_estimate_j, 1),
+                    m.slices.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                    m.parent_slices.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                ));
+            }
             if let Some(note) = &g.energy_note {
                 out.push_str(&format!("       note: {note}\n"));
             }
@@ -305,6 +454,11 @@ impl JobReport {
             out.push_str(&format!("  note: {note}\n"));
         }
         out.push_str(&format!("  total energy: {} J", opt(self.energy_j, 1)));
+        if let Some(estimate) = self.energy_estimate_j {
+            out.push_str(&format!(
+                " (with MIG devices' shares, estimated: {estimate:.1} J)"
+            ));
+        }
         for (k, n) in &self.counts {
             if let Some(per) = self.energy_per(k) {
                 out.push_str(&format!(", {per:.4} J per {k} ({n} {k})"));
@@ -322,7 +476,7 @@ impl Serialize for JobReport {
             .keys()
             .filter_map(|k| Some((k, self.energy_per(k)?)))
             .collect();
-        let mut doc = serializer.serialize_struct("JobReport", 17)?;
+        let mut doc = serializer.serialize_struct("JobReport", 18)?;
         doc.serialize_field("schema", &SCHEMA)?;
         doc.serialize_field("id", &self.id)?;
         doc.serialize_field("name", &self.name)?;
@@ -335,6 +489,7 @@ impl Serialize for JobReport {
         doc.serialize_field("ended_at", &self.ended_at)?;
         doc.serialize_field("duration_s", &self.duration_s)?;
         doc.serialize_field("energy_j", &self.energy_j)?;
+        doc.serialize_field("energy_estimate_j", &self.energy_estimate_j)?;
         doc.serialize_field("counts", &self.counts)?;
         doc.serialize_field("energy_per", &energy_per)?;
         doc.serialize_field("slowest_sample_s", &self.slowest_sample_s)?;
@@ -363,6 +518,9 @@ struct ReportDoc {
     ended_at: f64,
     duration_s: f64,
     energy_j: Option<f64>,
+    /// Schema 4.
+    #[serde(default)]
+    energy_estimate_j: Option<f64>,
     counts: BTreeMap<String, f64>,
     /// Schema 3.
     #[serde(default)]
@@ -408,6 +566,7 @@ impl TryFrom<ReportDoc> for JobReport {
             duration_s: doc.duration_s,
             gpus,
             energy_j: doc.energy_j,
+            energy_estimate_j: doc.energy_estimate_j,
             counts: doc.counts,
             interrupted,
             slowest_sample_s: doc.slowest_sample_s,
@@ -428,6 +587,8 @@ mod tests {
             name: "X".into(),
             energy_j: Some(0.1 + f64::from(index)),
             energy_source: Some(EnergySource::Counter),
+            energy_scope: EnergyScope::Gpu,
+            energy_estimate_j: None,
             energy_note: None,
             util_mean: Some(1.0 / 3.0),
             util_max: Some(85.0),
@@ -438,6 +599,7 @@ mod tests {
             samples: 2,
             process_memory_peak_bytes: None,
             down_reason: None,
+            mig: None,
         }
     }
 
@@ -453,6 +615,7 @@ mod tests {
             duration_s: 60.864_197_6,
             gpus: vec![gpu(0, Some(1)), gpu(1, Some(0)), gpu(2, None)],
             energy_j: Some(3.3),
+            energy_estimate_j: None,
             counts: BTreeMap::from([("tokens".to_owned(), 3.0)]),
             interrupted: Some("KeyboardInterrupt".into()),
             slowest_sample_s: Some(1.25),
@@ -478,7 +641,7 @@ mod tests {
         let r = report();
         let text = r.to_json();
         let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(doc["schema"], 3);
+        assert_eq!(doc["schema"], 4);
         assert_eq!(doc["id"], "3f0c9a52-6d1e-4b7a-8c2d-1e5f7a9b0c3d");
         assert_eq!(doc["interrupted"], true);
         assert_eq!(doc["error"], "KeyboardInterrupt");
@@ -505,9 +668,9 @@ mod tests {
                 .expect_err(k)
                 .to_string()
         };
-        let err = with("schema", 4.into());
+        let err = with("schema", 5.into());
         assert!(
-            err.contains("schema 4 is not supported") && err.contains("upgrade algalon"),
+            err.contains("schema 5 is not supported") && err.contains("upgrade algalon"),
             "{err}"
         );
         assert!(with("interrupted", false.into()).contains("interrupted false"));

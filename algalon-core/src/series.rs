@@ -180,20 +180,38 @@ series! {
         [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "source"],
         "Energy the GPU used during the job, in joules; source says whether from NVML's energy counter or integrated power.";
     JobGpuUtilization => "algalon_job_gpu_utilization_ratio", Gauge, "ratio",
-        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE?", "GPU_I_ID?"],
         "Mean GPU utilization during the job (0-1).";
     JobGpuUtilizationMax => "algalon_job_gpu_utilization_max_ratio", Gauge, "ratio",
-        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE?", "GPU_I_ID?"],
         "Highest GPU utilization during the job (0-1).";
     JobGpuMemoryPeak => "algalon_job_gpu_memory_peak_bytes", Gauge, "bytes",
-        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
-        "Highest GPU memory used during the job, in bytes.";
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE?", "GPU_I_ID?"],
+        "Highest GPU memory used during the job, in bytes (a MIG device's own framebuffer, with GPU_I_PROFILE and GPU_I_ID).";
     JobGpuPowerMean => "algalon_job_gpu_power_mean_watts", Gauge, "watts",
         [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
         "Mean GPU power draw during the job, in watts.";
     JobGpuProcessMemoryPeak => "algalon_job_gpu_process_memory_peak_bytes", Gauge, "bytes",
-        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE?", "GPU_I_ID?"],
         "Highest GPU memory used by the job's own processes, in bytes.";
+    JobMigParentEnergy => "algalon_job_mig_parent_energy_joules", Counter, "joules",
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE", "GPU_I_ID?", "source"],
+        "Energy the whole parent GPU of the job's MIG device used during the job, in joules: shared by all its instances, not the job's own (see algalon_job_mig_energy_estimate_joules).";
+    JobMigEnergyEstimate => "algalon_job_mig_energy_estimate_joules", Counter, "joules",
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE", "GPU_I_ID?", "source"],
+        "Estimated energy of the job's MIG device: its parent GPU's energy during the job times the instance's share of the GPU's compute slices (3/7 for a 3g instance on an H100).";
+    JobMigSmActive => "algalon_job_mig_sm_active_ratio", Gauge, "ratio",
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE", "GPU_I_ID?"],
+        "Mean DCGM_FI_PROF_SM_ACTIVE of the job's MIG device during the job (0-1; GPUs with GPM).";
+    JobMigSmOccupancy => "algalon_job_mig_sm_occupancy_ratio", Gauge, "ratio",
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE", "GPU_I_ID?"],
+        "Mean DCGM_FI_PROF_SM_OCCUPANCY of the job's MIG device during the job (0-1; GPUs with GPM).";
+    JobMigTensorActive => "algalon_job_mig_tensor_active_ratio", Gauge, "ratio",
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE", "GPU_I_ID?"],
+        "Mean DCGM_FI_PROF_PIPE_TENSOR_ACTIVE of the job's MIG device during the job (0-1; GPUs with GPM).";
+    JobMigDramActive => "algalon_job_mig_dram_active_ratio", Gauge, "ratio",
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE", "GPU_I_ID?"],
+        "Mean DCGM_FI_PROF_DRAM_ACTIVE of the job's MIG device during the job (0-1; GPUs with GPM).";
 }
 
 impl Series {

@@ -211,6 +211,12 @@ pub struct MigInstance {
     pub compute_instance_id: Option<u32>,
     /// PIDs of the processes NVML lists on this instance.
     pub pids: Vec<u32>,
+    /// Compute slices of the instance (`nvmlDeviceGetAttributes_v2`'s
+    /// `computeInstanceSliceCount`: 3 for a `3g.40gb` device), when known.
+    pub slices: Option<u32>,
+    /// Compute slices of the whole parent GPU (the largest GPU-instance
+    /// profile's slice count: 7 on an A100 or H100), when known.
+    pub parent_slices: Option<u32>,
     #[serde(serialize_with = "serialize_values")]
     values: Box<[Option<Value>]>,
 }
@@ -224,6 +230,8 @@ impl MigInstance {
             gpu_instance_id: None,
             compute_instance_id: None,
             pids: Vec::new(),
+            slices: None,
+            parent_slices: None,
             values: vec![None; Field::COUNT].into_boxed_slice(),
         }
     }

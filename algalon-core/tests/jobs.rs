@@ -248,7 +248,7 @@ fn interrupted_windows_are_reported_encoded_and_parsed_back() {
         "a late mark changes nothing"
     );
 
-    // The report's JSON schema (3, shared with Python's Report.to_json):
+    // The report's JSON schema (4, shared with Python's Report.to_json):
     // `interrupted` is a flag and `error` what cut the job short.
     let json = serde_json::to_value(&tracker.reports()[1].0).expect("serializes");
     assert_eq!(json["error"], serde_json::json!(HOSTILE));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use algalon_core::encode_jobs;
-use algalon_core::jobs::{EnergySource, GpuReport, JobId, JobReport};
+use algalon_core::jobs::{EnergyScope, EnergySource, GpuReport, JobId, JobReport};
 use algalon_core::procinfo::ProcessIdentity;
 use algalon_core::series::{SERIES, SeriesKind};
 use algalon_core::{
@@ -28,6 +28,8 @@ fn gpu_report(index: u32, uuid: &str) -> GpuReport {
         name: "NVIDIA H100 80GB HBM3".to_owned(),
         energy_j: Some(5230.25),
         energy_source: Some(EnergySource::Counter),
+        energy_scope: EnergyScope::Gpu,
+        energy_estimate_j: None,
         energy_note: None,
         util_mean: Some(87.5),
         util_max: Some(100.0),
@@ -38,6 +40,7 @@ fn gpu_report(index: u32, uuid: &str) -> GpuReport {
         samples: 41,
         process_memory_peak_bytes: Some(40 << 30),
         down_reason: None,
+        mig: None,
     }
 }
 
@@ -78,6 +81,7 @@ fn reports() -> Vec<(JobReport, bool)> {
         duration_s: 10.5,
         gpus: vec![gpu_report(0, H100), t4],
         energy_j: Some(5531.75),
+        energy_estimate_j: None,
         counts: [("samples".to_owned(), 1000.0), ("tokens".to_owned(), 2.5e6)]
             .into_iter()
             .collect(),
@@ -103,6 +107,7 @@ fn reports() -> Vec<(JobReport, bool)> {
         duration_s: 0.0,
         gpus: vec![lost],
         energy_j: None,
+        energy_estimate_j: None,
         counts: BTreeMap::new(),
         interrupted: Some("KeyboardInterrupt".to_owned()),
         slowest_sample_s: None,
@@ -122,6 +127,7 @@ fn reports() -> Vec<(JobReport, bool)> {
         duration_s: 1.0,
         gpus: Vec::new(),
         energy_j: None,
+        energy_estimate_j: None,
         counts: BTreeMap::new(),
         interrupted: None,
         slowest_sample_s: Some(1.0),

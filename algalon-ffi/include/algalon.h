@@ -197,6 +197,34 @@ typedef uint32_t algalon_energy_source;
 #endif // __cplusplus
 
 /**
+ * Whose energy and power an `algalon_job_gpu_report` gives.
+ */
+enum algalon_energy_scope
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The device measured is a whole GPU: the energy is its own.
+   */
+  ALGALON_ENERGY_SCOPE_GPU = 0,
+  /**
+   * The device measured is a MIG instance (`is_mig`): energy and power
+   * are its parent GPU's as a whole, shared by all the GPU's instances
+   * (NVML measures none per instance); `energy_estimate_j` is the
+   * instance's share.
+   */
+  ALGALON_ENERGY_SCOPE_PARENT_GPU = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum algalon_energy_scope algalon_energy_scope;
+#else
+typedef uint32_t algalon_energy_scope;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A job window over the GPUs of its sampler that this process can see
  * (`CUDA_VISIBLE_DEVICES`, see `algalon_options_set_visible_devices`), from
  * `algalon_job_begin` to `algalon_job_end`: the core's job session, the
@@ -283,17 +311,27 @@ typedef struct algalon_job_report {
    */
   double duration_s;
   /**
-   * Whether `energy_j` is known (at least one GPU's energy is).
+   * Whether `energy_j` is known (at least one whole GPU's energy is).
    */
   bool has_energy;
   /**
-   * Sum of the GPUs' energy during the job, joules.
+   * Sum of the whole GPUs' energy during the job, joules (a MIG
+   * device's parent energy is shared and not counted here).
    */
   double energy_j;
   /**
    * GPUs in the report; read each with `algalon_job_gpu`.
    */
   size_t gpu_count;
+  /**
+   * Whether `energy_estimate_j` is set: the job ran on MIG devices.
+   */
+  bool has_energy_estimate;
+  /**
+   * `energy_j` plus each MIG device's `energy_estimate_j`, joules — an
+   * estimate.
+   */
+  double energy_estimate_j;
 } algalon_job_report;
 
 /**
@@ -391,6 +429,106 @@ typedef struct algalon_job_gpu_report {
    * its readings stop there; `algalon_job_report_json` says why.
    */
   bool was_down;
+  /**
+   * Whose energy and power these are: `ALGALON_ENERGY_SCOPE_PARENT_GPU`
+   * for a MIG device (its parent GPU's, shared by its instances).
+   */
+  algalon_energy_scope energy_scope;
+  /**
+   * Whether `energy_estimate_j` is set (a MIG device whose energy and
+   * compute slices are known).
+   */
+  bool has_energy_estimate;
+  /**
+   * A MIG device's share of its parent GPU's `energy_j` by compute
+   * slices (`mig_slices` / `mig_parent_slices`), joules — an estimate.
+   */
+  double energy_estimate_j;
+  /**
+   * Whether the device measured is a MIG instance of this GPU (the
+   * `CUDA_VISIBLE_DEVICES` entry was `MIG-…`): `index`, `uuid` and
+   * `name` are then the parent GPU's, `memory_peak_bytes` the
+   * instance's, and the `mig_*` fields below are set.
+   */
+  bool is_mig;
+  /**
+   * The MIG device's `MIG-…` UUID, NUL-terminated.
+   */
+  char mig_uuid[ALGALON_UUID_SIZE];
+  /**
+   * Its profile (`1g.10gb`, `3g.40gb`, …), NUL-terminated.
+   */
+  char mig_profile[ALGALON_NAME_SIZE];
+  /**
+   * Whether `mig_gpu_instance_id` / `mig_compute_instance_id` are known.
+   */
+  bool has_mig_instance_ids;
+  /**
+   * GPU instance id (dcgm-exporter's `GPU_I_ID`).
+   */
+  uint32_t mig_gpu_instance_id;
+  /**
+   * Compute instance id.
+   */
+  uint32_t mig_compute_instance_id;
+  /**
+   * Compute slices of the instance (0: unknown).
+   */
+  uint32_t mig_slices;
+  /**
+   * Compute slices of the whole parent GPU (0: unknown).
+   */
+  uint32_t mig_parent_slices;
+  /**
+   * Whether `mig_memory_total_bytes` is known.
+   */
+  bool has_mig_memory_total;
+  /**
+   * The instance's framebuffer size, bytes.
+   */
+  uint64_t mig_memory_total_bytes;
+  /**
+   * Whether `mig_sm_active_mean` is known (GPUs with GPM).
+   */
+  bool has_mig_sm_active;
+  /**
+   * Mean `DCGM_FI_PROF_SM_ACTIVE` of the instance (0-1).
+   */
+  double mig_sm_active_mean;
+  /**
+   * Whether `mig_sm_occupancy_mean` is known.
+   */
+  bool has_mig_sm_occupancy;
+  /**
+   * Mean `DCGM_FI_PROF_SM_OCCUPANCY` of the instance (0-1).
+   */
+  double mig_sm_occupancy_mean;
+  /**
+   * Whether `mig_tensor_active_mean` is known.
+   */
+  bool has_mig_tensor_active;
+  /**
+   * Mean `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE` of the instance (0-1).
+   */
+  double mig_tensor_active_mean;
+  /**
+   * Whether `mig_dram_active_mean` is known.
+   */
+  bool has_mig_dram_active;
+  /**
+   * Mean `DCGM_FI_PROF_DRAM_ACTIVE` of the instance (0-1).
+   */
+  double mig_dram_active_mean;
+  /**
+   * Processes NVML listed on the instance during the job (the job's
+   * own and others'); the PIDs are in `algalon_job_report_json`.
+   */
+  size_t mig_process_count;
+  /**
+   * Whether the instance was destroyed during the job: its readings and
+   * energy stop there (the job goes on).
+   */
+  bool mig_destroyed;
 } algalon_job_gpu_report;
 
 /**
@@ -690,7 +828,7 @@ algalon_result algalon_job_add_pid(const struct algalon_job *job,
 /**
  * Copies the job's report as JSON into `buf` by the string protocol (see
  * `algalon_last_error`): the schema the Python package's
- * `Report.to_json` / `Report.from_json` write and read (`"schema": 3`),
+ * `Report.to_json` / `Report.from_json` write and read (`"schema": 4`),
  * with every figure of `algalon_job_report` and `algalon_job_gpu_report`
  * plus the job's globally unique `id` (a UUID, the `job_id` label of its
  * series), labels, counts, CUDA indices, notes and lost GPUs' reasons. Final

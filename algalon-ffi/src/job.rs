@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use algalon_core::jobs::{
-    EnergySource, GpuReport, JobError, JobReport, JobSpec, WindowId, check_count_name,
+    EnergyScope, EnergySource, GpuReport, JobError, JobReport, JobSpec, WindowId, check_count_name,
 };
 use parking_lot::Mutex;
 
@@ -75,6 +75,19 @@ pub enum algalon_energy_source {
     Integrated = 2,
 }
 
+/// Whose energy and power an `algalon_job_gpu_report` gives.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum algalon_energy_scope {
+    /// The device measured is a whole GPU: the energy is its own.
+    Gpu = 0,
+    /// The device measured is a MIG instance (`is_mig`): energy and power
+    /// are its parent GPU's as a whole, shared by all the GPU's instances
+    /// (NVML measures none per instance); `energy_estimate_j` is the
+    /// instance's share.
+    ParentGpu = 1,
+}
+
 /// Totals of a job, written by `algalon_job_end`. A plain struct the caller
 /// owns.
 #[repr(C)]
@@ -86,12 +99,18 @@ pub struct algalon_job_report {
     pub ended_at: f64,
     /// `ended_at - started_at`, seconds.
     pub duration_s: f64,
-    /// Whether `energy_j` is known (at least one GPU's energy is).
+    /// Whether `energy_j` is known (at least one whole GPU's energy is).
     pub has_energy: bool,
-    /// Sum of the GPUs' energy during the job, joules.
+    /// Sum of the whole GPUs' energy during the job, joules (a MIG
+    /// device's parent energy is shared and not counted here).
     pub energy_j: f64,
     /// GPUs in the report; read each with `algalon_job_gpu`.
     pub gpu_count: usize,
+    /// Whether `energy_estimate_j` is set: the job ran on MIG devices.
+    pub has_energy_estimate: bool,
+    /// `energy_j` plus each MIG device's `energy_estimate_j`, joules — an
+    /// estimate.
+    pub energy_estimate_j: f64,
 }
 
 /// What a job saw on one GPU. A plain struct the caller owns; each optional
@@ -145,12 +164,75 @@ pub struct algalon_job_gpu_report {
     /// Whether the GPU was down during part of the job (lost, failing):
     /// its readings stop there; `algalon_job_report_json` says why.
     pub was_down: bool,
+    /// Whose energy and power these are: `ALGALON_ENERGY_SCOPE_PARENT_GPU`
+    /// for a MIG device (its parent GPU's, shared by its instances).
+    pub energy_scope: algalon_energy_scope,
+    /// Whether `energy_estimate_j` is set (a MIG device whose energy and
+    /// compute slices are known).
+    pub has_energy_estimate: bool,
+    /// A MIG device's share of its parent GPU's `energy_j` by compute
+    /// slices (`mig_slices` / `mig_parent_slices`), joules — an estimate.
+    pub energy_estimate_j: f64,
+    /// Whether the device measured is a MIG instance of this GPU (the
+    /// `CUDA_VISIBLE_DEVICES` entry was `MIG-…`): `index`, `uuid` and
+    /// `name` are then the parent GPU's, `memory_peak_bytes` the
+    /// instance's, and the `mig_*` fields below are set.
+    pub is_mig: bool,
+    /// The MIG device's `MIG-…` UUID, NUL-terminated.
+    pub mig_uuid: [c_char; ALGALON_UUID_SIZE],
+    /// Its profile (`1g.10gb`, `3g.40gb`, …), NUL-terminated.
+    pub mig_profile: [c_char; ALGALON_NAME_SIZE],
+    /// Whether `mig_gpu_instance_id` / `mig_compute_instance_id` are known.
+    pub has_mig_instance_ids: bool,
+    /// GPU instance id (dcgm-exporter's `GPU_I_ID`).
+    pub mig_gpu_instance_id: u32,
+    /// Compute instance id.
+    pub mig_compute_instance_id: u32,
+    /// Compute slices of the instance (0: unknown).
+    pub mig_slices: u32,
+    /// Compute slices of the whole parent GPU (0: unknown).
+    pub mig_parent_slices: u32,
+    /// Whether `mig_memory_total_bytes` is known.
+    pub has_mig_memory_total: bool,
+    /// The instance's framebuffer size, bytes.
+    pub mig_memory_total_bytes: u64,
+    /// Whether `mig_sm_active_mean` is known (GPUs with GPM).
+    pub has_mig_sm_active: bool,
+    /// Mean `DCGM_FI_PROF_SM_ACTIVE` of the instance (0-1).
+    pub mig_sm_active_mean: f64,
+    /// Whether `mig_sm_occupancy_mean` is known.
+    pub has_mig_sm_occupancy: bool,
+    /// Mean `DCGM_FI_PROF_SM_OCCUPANCY` of the instance (0-1).
+    pub mig_sm_occupancy_mean: f64,
+    /// Whether `mig_tensor_active_mean` is known.
+    pub has_mig_tensor_active: bool,
+    /// Mean `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE` of the instance (0-1).
+    pub mig_tensor_active_mean: f64,
+    /// Whether `mig_dram_active_mean` is known.
+    pub has_mig_dram_active: bool,
+    /// Mean `DCGM_FI_PROF_DRAM_ACTIVE` of the instance (0-1).
+    pub mig_dram_active_mean: f64,
+    /// Processes NVML listed on the instance during the job (the job's
+    /// own and others'); the PIDs are in `algalon_job_report_json`.
+    pub mig_process_count: usize,
+    /// Whether the instance was destroyed during the job: its readings and
+    /// energy stop there (the job goes on).
+    pub mig_destroyed: bool,
 }
 
 impl From<&GpuReport> for algalon_job_gpu_report {
     fn from(g: &GpuReport) -> Self {
         let util = g.util_mean.zip(g.util_max);
         let power = g.power_mean_w.zip(g.power_max_w);
+        let mig = g.mig.as_ref();
+        let ids = mig.and_then(|m| m.gpu_instance_id.zip(m.compute_instance_id));
+        let mem_total = mig.and_then(|m| m.memory_total_bytes);
+        let gpm = [
+            mig.and_then(|m| m.sm_active_mean),
+            mig.and_then(|m| m.sm_occupancy_mean),
+            mig.and_then(|m| m.tensor_active_mean),
+            mig.and_then(|m| m.dram_active_mean),
+        ];
         algalon_job_gpu_report {
             index: g.index,
             uuid: fixed(&g.uuid),
@@ -178,6 +260,32 @@ impl From<&GpuReport> for algalon_job_gpu_report {
             has_cuda_index: g.cuda_index.is_some(),
             cuda_index: g.cuda_index.unwrap_or(0),
             was_down: g.down_reason.is_some(),
+            energy_scope: match g.energy_scope {
+                EnergyScope::Gpu => algalon_energy_scope::Gpu,
+                EnergyScope::ParentGpu => algalon_energy_scope::ParentGpu,
+            },
+            has_energy_estimate: g.energy_estimate_j.is_some(),
+            energy_estimate_j: g.energy_estimate_j.unwrap_or(0.0),
+            is_mig: mig.is_some(),
+            mig_uuid: fixed(mig.map_or("", |m| m.uuid.as_str())),
+            mig_profile: fixed(mig.map_or("", |m| m.profile.as_str())),
+            has_mig_instance_ids: ids.is_some(),
+            mig_gpu_instance_id: ids.map_or(0, |i| i.0),
+            mig_compute_instance_id: ids.map_or(0, |i| i.1),
+            mig_slices: mig.and_then(|m| m.slices).unwrap_or(0),
+            mig_parent_slices: mig.and_then(|m| m.parent_slices).unwrap_or(0),
+            has_mig_memory_total: mem_total.is_some(),
+            mig_memory_total_bytes: mem_total.unwrap_or(0),
+            has_mig_sm_active: gpm[0].is_some(),
+            mig_sm_active_mean: gpm[0].unwrap_or(0.0),
+            has_mig_sm_occupancy: gpm[1].is_some(),
+            mig_sm_occupancy_mean: gpm[1].unwrap_or(0.0),
+            has_mig_tensor_active: gpm[2].is_some(),
+            mig_tensor_active_mean: gpm[2].unwrap_or(0.0),
+            has_mig_dram_active: gpm[3].is_some(),
+            mig_dram_active_mean: gpm[3].unwrap_or(0.0),
+            mig_process_count: mig.map_or(0, |m| m.pids.len()),
+            mig_destroyed: mig.is_some_and(|m| m.destroyed_at.is_some()),
         }
     }
 }
@@ -191,6 +299,8 @@ impl From<&JobReport> for algalon_job_report {
             has_energy: r.energy_j.is_some(),
             energy_j: r.energy_j.unwrap_or(0.0),
             gpu_count: r.gpus.len(),
+            has_energy_estimate: r.energy_estimate_j.is_some(),
+            energy_estimate_j: r.energy_estimate_j.unwrap_or(0.0),
         }
     }
 }
@@ -454,7 +564,7 @@ pub unsafe extern "C" fn algalon_job_add_pid(job: *const algalon_job, pid: u32) 
 
 /// Copies the job's report as JSON into `buf` by the string protocol (see
 /// `algalon_last_error`): the schema the Python package's
-/// `Report.to_json` / `Report.from_json` write and read (`"schema": 3`),
+/// `Report.to_json` / `Report.from_json` write and read (`"schema": 4`),
 /// with every figure of `algalon_job_report` and `algalon_job_gpu_report`
 /// plus the job's globally unique `id` (a UUID, the `job_id` label of its
 /// series), labels, counts, CUDA indices, notes and lost GPUs' reasons. Final

@@ -690,7 +690,7 @@ fn jobs_follow_cuda_visible_devices_and_report_json_with_own_processes() {
     assert!(!parsed.running && parsed.interrupted.is_none());
     assert_eq!(parsed.gpus.len(), 1);
     assert_eq!(parsed.gpus[0].cuda_index, Some(0));
-    assert!(json.contains("\"schema\":3"), "{json}");
+    assert!(json.contains("\"schema\":4"), "{json}");
     // The job's globally unique id, the job_id its series would carry.
     let id = parsed.id.as_str();
     assert_eq!((id.len(), id.matches('-').count()), (36, 4), "a UUID: {id}");

@@ -36,7 +36,7 @@ use pyo3::prelude::*;
 pub use devices::Gpu;
 pub use errors::PyAlgalonError;
 pub use monitor::{Job, MetricsServer, Monitor};
-pub use report::{GpuReport, Report};
+pub use report::{GpuReport, MigReport, Report};
 
 /// The GPUs this process may use (`CUDA_VISIBLE_DEVICES` applied), in CUDA
 /// order, as read now. Opens NVML for the call; raises
@@ -69,6 +69,7 @@ fn algalon_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Job>()?;
     m.add_class::<Report>()?;
     m.add_class::<GpuReport>()?;
+    m.add_class::<MigReport>()?;
     m.add_class::<Gpu>()?;
     m.add_class::<MetricsServer>()?;
     m.add("AlgalonError", py.get_type::<errors::AlgalonError>())?;

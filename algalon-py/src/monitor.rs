@@ -277,15 +277,6 @@ impl Monitor {
             Err(e) => return Err(py_err(e)),
         };
         let visible = session.visible();
-        let mig = visible.mig();
-        if !mig.is_empty() {
-            let msg = format!(
-                "CUDA_VISIBLE_DEVICES names MIG instances ({}); Algalon cannot yet map a MIG instance to its GPU, so they are not measured",
-                mig.join(", ")
-            );
-            let msg = std::ffi::CString::new(msg).unwrap_or_default();
-            PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
-        }
         if let (Some(env), Some(ignored)) = (&visible.env, &visible.ignored) {
             let msg =
                 format!("CUDA_VISIBLE_DEVICES={env:?}: {ignored}; Algalon measures what CUDA uses");

@@ -5,11 +5,115 @@
 
 use std::collections::BTreeMap;
 
-use algalon_core::jobs::{GpuReport as CoreGpu, JobReport};
+use algalon_core::jobs::{GpuReport as CoreGpu, JobReport, MigReport as CoreMig};
 use algalon_core::{Format, encode_jobs};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+
+/// What one window saw on a MIG device (`GpuReport.mig`): the instance's
+/// own readings.
+#[pyclass(module = "algalon", frozen, eq)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigReport {
+    inner: CoreMig,
+}
+
+#[pymethods]
+impl MigReport {
+    /// The MIG device's `MIG-…` UUID.
+    #[getter]
+    fn uuid(&self) -> &str {
+        &self.inner.uuid
+    }
+
+    /// Its profile (`1g.10gb`, `3g.40gb`, …).
+    #[getter]
+    fn profile(&self) -> &str {
+        &self.inner.profile
+    }
+
+    /// GPU instance id (dcgm-exporter's `GPU_I_ID`).
+    #[getter]
+    fn gpu_instance_id(&self) -> Option<u32> {
+        self.inner.gpu_instance_id
+    }
+
+    /// Compute instance id.
+    #[getter]
+    fn compute_instance_id(&self) -> Option<u32> {
+        self.inner.compute_instance_id
+    }
+
+    /// Compute slices of the instance (3 for `3g.40gb`).
+    #[getter]
+    fn slices(&self) -> Option<u32> {
+        self.inner.slices
+    }
+
+    /// Compute slices of the whole parent GPU (7 on an A100 or H100).
+    #[getter]
+    fn parent_slices(&self) -> Option<u32> {
+        self.inner.parent_slices
+    }
+
+    /// `slices / parent_slices`: what `GpuReport.energy_estimate_j` apportions by.
+    #[getter]
+    fn share(&self) -> Option<f64> {
+        self.inner.share()
+    }
+
+    /// The instance's framebuffer size, bytes.
+    #[getter]
+    fn memory_total_bytes(&self) -> Option<u64> {
+        self.inner.memory_total_bytes
+    }
+
+    /// Mean `DCGM_FI_PROF_SM_ACTIVE` of the instance (0-1), where the GPU has GPM.
+    #[getter]
+    fn sm_active_mean(&self) -> Option<f64> {
+        self.inner.sm_active_mean
+    }
+
+    /// Mean `DCGM_FI_PROF_SM_OCCUPANCY` of the instance (0-1).
+    #[getter]
+    fn sm_occupancy_mean(&self) -> Option<f64> {
+        self.inner.sm_occupancy_mean
+    }
+
+    /// Mean `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE` of the instance (0-1).
+    #[getter]
+    fn tensor_active_mean(&self) -> Option<f64> {
+        self.inner.tensor_active_mean
+    }
+
+    /// Mean `DCGM_FI_PROF_DRAM_ACTIVE` of the instance (0-1).
+    #[getter]
+    fn dram_active_mean(&self) -> Option<f64> {
+        self.inner.dram_active_mean
+    }
+
+    /// PIDs of every process NVML listed on the instance during the window.
+    #[getter]
+    fn pids(&self) -> Vec<u32> {
+        self.inner.pids.clone()
+    }
+
+    /// Unix time from which the instance no longer existed, if it was
+    /// destroyed during the window.
+    #[getter]
+    fn destroyed_at(&self) -> Option<f64> {
+        self.inner.destroyed_at
+    }
+
+    fn __repr__(&self) -> String {
+        let m = &self.inner;
+        let gi = m
+            .gpu_instance_id
+            .map_or_else(|| "?".to_owned(), |i| i.to_string());
+        format!("<MigReport {} GI {gi} {}>", m.profile, m.uuid)
+    }
+}
 
 /// What one window saw on one GPU.
 #[pyclass(module = "algalon", frozen, eq)]
@@ -68,6 +172,27 @@ impl GpuReport {
     #[getter]
     fn energy_note(&self) -> Option<String> {
         self.inner.note()
+    }
+
+    /// Whose energy and power these are: `"gpu"` (this GPU's own) or
+    /// `"parent_gpu"` (a MIG device's parent GPU as a whole, shared by its
+    /// instances).
+    #[getter]
+    fn energy_scope(&self) -> &'static str {
+        self.inner.energy_scope.as_str()
+    }
+
+    /// For a MIG device: `energy_j` × the instance's share of the GPU's
+    /// compute slices, J — an estimate; `None` for a whole GPU.
+    #[getter]
+    fn energy_estimate_j(&self) -> Option<f64> {
+        self.inner.energy_estimate_j
+    }
+
+    /// The MIG device measured (`None` for a whole GPU).
+    #[getter]
+    fn mig(&self) -> Option<MigReport> {
+        self.inner.mig.clone().map(|inner| MigReport { inner })
     }
 
     /// Mean GPU utilization, %.
@@ -149,8 +274,17 @@ impl GpuReport {
             (Some(e), None) => format!("{e:.1} J"),
             _ => "energy unknown".to_owned(),
         };
+        let mig = g
+            .mig
+            .as_ref()
+            .map_or_else(String::new, |m| format!(" MIG {} {}", m.profile, m.uuid));
+        let energy = match (g.mig.is_some(), g.energy_estimate_j) {
+            (false, _) => energy,
+            (true, Some(e)) => format!("parent GPU {energy}, estimate {e:.1} J"),
+            (true, None) => format!("parent GPU {energy}"),
+        };
         format!(
-            "<GpuReport {cuda}GPU {} {} {:?}: {energy}, {} samples>",
+            "<GpuReport {cuda}GPU {} {} {:?}{mig}: {energy}, {} samples>",
             g.index, g.uuid, g.name, g.samples
         )
     }
@@ -274,10 +408,19 @@ impl Report {
         self.inner.duration_s
     }
 
-    /// Energy of all GPUs together, J; `None` when no GPU's is known.
+    /// Energy of the whole GPUs together, J (a MIG device's parent energy
+    /// is shared and left out: see `energy_estimate_j`); `None` when no
+    /// such GPU's is known.
     #[getter]
     fn energy_j(&self) -> Option<f64> {
         self.inner.energy_j
+    }
+
+    /// When the job ran on MIG devices: `energy_j` (whole GPUs) plus each
+    /// MIG device's `energy_estimate_j` — an estimate; `None` otherwise.
+    #[getter]
+    fn energy_estimate_j(&self) -> Option<f64> {
+        self.inner.energy_estimate_j
     }
 
     /// Progress the job counted (`samples`, `tokens`, …).

@@ -89,7 +89,7 @@ def test_interrupted_survives_json_and_old_documents_still_load(
     with pytest.raises(KeyboardInterrupt), mon.job("saved") as job:
         raise KeyboardInterrupt
     doc = job.report.to_dict()
-    assert doc["schema"] == 3
+    assert doc["schema"] == 4
     assert doc["interrupted"] is True and doc["error"] == "KeyboardInterrupt"
     back = algalon.Report.from_json(job.report.to_json(indent=2))
     assert back.interrupted and back.error == "KeyboardInterrupt"
@@ -101,8 +101,8 @@ def test_interrupted_survives_json_and_old_documents_still_load(
     assert not old_report.interrupted
     # Its per-process number reads as text; what schema 3 added is unknown.
     assert old_report.id == "7" and old_report.slowest_sample_s is None
-    with pytest.raises(ValueError, match="schema 4 is not supported.*upgrade algalon"):
-        algalon.Report.from_dict(dict(doc, schema=4))
+    with pytest.raises(ValueError, match="schema 5 is not supported.*upgrade algalon"):
+        algalon.Report.from_dict(dict(doc, schema=5))
     with pytest.raises(ValueError, match="interrupted false"):
         algalon.Report.from_dict(dict(doc, interrupted=False))
 

@@ -322,7 +322,7 @@ def test_report_round_trips_through_json(mon: algalon.Monitor) -> None:
     report = job.report
     data = report.to_dict()
     assert report.energy_j is not None
-    assert data["schema"] == 3 and data["name"] == "saved"
+    assert data["schema"] == 4 and data["name"] == "saved"
     assert data["energy_per"]["samples"] == pytest.approx(report.energy_j / 10)
     assert [g["cuda_index"] for g in data["gpus"]] == [0, 1]
     assert data["gpus"][0]["energy_source"] == "counter"

@@ -11,7 +11,7 @@
 //! | `cuda:1` | the second device *this process* sees, in `CUDA_VISIBLE_DEVICES` order (Python `gpus=` only) |
 //! | `GPU-5e2d7b…` | a GPU by UUID, or by a prefix of it that matches one GPU |
 //! | `5e2d7b…` | the same without `GPU-` (hex digits and dashes only) |
-//! | `MIG-…` | a MIG instance (kept as given: the sampler measures whole GPUs) |
+//! | `MIG-…` | a MIG device: `MIG-<uuid>` or CUDA's `MIG-GPU-<gpu uuid>/<gi>/<ci>` (jobs measure the instance; `-d` selects instances by `i:LIST`) |
 //!
 //! **Case**: decided once, here — nothing in a selector is case-sensitive.
 //! `GPU-`, `MIG-`, `cuda:`, dcgm-exporter's letters `f`/`g`/`i` and `all`
@@ -45,4 +45,7 @@ pub use grammar::{
     DeviceSpec, GpuSet, InstanceSet, Selector, SelectorError, VisibleList,
     parse_cuda_visible_devices, parse_entry, parse_list,
 };
-pub use visible::{CUDA_VISIBLE_DEVICES, HostGpu, Visible, describe_host, resolve};
+pub use visible::{
+    CUDA_VISIBLE_DEVICES, HostGpu, HostMig, Visible, describe_host, describe_instances, resolve,
+    resolve_mig,
+};

@@ -26,6 +26,106 @@ impl HostGpu {
     }
 }
 
+/// One MIG device of the host (a GPU instance with its compute instance),
+/// for resolving `MIG-…` entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMig {
+    /// The parent GPU's NVML index.
+    pub parent: u32,
+    /// The parent GPU's `GPU-…` UUID.
+    pub parent_uuid: String,
+    /// The MIG device's `MIG-…` UUID.
+    pub uuid: String,
+    /// Its profile (`1g.10gb`, `3g.40gb`, …).
+    pub profile: String,
+    /// GPU instance id, when NVML gave it.
+    pub gpu_instance_id: Option<u32>,
+    /// Compute instance id, when NVML gave it.
+    pub compute_instance_id: Option<u32>,
+}
+
+impl HostMig {
+    /// `GPU 0 GI 7 CI 0 (1g.10gb, MIG-…)`, as errors list it.
+    pub fn describe(&self) -> String {
+        let id = |v: Option<u32>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+        format!(
+            "GPU {} GI {} CI {} ({}, {})",
+            self.parent,
+            id(self.gpu_instance_id),
+            id(self.compute_instance_id),
+            self.profile,
+            self.uuid
+        )
+    }
+}
+
+/// "this host has …" for a MIG selector: `MIG devices GPU 0 GI 7 CI 0
+/// (1g.10gb, MIG-…), …`, or why there are none.
+pub fn describe_instances(instances: &[HostMig]) -> String {
+    if instances.is_empty() {
+        return "no MIG devices (no GPU is in MIG mode with instances created)".to_owned();
+    }
+    let list: Vec<String> = instances.iter().map(HostMig::describe).collect();
+    format!("MIG devices {}", list.join(", "))
+}
+
+/// Finds the MIG device (position in `instances`) a `MIG-…` selector names,
+/// in either form CUDA accepts in `CUDA_VISIBLE_DEVICES`: `MIG-<uuid>` (the
+/// MIG device's UUID, as `nvidia-smi -L` prints it; a unique prefix is
+/// enough) or `MIG-GPU-<gpu uuid>/<gpu instance id>/<compute instance id>`
+/// (the form of drivers before R470). Case does not matter. `context`
+/// prefixes the quoted selector in the error, which lists the MIG devices
+/// there are.
+pub fn resolve_mig(text: &str, instances: &[HostMig], context: &str) -> Result<usize> {
+    let not_found = |why: &str| Error::NoSuchDevice {
+        selector: format!("{context}{text:?} (a MIG device{why})"),
+        available: describe_instances(instances),
+    };
+    let rest = strip_prefix_ci(text.trim(), "MIG-").unwrap_or(text.trim());
+    let matched: Vec<usize> = if let Some((gpu, ids)) = rest.split_once('/') {
+        let parse = |v: Option<&str>| v.and_then(|v| v.trim().parse::<u32>().ok());
+        let mut parts = ids.split('/');
+        let (gi, ci, extra) = (parse(parts.next()), parse(parts.next()), parts.next());
+        let (Some(gi), Some(ci), None) = (gi, ci, extra) else {
+            return Err(not_found(
+                "; write MIG-GPU-<gpu uuid>/<gpu instance id>/<compute instance id>, e.g. MIG-GPU-5e2d…/7/0, or MIG-<uuid>",
+            ));
+        };
+        let want = uuid_key(gpu);
+        (0..instances.len())
+            .filter(|&p| {
+                let m = &instances[p];
+                let key = uuid_key(&m.parent_uuid);
+                (key == want || key.starts_with(&want))
+                    && m.gpu_instance_id == Some(gi)
+                    && m.compute_instance_id == Some(ci)
+            })
+            .collect()
+    } else {
+        let want = rest.to_ascii_lowercase();
+        let key = |p: usize| {
+            let u = &instances[p].uuid;
+            strip_prefix_ci(u, "MIG-").unwrap_or(u).to_ascii_lowercase()
+        };
+        let exact: Vec<usize> = (0..instances.len()).filter(|&p| key(p) == want).collect();
+        if exact.is_empty() {
+            (0..instances.len())
+                .filter(|&p| key(p).starts_with(&want))
+                .collect()
+        } else {
+            exact
+        }
+    };
+    match matched.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(not_found("")),
+        many => Err(not_found(&format!(
+            "; ambiguous: matches {} MIG devices",
+            many.len()
+        ))),
+    }
+}
+
 /// "this host has …": `GPUs 0 (GPU-…), 1 (GPU-…)` or `no GPUs`; the one
 /// text every "no GPU matches" error uses.
 pub fn describe_host(gpus: &[HostGpu]) -> String {
@@ -108,14 +208,18 @@ pub fn resolve(selector: &Selector, gpus: &[HostGpu], context: &str) -> Result<u
 pub struct Visible {
     /// Every GPU of the host, NVML order.
     pub all: Vec<HostGpu>,
-    /// UUIDs this process may use, in CUDA order (position = CUDA index).
-    /// `MIG-…` ids stay as given: a MIG instance holds its CUDA index but
-    /// is not measured (the sampler reads whole GPUs).
+    /// UUIDs this process may use, in CUDA order (position = CUDA index):
+    /// `GPU-…` for whole GPUs; for a MIG device its `MIG-…` UUID when the
+    /// host's MIG devices were known ([`Visible::with_instances`]: every
+    /// form resolved to it, and measured), else the entry as given (not
+    /// measured).
     pub cuda: Vec<String>,
     /// The value of `CUDA_VISIBLE_DEVICES`, when set.
     pub env: Option<String>,
     /// What CUDA ignores of that value (from the first invalid entry on).
     pub ignored: Option<String>,
+    /// Every MIG device of the host, when known ([`Visible::with_instances`]).
+    pub instances: Vec<HostMig>,
 }
 
 impl Visible {
@@ -123,6 +227,26 @@ impl Visible {
     /// every GPU) against the host's GPUs. A well-formed entry that matches
     /// no GPU is an error naming the variable and what the host has.
     pub fn new(all: Vec<HostGpu>, env: Option<String>) -> Result<Visible> {
+        Visible::resolve_env(all, None, env)
+    }
+
+    /// [`Visible::new`] knowing the host's MIG devices: a `MIG-…` entry (in
+    /// either form CUDA takes, see [`resolve_mig`]) becomes the MIG device's
+    /// UUID and is measured; one that names no MIG device is an error
+    /// listing those there are.
+    pub fn with_instances(
+        all: Vec<HostGpu>,
+        instances: Vec<HostMig>,
+        env: Option<String>,
+    ) -> Result<Visible> {
+        Visible::resolve_env(all, Some(instances), env)
+    }
+
+    fn resolve_env(
+        all: Vec<HostGpu>,
+        instances: Option<Vec<HostMig>>,
+        env: Option<String>,
+    ) -> Result<Visible> {
         let mut cuda: Vec<String> = Vec::new();
         let mut ignored = None;
         match &env {
@@ -131,9 +255,13 @@ impl Visible {
                 let list = parse_cuda_visible_devices(value);
                 ignored = list.ignored;
                 for s in &list.entries {
-                    let uuid = match s {
-                        Selector::Mig(id) => id.clone(),
-                        other => {
+                    let uuid = match (s, &instances) {
+                        (Selector::Mig(id), None) => id.clone(),
+                        (Selector::Mig(id), Some(list)) => {
+                            let p = resolve_mig(id, list, "CUDA_VISIBLE_DEVICES entry ")?;
+                            list[p].uuid.clone()
+                        }
+                        (other, _) => {
                             let p = resolve(other, &all, "CUDA_VISIBLE_DEVICES entry ")?;
                             all[p].uuid.clone().unwrap_or_default()
                         }
@@ -149,6 +277,7 @@ impl Visible {
             cuda,
             env,
             ignored,
+            instances: instances.unwrap_or_default(),
         })
     }
 
@@ -157,14 +286,47 @@ impl Visible {
         Visible::new(all, std::env::var(CUDA_VISIBLE_DEVICES).ok())
     }
 
-    /// The visible `MIG-…` instances (not measured, see [`Visible::cuda`]).
+    /// The visible `MIG-…` entries, in CUDA order.
     pub fn mig(&self) -> Vec<String> {
         self.cuda.iter().filter(|u| is_mig(u)).cloned().collect()
     }
 
-    /// The visible whole GPUs, in CUDA order.
+    /// The visible `MIG-…` entries that name no known MIG device (the
+    /// host's MIG devices were not asked for: [`Visible::new`]).
+    pub fn unresolved_mig(&self) -> Vec<String> {
+        self.cuda
+            .iter()
+            .filter(|u| is_mig(u) && self.instance(u).is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// The MIG device of the host with this `MIG-…` UUID, if known.
+    pub fn instance(&self, uuid: &str) -> Option<&HostMig> {
+        self.instances.iter().find(|m| m.uuid == uuid)
+    }
+
+    /// The visible devices that can be measured, in CUDA order: whole GPUs
+    /// and the MIG devices resolved by [`Visible::with_instances`].
     pub fn measurable(&self) -> Vec<String> {
-        self.cuda.iter().filter(|u| !is_mig(u)).cloned().collect()
+        self.cuda
+            .iter()
+            .filter(|u| !is_mig(u) || self.instance(u).is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// The `GPU-…` UUID of the GPU a measured device is on: itself for a
+    /// whole GPU, the parent for a MIG device.
+    pub fn gpu_of(&self, uuid: &str) -> Option<String> {
+        match self.instance(uuid) {
+            Some(m) => Some(m.parent_uuid.clone()),
+            None => self
+                .all
+                .iter()
+                .any(|g| g.uuid.as_deref() == Some(uuid))
+                .then(|| uuid.to_owned()),
+        }
     }
 
     /// CUDA index of a GPU, when this process can see it.
@@ -194,18 +356,19 @@ impl Visible {
         };
         match selector {
             Selector::Cuda(i) => match self.cuda.get(*i as usize) {
-                Some(u) if !is_mig(u) => Ok(u.clone()),
+                Some(u) if !is_mig(u) || self.instance(u).is_some() => Ok(u.clone()),
                 Some(_) => Err(err(format!(
-                    "CUDA index {i} (a MIG instance: not measurable yet)"
+                    "CUDA index {i} (a MIG device this view could not resolve)"
                 ))),
                 None => Err(err(format!("CUDA index {i}"))),
             },
             Selector::Index(i) => Err(err(format!(
                 "\"{i}\" (pass CUDA indices as int or \"cuda:{i}\", UUIDs as str)"
             ))),
-            Selector::Mig(id) => Err(err(format!(
-                "{id:?} (a MIG instance: not measurable yet; give its parent GPU's UUID)"
-            ))),
+            Selector::Mig(id) => {
+                let p = resolve_mig(id, &self.instances, "gpus entry ")?;
+                Ok(self.instances[p].uuid.clone())
+            }
             Selector::Uuid(_) => {
                 let p = resolve(selector, &self.all, "gpus entry ")?;
                 Ok(self.all[p].uuid.clone().unwrap_or_default())
@@ -239,7 +402,7 @@ impl Visible {
         if measured.is_empty() {
             let why = match (&self.env, self.mig().is_empty()) {
                 (Some(v), false) => format!(
-                    "CUDA_VISIBLE_DEVICES={v:?} (MIG instances cannot be measured yet; pass gpus=[\"GPU-…\"] to measure their parent GPUs)"
+                    "CUDA_VISIBLE_DEVICES={v:?} (its MIG devices were not resolved; pass gpus=[\"MIG-…\"] or gpus=[\"GPU-…\"])"
                 ),
                 (Some(v), true) => format!(
                     "CUDA_VISIBLE_DEVICES={v:?} (it hides every GPU from this process; pass gpus=[\"GPU-…\"] to measure some anyway)"
@@ -271,9 +434,10 @@ impl Visible {
             .cuda
             .iter()
             .enumerate()
-            .map(|(i, u)| match self.nvml_index(u) {
-                Some(n) => format!("cuda:{i} = GPU {n} ({u})"),
-                None => format!("cuda:{i} ({u})"),
+            .map(|(i, u)| match (self.nvml_index(u), self.instance(u)) {
+                (Some(n), _) => format!("cuda:{i} = GPU {n} ({u})"),
+                (None, Some(m)) => format!("cuda:{i} = {}", m.describe()),
+                (None, None) => format!("cuda:{i} ({u})"),
             })
             .collect();
         format!("{} ({env})", list.join(", "))

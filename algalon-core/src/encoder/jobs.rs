@@ -10,7 +10,7 @@ use super::format::Format;
 use super::render::{encode_collector, own_family};
 use crate::jobs::SERIES_IDENTITY_LABELS;
 use crate::labels::sanitize_label_name;
-use crate::report::{GpuReport, JobReport};
+use crate::report::{EnergyScope, GpuReport, JobReport};
 use crate::series::{Series, SeriesKind};
 use crate::snapshot::{Snapshot, Value};
 
@@ -22,6 +22,12 @@ use crate::snapshot::{Snapshot, Value};
 /// * `algalon_job_gpu_utilization_ratio`, `algalon_job_gpu_memory_peak_bytes`,
 ///   `algalon_job_gpu_power_mean_watts`, `algalon_job_duration_seconds`,
 ///   `algalon_job_running`.
+/// * A job on a MIG device: its per-GPU series carry `GPU_I_PROFILE` and
+///   `GPU_I_ID` (memory is the instance's); its parent GPU's energy is
+///   `algalon_job_mig_parent_energy_joules` (shared by the GPU's
+///   instances, never in `algalon_job_gpu_energy_joules`), the instance's
+///   share by compute slices `algalon_job_mig_energy_estimate_joules`, and
+///   its GPM activity `algalon_job_mig_{sm_active,sm_occupancy,tensor_active,dram_active}_ratio`.
 /// * `algalon_job_interrupted{job_id} 0` for a job not interrupted,
 ///   `algalon_job_interrupted{job_id,exception} 1` with
 ///   [`JobReport::interrupted`] as `exception` for one that was.
@@ -193,8 +199,14 @@ impl Collector for JobCollector {
             }
         }
         type GpuReading = fn(&GpuReport) -> Option<f64>;
-        let per_gpu: [(Series, GpuReading); 6] = [
-            (Series::JobGpuEnergy, |g| g.energy_j),
+        // Whole-GPU energy and power are a MIG device's parent's: its
+        // entries get them only in the algalon_job_mig_* families, so no
+        // sum over algalon_job_gpu_energy_joules counts a shared GPU once
+        // per instance.
+        let per_gpu: [(Series, GpuReading); 12] = [
+            (Series::JobGpuEnergy, |g| {
+                g.energy_j.filter(|_| g.energy_scope == EnergyScope::Gpu)
+            }),
             (Series::JobGpuUtilization, |g| {
                 g.util_mean.map(|u| u / 100.0)
             }),
@@ -204,9 +216,29 @@ impl Collector for JobCollector {
             (Series::JobGpuMemoryPeak, |g| {
                 g.memory_peak_bytes.map(|b| b as f64)
             }),
-            (Series::JobGpuPowerMean, |g| g.power_mean_w),
+            (Series::JobGpuPowerMean, |g| {
+                g.power_mean_w
+                    .filter(|_| g.energy_scope == EnergyScope::Gpu)
+            }),
             (Series::JobGpuProcessMemoryPeak, |g| {
                 g.process_memory_peak_bytes.map(|b| b as f64)
+            }),
+            (Series::JobMigParentEnergy, |g| {
+                g.energy_j
+                    .filter(|_| g.energy_scope == EnergyScope::ParentGpu)
+            }),
+            (Series::JobMigEnergyEstimate, |g| {
+                g.energy_estimate_j.filter(|_| g.mig.is_some())
+            }),
+            (Series::JobMigSmActive, |g| g.mig.as_ref()?.sm_active_mean),
+            (Series::JobMigSmOccupancy, |g| {
+                g.mig.as_ref()?.sm_occupancy_mean
+            }),
+            (Series::JobMigTensorActive, |g| {
+                g.mig.as_ref()?.tensor_active_mean
+            }),
+            (Series::JobMigDramActive, |g| {
+                g.mig.as_ref()?.dram_active_mean
             }),
         ];
         for (series, reading) in per_gpu {
@@ -222,8 +254,19 @@ impl Collector for JobCollector {
                 for g in &report.gpus {
                     let Some(v) = reading(g) else { continue };
                     let index = g.index.to_string();
+                    let gi = g
+                        .mig
+                        .as_ref()
+                        .and_then(|m| m.gpu_instance_id)
+                        .map(|i| i.to_string());
                     let mut labels = id.clone();
                     labels.extend([("gpu", index.as_str()), ("UUID", g.uuid.as_str())]);
+                    if let Some(m) = &g.mig {
+                        labels.push(("GPU_I_PROFILE", m.profile.as_str()));
+                        if let Some(gi) = &gi {
+                            labels.push(("GPU_I_ID", gi.as_str()));
+                        }
+                    }
                     if series.def().kind == SeriesKind::Counter {
                         labels.push(("source", g.energy_source.map_or("", |s| s.as_str())));
                         family

@@ -22,7 +22,9 @@ use parking_lot::Mutex;
 
 use crate::devices::{HostGpu, Visible};
 use crate::error::Result;
-pub use crate::report::{EnergySource, GpuReport, JobId, JobReport, WindowId};
+pub use crate::report::{
+    EnergyScope, EnergySource, GpuReport, JobId, JobReport, MigReport, WindowId,
+};
 use crate::snapshot::Snapshot;
 pub use session::{
     COUNT_NAMES, GpuChoice, JobError, JobSession, JobSpec, SessionOptions, check_count_name,

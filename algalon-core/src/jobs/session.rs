@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 
 use super::{JobTracker, WindowSpec, identity_from_env};
-use crate::devices::{CUDA_VISIBLE_DEVICES, HostGpu, Selector, Visible};
+use crate::catalog::Field;
+use crate::devices::{
+    CUDA_VISIBLE_DEVICES, HostGpu, HostMig, InstanceSet, Selector, Visible,
+    parse_cuda_visible_devices,
+};
 use crate::error::Result;
 use crate::labels::{is_reserved_label_name, is_valid_label_name};
 use crate::proctree;
@@ -291,6 +295,78 @@ fn host_gpus(snap: &Snapshot) -> Vec<HostGpu> {
         .collect()
 }
 
+fn host_instances(snap: &Snapshot) -> Vec<HostMig> {
+    snap.gpus
+        .iter()
+        .flat_map(|g| {
+            g.mig.iter().map(|m| HostMig {
+                parent: g.index,
+                parent_uuid: g.uuid.clone(),
+                uuid: m.uuid.clone(),
+                profile: m.profile.clone(),
+                gpu_instance_id: m.gpu_instance_id,
+                compute_instance_id: m.compute_instance_id,
+            })
+        })
+        .collect()
+}
+
+/// The GPM profiling fields a job on a MIG device reports per instance
+/// (the readings of the exporter's MIG series, `nvmlGpmMigSampleGet`).
+pub(crate) const MIG_JOB_FIELDS: &[Field] = &[
+    Field::ProfSmActive,
+    Field::ProfSmOccupancy,
+    Field::ProfPipeTensorActive,
+    Field::ProfDramActive,
+];
+
+/// Whether resolving the process's view needs the host's MIG devices: the
+/// variable or a selector names one.
+fn names_mig(env: Option<&str>, gpus: &GpuChoice) -> bool {
+    let in_env = env.is_some_and(|v| {
+        parse_cuda_visible_devices(v)
+            .entries
+            .iter()
+            .any(|s| matches!(s, Selector::Mig(_)))
+    });
+    let chosen = matches!(gpus, GpuChoice::Selected(list) if list.iter().any(|s| matches!(s, Selector::Mig(_))));
+    in_env || chosen
+}
+
+/// `opts` reading the MIG instances of its GPUs and their GPM fields.
+fn with_instances(mut opts: SamplerOptions) -> SamplerOptions {
+    opts.instances = InstanceSet::All;
+    for &f in MIG_JOB_FIELDS {
+        if !opts.fields.contains(&f) {
+            opts.fields.push(f);
+        }
+    }
+    opts
+}
+
+/// The process's view: with the host's MIG devices when `mig` (so `MIG-…`
+/// entries resolve, or fail naming those there are).
+fn view(snap: &Snapshot, mig: bool, env: Option<String>) -> Result<Visible> {
+    if mig {
+        Visible::with_instances(host_gpus(snap), host_instances(snap), env)
+    } else {
+        Visible::new(host_gpus(snap), env)
+    }
+}
+
+/// The GPUs (`GPU-…` UUIDs, each once) the measured devices are on.
+fn parents(visible: &Visible, measured: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for uuid in measured {
+        if let Some(gpu) = visible.gpu_of(uuid)
+            && !out.contains(&gpu)
+        {
+            out.push(gpu);
+        }
+    }
+    out
+}
+
 impl JobSession {
     /// Opens NVML, resolves the process's view of the GPUs and starts
     /// sampling. Fails as [`Sampler::new`] does, with
@@ -300,15 +376,21 @@ impl JobSession {
     /// and with [`Error::Thread`](crate::Error::Thread) when the sampling
     /// thread cannot start.
     pub fn new(opts: SessionOptions) -> Result<JobSession> {
+        let mig = names_mig(opts.visible_devices.as_deref(), &opts.gpus);
+        let base = if mig {
+            with_instances(opts.sampler.clone())
+        } else {
+            opts.sampler.clone()
+        };
         let all_devices = SamplerOptions {
             devices: None,
-            ..opts.sampler.clone()
+            ..base.clone()
         };
         let (sampler, snap, visible, measured) = match &opts.gpus {
             GpuChoice::Visible | GpuChoice::Selected(_) => {
                 let mut probe = Sampler::new(all_devices)?;
                 let snap = probe.sample();
-                let visible = Visible::new(host_gpus(&snap), opts.visible_devices.clone())?;
+                let visible = view(&snap, mig, opts.visible_devices.clone())?;
                 let rank_gpu;
                 let selectors = match &opts.gpus {
                     GpuChoice::Selected(list) => Some(list.as_slice()),
@@ -323,14 +405,15 @@ impl JobSession {
                     },
                 };
                 let measured = visible.measured(selectors)?;
-                let sampler = if measured.len() == snap.gpus.len() {
+                let gpus = parents(&visible, &measured);
+                let sampler = if gpus.len() == snap.gpus.len() {
                     probe
                 } else {
                     // Opened before the probe closes, so NVML is not torn
                     // down and set up again in between.
                     let chosen = Sampler::new(SamplerOptions {
-                        devices: Some(measured.clone()),
-                        ..opts.sampler.clone()
+                        devices: Some(gpus),
+                        ..base.clone()
                     })?;
                     drop(probe);
                     chosen
@@ -338,7 +421,7 @@ impl JobSession {
                 (sampler, snap, visible, measured)
             }
             GpuChoice::Sampled => {
-                let mut sampler = Sampler::new(opts.sampler.clone())?;
+                let mut sampler = Sampler::new(base.clone())?;
                 // CUDA numbers every GPU of the host: a sampler that reads
                 // some of them cannot say which index each has.
                 let snap = if opts.sampler.devices.is_some() {
@@ -346,12 +429,17 @@ impl JobSession {
                 } else {
                     sampler.sample()
                 };
-                let visible = Visible::new(host_gpus(&snap), opts.visible_devices.clone())?;
+                let visible = view(&snap, mig, opts.visible_devices.clone())?;
                 let sampled: Vec<u32> = sampler.gpu_indices();
                 let measured: Vec<String> = visible
                     .measurable()
                     .into_iter()
-                    .filter(|u| visible.nvml_index(u).is_some_and(|i| sampled.contains(&i)))
+                    .filter(|u| {
+                        visible
+                            .gpu_of(u)
+                            .and_then(|g| visible.nvml_index(&g))
+                            .is_some_and(|i| sampled.contains(&i))
+                    })
                     .collect();
                 (sampler, snap, visible, measured)
             }
@@ -417,6 +505,7 @@ impl JobSession {
                 cuda: Vec::new(),
                 env: visible_devices,
                 ignored: None,
+                instances: Vec::new(),
             },
             measured: Vec::new(),
             cuda: BTreeMap::new(),

@@ -1,11 +1,74 @@
 //! One window's accumulators: what every snapshot adds, and the report.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
+use super::session::MIG_JOB_FIELDS;
 use crate::catalog::Field;
-use crate::report::{EnergySource, GpuReport, JobId, JobReport};
-use crate::snapshot::{Snapshot, unix_seconds};
+use crate::report::{EnergyScope, EnergySource, GpuReport, JobId, JobReport, MigReport};
+use crate::snapshot::{GpuSample, MigInstance, Snapshot, unix_seconds};
+
+/// What a window keeps about a MIG device it measures.
+#[derive(Debug, Default, Clone)]
+pub(super) struct MigAcc {
+    uuid: String,
+    profile: String,
+    gpu_instance_id: Option<u32>,
+    compute_instance_id: Option<u32>,
+    slices: Option<u32>,
+    parent_slices: Option<u32>,
+    memory_total: Option<u64>,
+    /// Sum and count of each of [`MIG_JOB_FIELDS`].
+    gpm: [(f64, u64); 4],
+    pids: BTreeSet<u32>,
+    destroyed_at: Option<f64>,
+}
+
+impl MigAcc {
+    fn new(m: &MigInstance) -> MigAcc {
+        MigAcc {
+            uuid: m.uuid.clone(),
+            profile: m.profile.clone(),
+            ..MigAcc::default()
+        }
+    }
+
+    fn observe(&mut self, m: &MigInstance) {
+        self.gpu_instance_id = m.gpu_instance_id.or(self.gpu_instance_id);
+        self.compute_instance_id = m.compute_instance_id.or(self.compute_instance_id);
+        self.slices = m.slices.or(self.slices);
+        self.parent_slices = m.parent_slices.or(self.parent_slices);
+        if let Some(total) = m.get(Field::FbTotal) {
+            self.memory_total = Some((total.as_f64() as u64) << 20);
+        }
+        for (acc, field) in self.gpm.iter_mut().zip(MIG_JOB_FIELDS) {
+            if let Some(v) = m.get(*field) {
+                acc.0 += v.as_f64();
+                acc.1 += 1;
+            }
+        }
+        self.pids.extend(&m.pids);
+    }
+
+    fn report(&self) -> MigReport {
+        let mean = |(sum, n): (f64, u64)| (n > 0).then(|| sum / n as f64);
+        MigReport {
+            uuid: self.uuid.clone(),
+            profile: self.profile.clone(),
+            gpu_instance_id: self.gpu_instance_id,
+            compute_instance_id: self.compute_instance_id,
+            slices: self.slices,
+            parent_slices: self.parent_slices,
+            memory_total_bytes: self.memory_total,
+            sm_active_mean: mean(self.gpm[0]),
+            sm_occupancy_mean: mean(self.gpm[1]),
+            tensor_active_mean: mean(self.gpm[2]),
+            dram_active_mean: mean(self.gpm[3]),
+            pids: self.pids.iter().copied().collect(),
+            destroyed_at: self.destroyed_at,
+        }
+    }
+}
 
 #[derive(Debug, Default, Clone)]
 pub(super) struct GpuAcc {
@@ -30,6 +93,88 @@ pub(super) struct GpuAcc {
     proc_mem_peak: Option<u64>,
     /// Why the GPU was down in the window, first occurrence.
     down_reason: Option<String>,
+    /// The MIG device, when this accumulator measures one (keyed by its
+    /// `MIG-…` UUID; the identity above is the parent GPU's).
+    mig: Option<MigAcc>,
+}
+
+impl GpuAcc {
+    fn new(gpu: &GpuSample) -> GpuAcc {
+        GpuAcc {
+            index: gpu.index,
+            uuid: gpu.uuid.clone(),
+            name: gpu.name.clone(),
+            integrated_covers_all: true,
+            ..GpuAcc::default()
+        }
+    }
+
+    /// A sample in which the GPU is down.
+    fn down(&mut self, gpu: &GpuSample) {
+        if self.down_reason.is_none() {
+            self.down_reason = Some(
+                gpu.down_reason
+                    .as_ref()
+                    .map_or_else(|| "GPU down".to_owned(), ToString::to_string),
+            );
+        }
+        self.last_power = None;
+        self.integrated_covers_all = false;
+    }
+
+    /// The GPU-wide readings of a sample of an up GPU: energy, power,
+    /// temperature (a MIG device's are its parent's).
+    fn whole_gpu(&mut self, gpu: &GpuSample, t: f64) {
+        self.samples += 1;
+        match gpu.energy_mj() {
+            Some(e) => {
+                if self.last_energy_mj.is_some_and(|last| e < last) {
+                    // Driver reload resets the counter: the difference
+                    // would be meaningless.
+                    self.energy_counter_broken = true;
+                }
+                self.first_energy_mj.get_or_insert(e);
+                self.last_energy_mj = Some(e);
+            }
+            None => {
+                if self.first_energy_mj.is_some() {
+                    self.energy_counter_broken = true;
+                }
+            }
+        }
+        let power = gpu.get_f64(Field::PowerUsage);
+        match (self.last_power, power) {
+            (Some((t0, p0)), Some(p1)) => self.integrated_j += (t - t0) * (p0 + p1) / 2.0,
+            (None, Some(_)) if self.samples > 1 => self.integrated_covers_all = false,
+            _ => {}
+        }
+        self.last_power = power.map(|p| (t, p));
+        if let Some(p) = power {
+            self.power_sum += p;
+            self.power_n += 1;
+            self.power_max = max_opt(self.power_max, Some(p));
+        } else {
+            self.integrated_covers_all = false;
+        }
+        self.temp_max = max_opt(self.temp_max, gpu.temperature_c());
+    }
+
+    /// Memory used by the job's own processes among `procs` (of the GPU,
+    /// or of one MIG device).
+    fn own_memory<'a>(
+        &mut self,
+        pids: Option<&HashSet<u32>>,
+        procs: impl Iterator<Item = &'a crate::snapshot::ProcessSample>,
+    ) {
+        let Some(pids) = pids else { return };
+        let own: Option<u64> = procs
+            .filter(|p| pids.contains(&p.pid))
+            .filter_map(|p| p.used_memory_bytes)
+            .reduce(|a, b| a + b);
+        if let Some(own) = own {
+            self.proc_mem_peak = Some(self.proc_mem_peak.map_or(own, |p| p.max(own)));
+        }
+    }
 }
 
 fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -80,6 +225,7 @@ impl Window {
         self.last_at = Some(t);
         self.slowest = self.slowest.max(Some(snap.duration));
         for gpu in &snap.gpus {
+            self.observe_instances(gpu, t);
             if self
                 .gpus
                 .as_ref()
@@ -87,56 +233,15 @@ impl Window {
             {
                 continue;
             }
-            let acc = self.accs.entry(gpu.uuid.clone()).or_insert_with(|| GpuAcc {
-                index: gpu.index,
-                uuid: gpu.uuid.clone(),
-                name: gpu.name.clone(),
-                integrated_covers_all: true,
-                ..GpuAcc::default()
-            });
+            let acc = self
+                .accs
+                .entry(gpu.uuid.clone())
+                .or_insert_with(|| GpuAcc::new(gpu));
             if !gpu.up {
-                if acc.down_reason.is_none() {
-                    acc.down_reason = Some(
-                        gpu.down_reason
-                            .as_ref()
-                            .map_or_else(|| "GPU down".to_owned(), ToString::to_string),
-                    );
-                }
-                acc.last_power = None;
-                acc.integrated_covers_all = false;
+                acc.down(gpu);
                 continue;
             }
-            acc.samples += 1;
-            match gpu.energy_mj() {
-                Some(e) => {
-                    if acc.last_energy_mj.is_some_and(|last| e < last) {
-                        // Driver reload resets the counter: the difference
-                        // would be meaningless.
-                        acc.energy_counter_broken = true;
-                    }
-                    acc.first_energy_mj.get_or_insert(e);
-                    acc.last_energy_mj = Some(e);
-                }
-                None => {
-                    if acc.first_energy_mj.is_some() {
-                        acc.energy_counter_broken = true;
-                    }
-                }
-            }
-            let power = gpu.get_f64(Field::PowerUsage);
-            match (acc.last_power, power) {
-                (Some((t0, p0)), Some(p1)) => acc.integrated_j += (t - t0) * (p0 + p1) / 2.0,
-                (None, Some(_)) if acc.samples > 1 => acc.integrated_covers_all = false,
-                _ => {}
-            }
-            acc.last_power = power.map(|p| (t, p));
-            if let Some(p) = power {
-                acc.power_sum += p;
-                acc.power_n += 1;
-                acc.power_max = max_opt(acc.power_max, Some(p));
-            } else {
-                acc.integrated_covers_all = false;
-            }
+            acc.whole_gpu(gpu, t);
             if let Some(u) = gpu.gpu_util() {
                 acc.util_sum += u;
                 acc.util_n += 1;
@@ -145,18 +250,48 @@ impl Window {
             if let Some(m) = gpu.memory_used_bytes() {
                 acc.mem_peak = Some(acc.mem_peak.map_or(m, |p| p.max(m)));
             }
-            acc.temp_max = max_opt(acc.temp_max, gpu.temperature_c());
-            if let Some(pids) = &self.pids {
-                let own: Option<u64> = gpu
-                    .processes
-                    .iter()
-                    .filter(|p| pids.contains(&p.pid))
-                    .filter_map(|p| p.used_memory_bytes)
-                    .reduce(|a, b| a + b);
-                if let Some(own) = own {
-                    acc.proc_mem_peak = Some(acc.proc_mem_peak.map_or(own, |p| p.max(own)));
-                }
+            acc.own_memory(self.pids.as_ref(), gpu.processes.iter());
+        }
+    }
+
+    /// The MIG devices of `gpu` the window measures: each one's memory,
+    /// GPM activity and processes, with its parent's energy, power and
+    /// temperature. One that is gone from an up GPU's list was destroyed:
+    /// noted once, and nothing more is added to it.
+    fn observe_instances(&mut self, gpu: &GpuSample, t: f64) {
+        let Some(set) = &self.gpus else { return };
+        for m in &gpu.mig {
+            if set.contains(&m.uuid) && !self.accs.contains_key(&m.uuid) {
+                let mut acc = GpuAcc::new(gpu);
+                acc.mig = Some(MigAcc::new(m));
+                self.accs.insert(m.uuid.clone(), acc);
             }
+        }
+        for acc in self.accs.values_mut() {
+            if acc.uuid != gpu.uuid {
+                continue;
+            }
+            let Some(mig) = &mut acc.mig else { continue };
+            if mig.destroyed_at.is_some() {
+                continue;
+            }
+            if !gpu.up {
+                acc.down(gpu);
+                continue;
+            }
+            let Some(m) = gpu.mig.iter().find(|m| m.uuid == mig.uuid) else {
+                mig.destroyed_at = Some(t);
+                acc.last_power = None;
+                continue;
+            };
+            mig.observe(m);
+            acc.whole_gpu(gpu, t);
+            if let Some(used) = m.get(Field::FbUsed) {
+                let used = (used.as_f64() as u64) << 20;
+                acc.mem_peak = Some(acc.mem_peak.map_or(used, |p| p.max(used)));
+            }
+            let on_instance = gpu.processes.iter().filter(|p| m.pids.contains(&p.pid));
+            acc.own_memory(self.pids.as_ref(), on_instance);
         }
     }
 
@@ -167,16 +302,32 @@ impl Window {
         let duration = ended_at - started_at;
         let mut gpus: Vec<GpuReport> = self
             .accs
-            .values()
-            .map(|a| {
+            .iter()
+            .map(|(key, a)| {
                 let mut g = gpu_report(a, duration);
-                g.cuda_index = self.cuda.get(&a.uuid).copied();
+                g.cuda_index = self.cuda.get(key).copied();
                 g
             })
             .collect();
-        gpus.sort_by_key(|g| g.index);
-        let known: Vec<f64> = gpus.iter().filter_map(|g| g.energy_j).collect();
+        gpus.sort_by_key(|g| (g.index, g.mig.as_ref().and_then(|m| m.gpu_instance_id)));
+        let known: Vec<f64> = gpus
+            .iter()
+            .filter(|g| g.energy_scope == EnergyScope::Gpu)
+            .filter_map(|g| g.energy_j)
+            .collect();
+        let on_mig = gpus.iter().any(|g| g.mig.is_some());
+        let estimate = on_mig.then(|| {
+            gpus.iter()
+                .filter_map(|g| match g.energy_scope {
+                    EnergyScope::Gpu => g.energy_j,
+                    EnergyScope::ParentGpu => g.energy_estimate_j,
+                })
+                .sum::<f64>()
+        });
         let mut notes = self.notes.clone();
+        if on_mig {
+            notes.push("the job ran on MIG devices, whose energy and power are their parent GPU's, shared by its instances: energy_j counts whole GPUs only, and energy_estimate_j adds each MIG device's share of its GPU's energy by compute slices (an estimate)".to_owned());
+        }
         if let (Some(slowest), Some(interval)) = (self.slowest, self.interval)
             && slowest > interval
         {
@@ -196,6 +347,7 @@ impl Window {
             ended_at,
             duration_s: duration,
             energy_j: (!known.is_empty()).then(|| known.iter().sum()),
+            energy_estimate_j: estimate,
             gpus,
             counts: self.counts.clone(),
             interrupted: self.interrupted.clone(),
@@ -264,6 +416,32 @@ fn gpu_report(a: &GpuAcc, duration_s: f64) -> GpuReport {
             }
         }
     };
+    let mig = a.mig.as_ref().map(MigAcc::report);
+    let (energy_scope, energy_estimate_j, energy_note) = match &mig {
+        None => (EnergyScope::Gpu, None, energy_note),
+        Some(m) => {
+            let share = m.share();
+            let shared = format!(
+                "energy and power are GPU {}'s ({}) as a whole, shared by its MIG instances; {}",
+                a.index,
+                a.uuid,
+                match (m.slices, m.parent_slices, share) {
+                    (Some(n), Some(total), Some(_)) => format!(
+                        "energy_estimate_j is this instance's share by compute slices ({n}/{total}), an estimate"
+                    ),
+                    _ => "the instance's compute slices are unknown, so no share is estimated"
+                        .to_owned(),
+                }
+            );
+            let note =
+                Some(energy_note.map_or_else(|| shared.clone(), |n| format!("{shared}; {n}")));
+            (
+                EnergyScope::ParentGpu,
+                energy_j.zip(share).map(|(e, s)| e * s),
+                note,
+            )
+        }
+    };
     GpuReport {
         cuda_index: None,
         index: a.index,
@@ -271,6 +449,8 @@ fn gpu_report(a: &GpuAcc, duration_s: f64) -> GpuReport {
         name: a.name.clone(),
         energy_j,
         energy_source,
+        energy_scope,
+        energy_estimate_j,
         energy_note,
         util_mean: mean(a.util_sum, a.util_n),
         util_max: a.util_max,
@@ -281,5 +461,6 @@ fn gpu_report(a: &GpuAcc, duration_s: f64) -> GpuReport {
         samples: a.samples,
         process_memory_peak_bytes: a.proc_mem_peak,
         down_reason: a.down_reason.clone(),
+        mig,
     }
 }

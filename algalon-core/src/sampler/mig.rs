@@ -47,6 +47,9 @@ pub(super) struct MigMemory<'n> {
     ids: HashMap<String, (u32, u32)>,
     /// Instances whose GPM reads are not supported, by MIG UUID.
     gpm_unsupported: HashSet<String>,
+    /// The parent GPU's compute slices, once asked (`None` inside: NVML
+    /// did not say).
+    parent_slices: Option<Option<u32>>,
 }
 
 impl MigMemory<'_> {
@@ -54,6 +57,7 @@ impl MigMemory<'_> {
         self.gpm_prev.clear();
         self.ids.clear();
         self.gpm_unsupported.clear();
+        self.parent_slices = None;
     }
 }
 
@@ -161,6 +165,7 @@ fn read_instance<'n>(
     }
     read_memory(ctx, mig, &mut instance, errors);
     read_gpm(ctx, parent, &mut instance, memory, errors);
+    read_slices(parent, mig, &mut instance, memory, errors);
     Some(instance)
 }
 
@@ -250,6 +255,39 @@ fn read_gpm<'n>(
             instance.set(field, Some(Value::Float(m.value * scale)));
         }
     }
+}
+
+/// Past the last `NVML_GPU_INSTANCE_PROFILE_*` index of any driver (18 in
+/// NVML 12.x); the walk stops earlier, at NVML's `INVALID_ARGUMENT`.
+const PROFILE_INDEX_LIMIT: u32 = 32;
+
+/// The instance's compute slices (`nvmlDeviceGetAttributes_v2` on the MIG
+/// handle) and its parent's (the largest slice count among the GPU's
+/// GPU-instance profiles, asked once): what a job on the instance
+/// apportions the parent's energy by.
+fn read_slices<'n>(
+    parent: &Device<'n>,
+    mig: &Device<'n>,
+    instance: &mut MigInstance,
+    memory: &mut MigMemory<'n>,
+    errors: &mut GpuErrors,
+) {
+    match mig.attributes() {
+        Ok(a) if a.compute_instance_slice_count > 0 => {
+            instance.slices = Some(a.compute_instance_slice_count);
+        }
+        Ok(_) => {}
+        Err(e) => note(errors, "nvmlDeviceGetAttributes_v2", &e),
+    }
+    instance.parent_slices = *memory.parent_slices.get_or_insert_with(|| {
+        (0..PROFILE_INDEX_LIMIT)
+            .map_while(|p| match parent.profile_info(p) {
+                Err(NvmlError::InvalidArg) => None,
+                other => Some(other.map_or(0, |info| info.slice_count)),
+            })
+            .max()
+            .filter(|&n| n > 0)
+    });
 }
 
 /// Checks, when the sampler starts, that every GPU instance id of `wanted`

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use algalon_core::collectors::{CollectorConfig, Metric, MetricType};
 use algalon_core::jobs::{
-    EnergySource, GpuReport, JobId, JobReport, SERIES_IDENTITY_LABELS, sanitize_label_name,
+    EnergyScope, EnergySource, GpuReport, JobId, JobReport, SERIES_IDENTITY_LABELS, sanitize_label_name,
 };
 use algalon_core::procinfo::ProcessIdentity;
 use algalon_core::{
@@ -191,6 +191,8 @@ impl Input {
                 name: g.name.clone(),
                 energy_j: Some(1.5),
                 energy_source: Some(EnergySource::Counter),
+                energy_scope: EnergyScope::Gpu,
+                energy_estimate_j: None,
                 energy_note: None,
                 util_mean: Some(50.0),
                 util_max: Some(90.0),
@@ -201,6 +203,7 @@ impl Input {
                 samples: 10,
                 process_memory_peak_bytes: None,
                 down_reason: None,
+                mig: None,
             })
             .collect();
         let report = JobReport {
@@ -213,6 +216,7 @@ impl Input {
             ended_at: 1_700_000_010.0,
             duration_s: 10.0,
             energy_j: (!gpus.is_empty()).then_some(1.5 * gpus.len() as f64),
+            energy_estimate_j: None,
             gpus,
             counts: BTreeMap::from([(self.unit.clone(), 3.0)]),
             interrupted: None,
