@@ -180,10 +180,10 @@ series! {
         [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "source"],
         "Energy the GPU used during the job, in joules; source says whether from NVML's energy counter or integrated power.";
     JobGpuUtilization => "algalon_job_gpu_utilization_ratio", Gauge, "ratio",
-        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE?", "GPU_I_ID?"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
         "Mean GPU utilization during the job (0-1).";
     JobGpuUtilizationMax => "algalon_job_gpu_utilization_max_ratio", Gauge, "ratio",
-        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE?", "GPU_I_ID?"],
+        [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID"],
         "Highest GPU utilization during the job (0-1).";
     JobGpuMemoryPeak => "algalon_job_gpu_memory_peak_bytes", Gauge, "bytes",
         [; "job_id", "job_name", "slurm_job_id?", "slurm_step_id?", "slurm_procid?", "slurm_array_job_id?", "slurm_array_task_id?", "torchelastic_run_id?", "rank?", "local_rank?", "k8s_namespace?", "k8s_pod?", "gpu", "UUID", "GPU_I_PROFILE?", "GPU_I_ID?"],

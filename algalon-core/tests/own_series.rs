@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use algalon_core::encode_jobs;
-use algalon_core::jobs::{EnergyScope, EnergySource, GpuReport, JobId, JobReport};
+use algalon_core::jobs::{EnergyScope, EnergySource, GpuReport, JobId, JobReport, MigReport};
 use algalon_core::procinfo::ProcessIdentity;
 use algalon_core::series::{SERIES, SeriesKind};
 use algalon_core::{
@@ -44,10 +44,10 @@ fn gpu_report(index: u32, uuid: &str) -> GpuReport {
     }
 }
 
-/// Three jobs covering every job family and every optional label: one
+/// Four jobs covering every job family and every optional label: one
 /// finished on two GPUs with progress and labels (one needing
 /// sanitizing), one interrupted with integrated energy and readings missing,
-/// one still running with no GPU readings at all.
+/// one still running with no GPU readings at all, one on a MIG device.
 fn reports() -> Vec<(JobReport, bool)> {
     let mut t4 = gpu_report(1, T4);
     t4.name = "Tesla T4".to_owned();
@@ -133,7 +133,54 @@ fn reports() -> Vec<(JobReport, bool)> {
         slowest_sample_s: Some(1.0),
         notes: vec!["sampling fell behind".to_owned()],
     };
-    vec![(finetune, false), (eval, false), (serve, true)]
+    // A job on a MIG device: the instance's memory and activity, the
+    // parent's shared energy in its own family, and the estimate.
+    let mut slice = gpu_report(0, H100);
+    slice.util_mean = None;
+    slice.util_max = None;
+    slice.memory_peak_bytes = Some(30 << 30);
+    slice.process_memory_peak_bytes = Some(2 << 30);
+    slice.energy_scope = EnergyScope::ParentGpu;
+    slice.energy_estimate_j = Some(5230.25 * 3.0 / 7.0);
+    slice.mig = Some(MigReport {
+        uuid: "MIG-9d27f4a1-3c8e-5b06-a2d4-6e1f0c7b5901".to_owned(),
+        profile: "3g.40gb".to_owned(),
+        gpu_instance_id: Some(2),
+        compute_instance_id: Some(0),
+        slices: Some(3),
+        parent_slices: Some(7),
+        memory_total_bytes: Some(40448 << 20),
+        sm_active_mean: Some(0.6),
+        sm_occupancy_mean: Some(0.375),
+        tensor_active_mean: Some(0.5),
+        dram_active_mean: Some(0.25),
+        pids: vec![6201, 7001],
+        destroyed_at: None,
+    });
+    let inference = JobReport {
+        id: JobId::from("3eb16c85-5f70-4192-bd4e-6f80ab2c4d5e"),
+        name: "inference".to_owned(),
+        // Every identity label, as the finetune job has them.
+        labels: finetune.labels.clone(),
+        hostname: String::new(),
+        running: false,
+        started_at: 1_700_000_020.0,
+        ended_at: 1_700_000_030.0,
+        duration_s: 10.0,
+        energy_j: None,
+        energy_estimate_j: slice.energy_estimate_j,
+        gpus: vec![slice],
+        counts: BTreeMap::new(),
+        interrupted: None,
+        slowest_sample_s: Some(0.01),
+        notes: Vec::new(),
+    };
+    vec![
+        (finetune, false),
+        (eval, false),
+        (serve, true),
+        (inference, false),
+    ]
 }
 
 /// A hand-made snapshot with every sampler family present: a GPU up with
