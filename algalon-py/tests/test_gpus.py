@@ -79,19 +79,6 @@ def test_a_visible_device_that_matches_nothing_is_a_clear_error(
     assert algalon.GpuNotFoundError is algalon.DeviceNotFoundError
 
 
-def test_mig_ids_are_accepted_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    mig = "MIG-0c7f0b3e-1111-5e2a-9c4b-000000000001"
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{mig},1")
-    with pytest.warns(UserWarning, match="MIG"):
-        mon = algalon.Monitor(interval=0.05)
-    try:
-        (t4,) = mon.gpus
-        # The MIG instance holds cuda:0, so the T4 is cuda:1.
-        assert (t4.uuid, t4.cuda_index) == (T4, 1)
-    finally:
-        mon.close()
-
-
 def test_no_visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert algalon.gpus() == []

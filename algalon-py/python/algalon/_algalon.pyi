@@ -40,6 +40,7 @@ __all__ = [
     "GpuReport",
     "Job",
     "MetricsServer",
+    "MigReport",
     "Monitor",
     "NvmlError",
     "NvmlInitError",
@@ -167,8 +168,11 @@ class Monitor:
                 ``int`` or ``"cuda:N"`` is a CUDA index (into the devices
                 ``CUDA_VISIBLE_DEVICES`` leaves this process); another
                 ``str`` is a ``GPU-…`` UUID or a unique prefix of one (any
-                case), and may name a GPU outside ``CUDA_VISIBLE_DEVICES``.
-                ``None`` measures every GPU this process can see, except
+                case), and may name a GPU outside ``CUDA_VISIBLE_DEVICES``,
+                or a MIG device (``MIG-<uuid>``, ``MIG-GPU-<uuid>/<gi>/<ci>``).
+                ``None`` measures every device this process can see
+                (``MIG-…`` entries of ``CUDA_VISIBLE_DEVICES`` included: a
+                job on a MIG device measures that instance), except
                 under torchrun: with ``LOCAL_RANK`` set and more than one GPU
                 visible, only ``cuda:LOCAL_RANK``, the GPU the rank uses by
                 torchrun's convention, so that summing the ranks' energy
@@ -193,10 +197,11 @@ class Monitor:
             NvmlInitError: NVML loaded but did not initialise.
             NvmlError: An NVML call needed to list the GPUs failed.
             DeviceNotFoundError: An entry of ``gpus`` matches no GPU (a CUDA
-                index out of range or naming a MIG instance, an unknown or
-                ambiguous UUID, text that is no device, or a numeric string
-                such as ``"0"``), ``gpus`` is an empty list,
-                ``CUDA_VISIBLE_DEVICES`` names a GPU this host does not have,
+                index out of range, an unknown or ambiguous UUID, text that
+                is no device, or a numeric string such as ``"0"``), ``gpus``
+                is an empty list, ``CUDA_VISIBLE_DEVICES`` names a GPU or MIG
+                device this host does not have (the message lists the MIG
+                devices there are),
                 or nothing is left to measure (``CUDA_VISIBLE_DEVICES`` hides
                 every GPU, or the host has none).
             AlgalonError: The sampling thread could not be started.
@@ -205,9 +210,9 @@ class Monitor:
                 a path.
 
         Warns:
-            UserWarning: ``CUDA_VISIBLE_DEVICES`` names MIG instances (they
-                are not measured), or has an invalid entry: as CUDA does,
-                the entries from it on are ignored (``"1,,2"`` is GPU 1).
+            UserWarning: ``CUDA_VISIBLE_DEVICES`` has an invalid entry: as
+                CUDA does, the entries from it on are ignored (``"1,,2"`` is
+                GPU 1).
         """
     def job(
         self,
@@ -534,8 +539,70 @@ class Job:
         """
 
 @final
+class MigReport:
+    """
+    What one window saw on a MIG device ([`GpuReport.mig`][algalon.GpuReport.mig]): the instance's own readings.
+
+    A job whose ``CUDA_VISIBLE_DEVICES`` names ``MIG-<uuid>`` (or CUDA's
+    ``MIG-GPU-<gpu uuid>/<gi>/<ci>``) measures that instance.
+    """
+
+    @property
+    def uuid(self) -> str:
+        """The MIG device's ``MIG-…`` UUID."""
+    @property
+    def profile(self) -> str:
+        """Its profile (``"1g.10gb"``, ``"3g.40gb"``, …; dcgm-exporter's ``GPU_I_PROFILE``)."""
+    @property
+    def gpu_instance_id(self) -> int | None:
+        """GPU instance id (dcgm-exporter's ``GPU_I_ID``)."""
+    @property
+    def compute_instance_id(self) -> int | None:
+        """Compute instance id."""
+    @property
+    def slices(self) -> int | None:
+        """Compute slices of the instance (3 for ``3g.40gb``)."""
+    @property
+    def parent_slices(self) -> int | None:
+        """Compute slices of the whole parent GPU (7 on an A100 or H100)."""
+    @property
+    def share(self) -> float | None:
+        """``slices / parent_slices``: what [`GpuReport.energy_estimate_j`][algalon.GpuReport.energy_estimate_j] apportions by."""
+    @property
+    def memory_total_bytes(self) -> int | None:
+        """The instance's framebuffer size, bytes."""
+    @property
+    def sm_active_mean(self) -> float | None:
+        """Mean ``DCGM_FI_PROF_SM_ACTIVE`` of the instance (0-1), where the GPU has GPM (Hopper and newer)."""
+    @property
+    def sm_occupancy_mean(self) -> float | None:
+        """Mean ``DCGM_FI_PROF_SM_OCCUPANCY`` of the instance (0-1)."""
+    @property
+    def tensor_active_mean(self) -> float | None:
+        """Mean ``DCGM_FI_PROF_PIPE_TENSOR_ACTIVE`` of the instance (0-1)."""
+    @property
+    def dram_active_mean(self) -> float | None:
+        """Mean ``DCGM_FI_PROF_DRAM_ACTIVE`` of the instance (0-1)."""
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of every process NVML listed on the instance during the window (the job's own and others')."""
+    @property
+    def destroyed_at(self) -> float | None:
+        """Unix time from which the instance no longer existed, when it was destroyed during the window (its readings stop there; the job goes on)."""
+    def __eq__(self, other: object, /) -> bool:
+        """Whether ``other`` is a MIG report with the same figures."""
+
+@final
 class GpuReport:
-    """What one window saw on one GPU (an item of [`Report.gpus`][algalon.Report.gpus])."""
+    """
+    What one window saw on one GPU (an item of [`Report.gpus`][algalon.Report.gpus]).
+
+    For a job on a MIG device, ``mig`` is set: ``cuda_index``,
+    ``nvml_index``, ``uuid`` and ``name`` are the parent GPU's,
+    ``memory_peak_bytes`` and ``process_memory_peak_bytes`` the instance's,
+    and energy and power the parent GPU's as a whole (``energy_scope``
+    ``"parent_gpu"``) with the instance's share in ``energy_estimate_j``.
+    """
 
     @property
     def cuda_index(self) -> int | None:
@@ -557,7 +624,22 @@ class GpuReport:
         """``"counter"`` (NVML's total-energy counter) or ``"integrated"`` (power samples integrated over time); ``None`` with no energy."""
     @property
     def energy_note(self) -> str | None:
-        """Why energy is missing or less exact than usual (too short a window, no counter, the GPU down for a while); ``None`` otherwise."""
+        """Why energy is missing or less exact than usual (too short a window, no counter, the GPU down for a while, a MIG device's shared parent energy, an instance destroyed); ``None`` otherwise."""
+    @property
+    def energy_scope(self) -> str:
+        """
+        Whose energy and power these are.
+
+        ``"gpu"``: the GPU's own. ``"parent_gpu"``: a MIG device's parent
+        GPU as a whole, shared by all its instances (NVML measures no
+        energy per instance) — never the job's own.
+        """
+    @property
+    def energy_estimate_j(self) -> float | None:
+        """For a MIG device: ``energy_j`` × ``mig.share`` (its compute slices / the GPU's), J — an estimate, not a measurement; ``None`` for a whole GPU."""
+    @property
+    def mig(self) -> MigReport | None:
+        """The MIG device measured; ``None`` for a whole GPU."""
     @property
     def util_mean(self) -> float | None:
         """Mean GPU utilization over the samples, %."""
@@ -659,7 +741,10 @@ class Report:
         """Time between the first and the last sample, s."""
     @property
     def energy_j(self) -> float | None:
-        """Energy of the GPUs whose energy is known, summed, J; ``None`` when no GPU's is."""
+        """Energy of the whole GPUs whose energy is known, summed, J; ``None`` when no such GPU's is (a MIG device's parent energy is shared and left out: see ``energy_estimate_j``)."""
+    @property
+    def energy_estimate_j(self) -> float | None:
+        """For a job on MIG devices: ``energy_j`` plus each MIG device's ``energy_estimate_j``, J — an estimate; ``None`` for a job on whole GPUs only."""
     @property
     def counts(self) -> dict[str, float]:
         """Progress the job counted with [`Job.count`][algalon.Job.count] (``samples``, ``tokens``, …)."""
@@ -693,7 +778,7 @@ class Report:
         """
     def to_json(self, indent: int | None = None) -> str:
         """
-        The report as a JSON document (schema 3), for [`from_json`][algalon.Report.from_json].
+        The report as a JSON document (schema 4), for [`from_json`][algalon.Report.from_json].
 
         Schema 3 (this version) has the job's UUID as ``id`` (a string) and
         adds ``slowest_sample_s`` (the longest sample, s) and ``notes``
