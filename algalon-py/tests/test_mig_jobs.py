@@ -112,7 +112,9 @@ def test_a_job_pinned_to_a_mig_uuid_measures_that_instance(tmp_path: Path) -> No
     assert "algalon_job_gpu_energy_joules" not in families
     (parent,) = families["algalon_job_mig_parent_energy_joules"].samples
     (estimate,) = families["algalon_job_mig_energy_estimate_joules"].samples
-    assert parent.labels["GPU_I_PROFILE"] == "3g.40gb" and parent.labels["GPU_I_ID"] == "2"
+    assert (
+        parent.labels["GPU_I_PROFILE"] == "3g.40gb" and parent.labels["GPU_I_ID"] == "2"
+    )
     assert parent.labels["UUID"] == GPU1 and parent.labels["gpu"] == "1"
     assert estimate.value == pytest.approx(parent.value * 3 / 7)
     (memory,) = families["algalon_job_gpu_memory_peak_bytes"].samples
@@ -146,17 +148,23 @@ except algalon.DeviceNotFoundError as e:
 else:
     raise SystemExit("no error")
 """
-    message = run_python(code, env={"ALGALON_FAKE_NVML_FROZEN_TIME": "5"}).stdout.strip()
+    message = run_python(
+        code, env={"ALGALON_FAKE_NVML_FROZEN_TIME": "5"}
+    ).stdout.strip()
     assert "\n" not in message
     assert f"CUDA_VISIBLE_DEVICES entry {visible!r}".replace("'", '"') in message
     assert f"GPU 1 GI 2 CI 0 (3g.40gb, {GI2})" in message
-    assert "GPU 0 GI 7 CI 0 (1g.10gb, MIG-4b1e7c20-0a5d-5f3e-9c61-7d2a8e0b3c01)" in message
+    assert (
+        "GPU 0 GI 7 CI 0 (1g.10gb, MIG-4b1e7c20-0a5d-5f3e-9c61-7d2a8e0b3c01)" in message
+    )
 
 
 def test_a_mig_id_on_a_host_without_mig_devices_is_an_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-0c7f0b3e-1111-5e2a-9c4b-000000000001,1")
+    monkeypatch.setenv(
+        "CUDA_VISIBLE_DEVICES", "MIG-0c7f0b3e-1111-5e2a-9c4b-000000000001,1"
+    )
     with pytest.raises(algalon.DeviceNotFoundError, match="no MIG devices") as err:
         algalon.Monitor(interval=0.05)
     assert '"MIG-0c7f0b3e-1111-5e2a-9c4b-000000000001" (a MIG device)' in str(err.value)
