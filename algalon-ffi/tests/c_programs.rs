@@ -1,7 +1,7 @@
 //! Compiles the C and C++ programs against `include/algalon.h` and the
 //! library cargo just built (`libalgalon.so` and `libalgalon.a`), with
 //! `-Wall -Wextra -Werror`, and runs them against the fake NVML:
-//! `tests/c/test_*.c`, `tests/c/test_header.cpp`, `examples/c/gpu_report.c`
+//! `tests/c/test_*.c` (`test_mig.c`: a job on a MIG device), `tests/c/test_header.cpp`, `examples/c/gpu_report.c`
 //! and `examples/cpp/gpu_report.cpp`.
 //!
 //! Two memory checkers then run the C tests again, each must find nothing:
@@ -158,6 +158,22 @@ fn gpu_lost_scenario() -> PathBuf {
     c_test("gpu-lost.json")
 }
 
+/// The H100 MIG scenario as a template for `test_mig.c`: a process with the
+/// placeholder PID 999999999 (the program puts its own there) on GPU 1's
+/// 3g.40gb instance (GI 2), beside vllm.
+fn mig_scenario() -> PathBuf {
+    let text = std::fs::read_to_string(workspace().join("testing/scenarios/h100-mig.json"))
+        .expect("h100-mig.json");
+    let vllm = text.find("\"pid\": 6201").expect("GPU 1's vllm");
+    let object = text[..vllm].rfind('{').expect("its object");
+    let own = "{\"pid\": 999999999, \"name\": \"test_mig\", \"type\": \"compute\", \
+               \"used_mib\": 2048, \"gpu_instance_id\": 2, \"compute_instance_id\": 0}, ";
+    let path = out_dir().join("h100-mig-own.json");
+    std::fs::write(&path, format!("{}{own}{}", &text[..object], &text[object..]))
+        .expect("write the MIG scenario");
+    path
+}
+
 /// The C test programs: (source, scenario or `None` for an NVML that fails
 /// to initialise).
 fn c_tests() -> Vec<(&'static str, Option<PathBuf>)> {
@@ -168,6 +184,7 @@ fn c_tests() -> Vec<(&'static str, Option<PathBuf>)> {
         ("test_lifecycle.c", Some(constant_scenario())),
         ("test_races.c", Some(constant_scenario())),
         ("test_gpu_lost.c", Some(gpu_lost_scenario())),
+        ("test_mig.c", Some(mig_scenario())),
     ]
 }
 
@@ -249,6 +266,14 @@ fn c_gpu_lost_in_the_middle_of_a_job() {
     assert!(out.contains("test_gpu_lost: ok"), "{out}");
     assert!(out.contains("GPU 0 down: "), "{out}");
     assert!(out.contains("job \"survives\""), "{out}");
+}
+
+#[test]
+fn c_job_on_a_mig_device() {
+    let exe = compile(&c_test("test_mig.c"), "test_mig", Link::Shared);
+    let scenario = mig_scenario();
+    let out = assert_ok(&exe, &run_with(&exe, &[], Some(&scenario), &[]));
+    assert!(out.contains("test_mig: ok"), "{out}");
 }
 
 #[test]
