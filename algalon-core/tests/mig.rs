@@ -7,9 +7,9 @@ use algalon_core::devices::InstanceSet;
 use algalon_core::{Field, Value};
 use common::{options, sampler, scenario, with_scenario};
 
-#[test]
-fn instances_are_under_their_gpu_with_profile_ids_uuid_and_readings() {
-    let snap = with_scenario(&scenario("h100-mig"), Some(35.0), || {
+/// The second sample (GPM needs two) of every GPU and instance at t = 35.
+fn second_sample_with_every_instance(path: &std::path::Path) -> algalon_core::Snapshot {
+    with_scenario(path, Some(35.0), || {
         let mut s = sampler(algalon_core::SamplerOptions {
             instances: InstanceSet::All,
             processes: true,
@@ -17,7 +17,12 @@ fn instances_are_under_their_gpu_with_profile_ids_uuid_and_readings() {
         });
         s.sample();
         s.sample()
-    });
+    })
+}
+
+#[test]
+fn instances_are_under_their_gpu_with_profile_ids_uuid_and_readings() {
+    let snap = second_sample_with_every_instance(&scenario("h100-mig"));
     // GPU 0: seven 1g.10gb instances in ascending GPU instance id.
     let gpu0 = snap.gpu(0).expect("GPU 0");
     assert_eq!(gpu0.mig.len(), 7);
@@ -94,15 +99,7 @@ fn without_the_id_calls_ids_come_from_processes() {
     ]);
     let path = dir.path().join("no-id-calls.json");
     std::fs::write(&path, spec.to_string()).expect("write scenario");
-    let snap = with_scenario(&path, Some(35.0), || {
-        let mut s = sampler(algalon_core::SamplerOptions {
-            instances: InstanceSet::All,
-            processes: true,
-            ..options()
-        });
-        s.sample();
-        s.sample()
-    });
+    let snap = second_sample_with_every_instance(&path);
     let gpu0 = snap.gpu(0).expect("GPU 0");
     let busy = gpu0
         .mig
