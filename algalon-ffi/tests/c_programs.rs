@@ -169,8 +169,11 @@ fn mig_scenario() -> PathBuf {
     let own = "{\"pid\": 999999999, \"name\": \"test_mig\", \"type\": \"compute\", \
                \"used_mib\": 2048, \"gpu_instance_id\": 2, \"compute_instance_id\": 0}, ";
     let path = out_dir().join("h100-mig-own.json");
-    std::fs::write(&path, format!("{}{own}{}", &text[..object], &text[object..]))
-        .expect("write the MIG scenario");
+    std::fs::write(
+        &path,
+        format!("{}{own}{}", &text[..object], &text[object..]),
+    )
+    .expect("write the MIG scenario");
     path
 }
 

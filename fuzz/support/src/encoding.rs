@@ -18,7 +18,8 @@ use std::time::{Duration, SystemTime};
 
 use algalon_core::collectors::{CollectorConfig, Metric, MetricType};
 use algalon_core::jobs::{
-    EnergyScope, EnergySource, GpuReport, JobId, JobReport, SERIES_IDENTITY_LABELS, sanitize_label_name,
+    EnergyScope, EnergySource, GpuReport, JobId, JobReport, SERIES_IDENTITY_LABELS,
+    sanitize_label_name,
 };
 use algalon_core::procinfo::ProcessIdentity;
 use algalon_core::{
