@@ -103,7 +103,9 @@ fn a_job_on_mig_devices_measures_the_instances_and_shares_the_parent_energy() {
     assert_eq!(m2.memory_total_bytes, Some(40448 * MIB));
     // The instance's processes, this one among them; its memory is the job's.
     assert_eq!(m7.pids, [6101]);
-    assert_eq!(m2.pids, [6201, me]);
+    let mut expect = vec![6201, me];
+    expect.sort_unstable();
+    assert_eq!(m2.pids, expect, "ascending");
     assert_eq!(gi2.process_memory_peak_bytes, Some(2048 * MIB));
     assert_eq!(gi7.process_memory_peak_bytes, None);
     // GPM per GPU instance: GI 7's SM activity is a sine around 70 %.
