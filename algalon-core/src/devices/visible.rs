@@ -540,4 +540,74 @@ mod tests {
         assert_eq!(v.measured(None).expect("t4"), ["GPU-bbbb-1"]);
         assert_eq!(v.mig(), ["MIG-1234"]);
     }
+
+    fn instances() -> Vec<HostMig> {
+        let mig = |parent: u32, gi: u32, uuid: &str, profile: &str| HostMig {
+            parent,
+            parent_uuid: host()[parent as usize].uuid.clone().unwrap_or_default(),
+            uuid: uuid.to_owned(),
+            profile: profile.to_owned(),
+            gpu_instance_id: Some(gi),
+            compute_instance_id: Some(0),
+        };
+        vec![
+            mig(1, 7, "MIG-1111aaaa-0000-5000-8000-000000000001", "1g.10gb"),
+            mig(1, 8, "MIG-1111aaaa-0000-5000-8000-000000000002", "1g.10gb"),
+            mig(2, 2, "MIG-2222bbbb-0000-5000-8000-000000000003", "3g.40gb"),
+        ]
+    }
+
+    #[test]
+    fn mig_entries_resolve_in_both_cuda_forms_in_any_case() {
+        let list = instances();
+        let at = |text: &str| resolve_mig(text, &list, "").map_err(|e| e.to_string());
+        assert_eq!(at("MIG-1111aaaa-0000-5000-8000-000000000002"), Ok(1));
+        assert_eq!(at("mig-2222BBBB"), Ok(2), "a unique prefix, any case");
+        assert_eq!(at("MIG-GPU-bbbb-1/8/0"), Ok(1), "MIG-GPU-<uuid>/<gi>/<ci>");
+        assert_eq!(at("MIG-gpu-CCCC-2/2/0"), Ok(2));
+        let err = at("MIG-1111aaaa").expect_err("two");
+        assert!(err.contains("ambiguous: matches 2 MIG devices"), "{err}");
+        let err = at("MIG-GPU-bbbb-1/9/0").expect_err("no GI 9");
+        assert_eq!(
+            err,
+            "no GPU matches \"MIG-GPU-bbbb-1/9/0\" (a MIG device): this host has MIG devices \
+             GPU 1 GI 7 CI 0 (1g.10gb, MIG-1111aaaa-0000-5000-8000-000000000001), \
+             GPU 1 GI 8 CI 0 (1g.10gb, MIG-1111aaaa-0000-5000-8000-000000000002), \
+             GPU 2 GI 2 CI 0 (3g.40gb, MIG-2222bbbb-0000-5000-8000-000000000003)"
+        );
+        let err = at("MIG-GPU-bbbb-1/x/0").expect_err("malformed");
+        assert!(err.contains("write MIG-GPU-<gpu uuid>/"), "{err}");
+        let err = resolve_mig("MIG-1", &[], "").expect_err("none").to_string();
+        assert!(err.contains("no MIG devices"), "{err}");
+    }
+
+    #[test]
+    fn resolved_mig_entries_are_measured_in_cuda_order() {
+        let v =
+            Visible::with_instances(host(), instances(), Some("MIG-GPU-cccc-2/2/0,0".to_owned()))
+                .expect("resolves");
+        assert_eq!(
+            v.cuda,
+            ["MIG-2222bbbb-0000-5000-8000-000000000003", "GPU-aaaa-0"]
+        );
+        assert_eq!(v.measurable(), v.cuda);
+        assert_eq!(v.measured(None).expect("both"), v.cuda);
+        assert_eq!(v.gpu_of(&v.cuda[0]).as_deref(), Some("GPU-cccc-2"));
+        assert_eq!(v.gpu_of("GPU-aaaa-0").as_deref(), Some("GPU-aaaa-0"));
+        assert!(v.describe().contains("cuda:0 = GPU 2 GI 2 CI 0 (3g.40gb"));
+        assert_eq!(
+            v.select(&Selector::Mig(
+                "MIG-1111aaaa-0000-5000-8000-000000000001".into()
+            ))
+            .expect("any MIG device of the host"),
+            "MIG-1111aaaa-0000-5000-8000-000000000001"
+        );
+        let err = Visible::with_instances(host(), instances(), Some("MIG-dead".to_owned()))
+            .expect_err("no such MIG device")
+            .to_string();
+        assert!(
+            err.contains("CUDA_VISIBLE_DEVICES entry \"MIG-dead\" (a MIG device)"),
+            "{err}"
+        );
+    }
 }

@@ -13,6 +13,7 @@
 //! GPU twice. [`resolve_visible_devices`] maps `CUDA_VISIBLE_DEVICES` to UUIDs;
 //! [`identity_from_env`] reads Slurm, torchrun and Kubernetes job identity.
 
+mod mig;
 mod session;
 mod window;
 

@@ -15,12 +15,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::mig::{names_mig, parents, view, with_instances};
 use super::{JobTracker, WindowSpec, identity_from_env};
-use crate::catalog::Field;
-use crate::devices::{
-    CUDA_VISIBLE_DEVICES, HostGpu, HostMig, InstanceSet, Selector, Visible,
-    parse_cuda_visible_devices,
-};
+use crate::devices::{CUDA_VISIBLE_DEVICES, Selector, Visible};
 use crate::error::Result;
 use crate::labels::{is_reserved_label_name, is_valid_label_name};
 use crate::proctree;
@@ -103,8 +100,9 @@ pub fn check_label_name(name: &str) -> std::result::Result<(), JobError> {
 /// Which GPUs a session's jobs measure.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum GpuChoice {
-    /// Every whole GPU the process can see (`CUDA_VISIBLE_DEVICES` applied);
-    /// the sampler reads only those. None left is an error. Under torchrun
+    /// Every device the process can see (`CUDA_VISIBLE_DEVICES` applied):
+    /// whole GPUs, and MIG devices its `MIG-…` entries name (measured as
+    /// instances of their parent GPU); the sampler reads only those GPUs. None left is an error. Under torchrun
     /// ([`SessionOptions::local_rank`] set) and with more than one GPU
     /// visible, only `cuda:LOCAL_RANK`, the GPU a rank uses by torchrun's
     /// convention: every rank measuring every GPU would count each GPU once
@@ -288,85 +286,6 @@ impl std::fmt::Debug for JobSession {
     }
 }
 
-fn host_gpus(snap: &Snapshot) -> Vec<HostGpu> {
-    snap.gpus
-        .iter()
-        .map(|g| HostGpu::new(g.index, g.uuid.clone()))
-        .collect()
-}
-
-fn host_instances(snap: &Snapshot) -> Vec<HostMig> {
-    snap.gpus
-        .iter()
-        .flat_map(|g| {
-            g.mig.iter().map(|m| HostMig {
-                parent: g.index,
-                parent_uuid: g.uuid.clone(),
-                uuid: m.uuid.clone(),
-                profile: m.profile.clone(),
-                gpu_instance_id: m.gpu_instance_id,
-                compute_instance_id: m.compute_instance_id,
-            })
-        })
-        .collect()
-}
-
-/// The GPM profiling fields a job on a MIG device reports per instance
-/// (the readings of the exporter's MIG series, `nvmlGpmMigSampleGet`).
-pub(crate) const MIG_JOB_FIELDS: &[Field] = &[
-    Field::ProfSmActive,
-    Field::ProfSmOccupancy,
-    Field::ProfPipeTensorActive,
-    Field::ProfDramActive,
-];
-
-/// Whether resolving the process's view needs the host's MIG devices: the
-/// variable or a selector names one.
-fn names_mig(env: Option<&str>, gpus: &GpuChoice) -> bool {
-    let in_env = env.is_some_and(|v| {
-        parse_cuda_visible_devices(v)
-            .entries
-            .iter()
-            .any(|s| matches!(s, Selector::Mig(_)))
-    });
-    let chosen = matches!(gpus, GpuChoice::Selected(list) if list.iter().any(|s| matches!(s, Selector::Mig(_))));
-    in_env || chosen
-}
-
-/// `opts` reading the MIG instances of its GPUs and their GPM fields.
-fn with_instances(mut opts: SamplerOptions) -> SamplerOptions {
-    opts.instances = InstanceSet::All;
-    for &f in MIG_JOB_FIELDS {
-        if !opts.fields.contains(&f) {
-            opts.fields.push(f);
-        }
-    }
-    opts
-}
-
-/// The process's view: with the host's MIG devices when `mig` (so `MIG-…`
-/// entries resolve, or fail naming those there are).
-fn view(snap: &Snapshot, mig: bool, env: Option<String>) -> Result<Visible> {
-    if mig {
-        Visible::with_instances(host_gpus(snap), host_instances(snap), env)
-    } else {
-        Visible::new(host_gpus(snap), env)
-    }
-}
-
-/// The GPUs (`GPU-…` UUIDs, each once) the measured devices are on.
-fn parents(visible: &Visible, measured: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for uuid in measured {
-        if let Some(gpu) = visible.gpu_of(uuid)
-            && !out.contains(&gpu)
-        {
-            out.push(gpu);
-        }
-    }
-    out
-}
-
 impl JobSession {
     /// Opens NVML, resolves the process's view of the GPUs and starts
     /// sampling. Fails as [`Sampler::new`] does, with
@@ -376,7 +295,11 @@ impl JobSession {
     /// and with [`Error::Thread`](crate::Error::Thread) when the sampling
     /// thread cannot start.
     pub fn new(opts: SessionOptions) -> Result<JobSession> {
-        let mig = names_mig(opts.visible_devices.as_deref(), &opts.gpus);
+        let chosen = match &opts.gpus {
+            GpuChoice::Selected(list) => list.as_slice(),
+            _ => &[],
+        };
+        let mig = names_mig(opts.visible_devices.as_deref(), chosen);
         let base = if mig {
             with_instances(opts.sampler.clone())
         } else {

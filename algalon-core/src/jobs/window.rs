@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
-use super::session::MIG_JOB_FIELDS;
+use super::mig::MIG_JOB_FIELDS;
 use crate::catalog::Field;
 use crate::report::{EnergyScope, EnergySource, GpuReport, JobId, JobReport, MigReport};
 use crate::snapshot::{GpuSample, MigInstance, Snapshot, unix_seconds};
