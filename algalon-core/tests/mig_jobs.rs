@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use algalon_core::devices::Selector;
 use algalon_core::jobs::{EnergyScope, GpuChoice, JobSession, JobSpec, SessionOptions};
 use algalon_core::{Error, SamplerOptions};
 use common::{options, scenario, with_scenario};
@@ -152,15 +153,35 @@ fn a_job_on_mig_devices_measures_the_instances_and_shares_the_parent_energy() {
 }
 
 #[test]
-fn a_mig_device_chosen_by_gpus_is_measured_too() {
-    let measured = with_scenario(&scenario("h100-mig"), Some(5.0), || {
+fn a_mig_device_chosen_by_gpus_beside_its_whole_gpu_is_not_counted_twice() {
+    let report = with_scenario(&scenario("h100-mig"), None, || {
         let mut opts = session_options("0,1");
-        opts.gpus = GpuChoice::Selected(vec![algalon_core::devices::Selector::Mig(
-            GPU1_GI2.to_uppercase(),
-        )]);
-        JobSession::new(opts).expect("session").measured().to_vec()
+        // Any case, as every selector.
+        opts.gpus = GpuChoice::Selected(vec![
+            Selector::Uuid(GPU1.into()),
+            Selector::Mig(GPU1_GI2.to_uppercase()),
+        ]);
+        let session = JobSession::new(opts).expect("session");
+        assert_eq!(session.measured(), [GPU1, GPU1_GI2]);
+        let id = session
+            .begin(JobSpec {
+                name: "both".into(),
+                ..JobSpec::default()
+            })
+            .expect("begins");
+        std::thread::sleep(Duration::from_millis(300));
+        session.end(id, None).expect("ends")
     });
-    assert_eq!(measured, [GPU1_GI2]);
+    let (whole, slice) = (&report.gpus[0], &report.gpus[1]);
+    assert!(whole.mig.is_none() && slice.mig.is_some());
+    assert_eq!(whole.energy_scope, EnergyScope::Gpu);
+    let energy = whole.energy_j.expect("whole GPU energy");
+    assert!(energy > 0.0);
+    // The same boundary samples: the slice's parent energy is the GPU's.
+    assert_eq!(slice.energy_j, Some(energy));
+    assert_eq!(report.energy_j, Some(energy));
+    // The whole GPU's energy already holds the slice's share.
+    assert_eq!(report.energy_estimate_j, Some(energy));
 }
 
 #[test]

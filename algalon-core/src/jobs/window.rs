@@ -316,10 +316,18 @@ impl Window {
             .filter_map(|g| g.energy_j)
             .collect();
         let on_mig = gpus.iter().any(|g| g.mig.is_some());
+        // A MIG device whose parent the job also measures whole adds
+        // nothing: the whole GPU's energy already holds its share.
+        let whole: HashSet<&str> = gpus
+            .iter()
+            .filter(|g| g.mig.is_none())
+            .map(|g| g.uuid.as_str())
+            .collect();
         let estimate = on_mig.then(|| {
             gpus.iter()
                 .filter_map(|g| match g.energy_scope {
                     EnergyScope::Gpu => g.energy_j,
+                    EnergyScope::ParentGpu if whole.contains(g.uuid.as_str()) => None,
                     EnergyScope::ParentGpu => g.energy_estimate_j,
                 })
                 .sum::<f64>()
