@@ -342,7 +342,8 @@ pub struct JobReport {
     /// GPU's energy is known.
     pub energy_j: Option<f64>,
     /// When the job ran on MIG devices: `energy_j` plus each MIG device's
-    /// [`GpuReport::energy_estimate_j`] — an estimate; `None` otherwise.
+    /// [`GpuReport::energy_estimate_j`] (but for one whose GPU the job also
+    /// measures whole, already counted) — an estimate; `None` otherwise.
     pub energy_estimate_j: Option<f64>,
     /// Progress counts given by the job (`samples`, `tokens`, …).
     pub counts: BTreeMap<String, f64>,
