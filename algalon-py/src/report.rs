@@ -106,6 +106,21 @@ impl MigReport {
         self.inner.destroyed_at
     }
 
+    /// Pickling and `copy`: the MIG report as JSON, read back by the core.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let text = serde_json::to_string(&self.inner)
+            .map_err(|e| PyValueError::new_err(format!("cannot write the MIG report: {e}")))?;
+        let cls = py.get_type::<MigReport>();
+        (cls.getattr("_from_json")?, (text,)).into_pyobject(py)
+    }
+
+    #[staticmethod]
+    fn _from_json(text: &str) -> PyResult<MigReport> {
+        serde_json::from_str(text)
+            .map(|inner| MigReport { inner })
+            .map_err(|e| PyValueError::new_err(format!("not an algalon MIG report: {e}")))
+    }
+
     fn __repr__(&self) -> String {
         let m = &self.inner;
         let gi = m

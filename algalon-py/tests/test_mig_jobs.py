@@ -20,7 +20,7 @@ GPU1 = "GPU-a3c81f52-6d0e-4b9a-8f27-5e1d9c4b7011"
 GI2 = "MIG-9d27f4a1-3c8e-5b06-a2d4-6e1f0c7b5901"
 
 JOB = """
-import json, os, time, warnings
+import json, os, pickle, time, warnings
 warnings.simplefilter("error")
 scenario = json.load(open({scenario!r}))
 scenario["gpus"][1]["processes"].append(
@@ -41,6 +41,7 @@ print(json.dumps({{
     "pid": os.getpid(),
     "json": r.to_json(),
     "reads_back": algalon.Report.from_json(r.to_json()) == r,
+    "pickles": pickle.loads(pickle.dumps(r)) == r and pickle.loads(pickle.dumps(m)) == m,
     "metrics": r.to_prometheus(),
     "table": str(r),
     "report": {{"energy_j": r.energy_j, "energy_estimate_j": r.energy_estimate_j,
@@ -103,7 +104,7 @@ def test_a_job_pinned_to_a_mig_uuid_measures_that_instance(tmp_path: Path) -> No
     assert "3 of 7 slices" in out["table"] and "1/GI 2" in out["table"]
     # Schema 4, read back exactly.
     doc = json.loads(out["json"])
-    assert doc["schema"] == 4 and out["reads_back"]
+    assert doc["schema"] == 4 and out["reads_back"] and out["pickles"]
     assert doc["gpus"][0]["energy_scope"] == "parent_gpu"
     assert doc["gpus"][0]["mig"]["uuid"] == GI2
     # /metrics: the shared energy and the estimate in their own families,

@@ -590,7 +590,7 @@ class MigReport:
     def destroyed_at(self) -> float | None:
         """Unix time from which the instance no longer existed, when it was destroyed during the window (its readings stop there; the job goes on)."""
     def __eq__(self, other: object, /) -> bool:
-        """Whether ``other`` is a MIG report with the same figures."""
+        """Whether ``other`` is a MIG report with the same figures. MIG reports pickle and copy (through the core's JSON)."""
 
 @final
 class GpuReport:
