@@ -214,37 +214,39 @@ def test_fleet_dashboard_shows_mig_instances_under_their_gpu(stack):
     table = next(p for row, p in rows(doc) if p["title"] == "MIG instances")
     memory = next(t for t in table["targets"] if t["refId"] == "A")
 
-    def names(**chosen) -> set[str]:
-        expr = substitute(memory["expr"], doc, instance=m1.instance, **chosen)
+    def names(target: dict = memory, **chosen) -> set[str]:
+        expr = substitute(target["expr"], doc, instance=m1.instance, **chosen)
         return {r["metric"]["mig"] for r in stack.vm.query(expr)}
 
-    def want() -> set[str]:
-        return {f"GPU {g} · MIG {p} (GI {i})" for g, p, i in served_instances(m1)}
-
-    # GPU 2 turns MIG at t = 30 s of the scenario, GPU 1 is repartitioned
-    # then: wait for VictoriaMetrics to hold what the exporter serves.
-    wait_until(
-        "the MIG table to list m1's instances",
-        lambda: names() == want() and len(want()) >= 6,
-        45,
-        1,
-        stack.procs.check_alive,
-    )
-    got = names()
-    assert {
+    # The scenario repartitions at t = 30 s: GPU 2 turns MIG (4g.40gb GI 1 +
+    # 3g.40gb GI 2), GPU 1 becomes 2 x 3g.40gb (GI 1 new, with vllm from
+    # t = 32 s; GI 3 and 9 destroyed). Wait for that, and for VictoriaMetrics
+    # to hold what the exporter serves in every column (GPM needs two
+    # samples of an instance). Processes (F): only instances that run one.
+    after = {
         "GPU 0 · MIG 1g.10gb (GI 7)",
+        "GPU 1 · MIG 3g.40gb (GI 1)",
         "GPU 1 · MIG 3g.40gb (GI 2)",
         "GPU 2 · MIG 4g.40gb (GI 1)",
         "GPU 2 · MIG 3g.40gb (GI 2)",
-    } <= got, got
+    }
+    columns = [t for t in table["targets"] if t["refId"] != "F"]
+
+    def settled() -> set[str] | None:
+        served = {f"GPU {g} · MIG {p} (GI {i})" for g, p, i in served_instances(m1)}
+        if after <= served and all(names(t) == served for t in columns):
+            return served
+        return None
+
+    got = wait_until(
+        "the MIG table to list m1's instances after the repartition",
+        settled,
+        60,
+        1,
+        stack.procs.check_alive,
+    )
+    assert "GPU 1 · MIG 2g.20gb (GI 3)" not in got
     assert names(gpu="2") == {n for n in got if n.startswith("GPU 2 ")}
-    # Every column of the table, for every instance the memory column has
-    # (GPM needs two samples of an instance: present by now).
-    for t in table["targets"]:
-        if t["refId"] == "F":
-            continue  # processes: only instances that run one
-        expr = substitute(t["expr"], doc, instance=m1.instance)
-        assert {r["metric"]["mig"] for r in stack.vm.query(expr)} == got, t["refId"]
     # GI 7 holds vllm (8205 MiB of 9984), in the table and in its process list.
     used = {
         r["metric"]["mig"]: float(r["value"][1])
