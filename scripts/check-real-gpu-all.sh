@@ -12,6 +12,8 @@
 #   4. benches/compare/real_gpu.py     scrape cost beside a pynvml exporter and
 #                                      nvidia-smi per scrape
 #   5. the GPU's MIG state and nvidia-smi -q, for the record
+#   6. sampling on the real driver, one reader per GPU against one at a time
+#      (ALGALON_SERIAL_SAMPLING=1): mean and worst sample of every field
 #
 # Environment: ALGALON_EXPORTER_BIN (default target/release/algalon-exporter),
 # ALGALON_FFI_DIR (folder with libalgalon.so, default target/release),
@@ -72,7 +74,9 @@ for path, name in (("/metrics", "all-fields.prom"), ("/api/v1/fields", "fields.j
 text = open(f"{out}/all-fields.prom").read()
 fams = {f.name: f for f in text_string_to_metric_families(text)}
 asked = [line.split(",")[0] for line in open(csv) if line.strip()]
-seen = [n for n in asked if any(s.name.startswith(n) for f in fams.values() for s in f.samples)]
+# A string field (driver version, serial, VBIOS, …) is a label on every series.
+labels = {k for f in fams.values() for s in f.samples for k in s.labels}
+seen = [n for n in asked if n in labels or any(s.name.startswith(n) for f in fams.values() for s in f.samples)]
 print(f"fields asked {len(asked)}, answered {len(seen)}; series {sum(len(f.samples) for f in fams.values())}")
 print("not answered:", " ".join(n for n in asked if n not in seen))
 for f in fams.values():
@@ -88,6 +92,38 @@ wait "$pid" 2>/dev/null
 
 echo "== 4. scrape cost beside a pynvml exporter and nvidia-smi"
 python3 benches/compare/real_gpu.py --json "$OUT/real-gpu-compare.json" 2>&1 | tee "$OUT/real-gpu-compare.txt"
+
+echo "== 6. parallel vs serial sampling on the real driver (-c 100, 8 s each)"
+for mode in parallel serial; do
+    if [[ "$mode" == serial ]]; then export ALGALON_SERIAL_SAMPLING=1; else unset ALGALON_SERIAL_SAMPLING; fi
+    "$ALGALON_EXPORTER_BIN" -a 127.0.0.1:0 -c 100 -f "$OUT/all-fields.csv" --processes --log-format text \
+        >/dev/null 2>"$OUT/sampling-$mode.log" &
+    pid=$!
+    addr=""
+    for _ in $(seq 1 100); do
+        addr="$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$OUT/sampling-$mode.log" | head -n1)"
+        [[ -n "$addr" ]] && break
+        sleep 0.1
+    done
+    sleep 8
+    python3 - "$addr" "$mode" <<'PY' | tee -a "$OUT/sampling.txt"
+import re, sys, urllib.request
+addr, mode = sys.argv[1:]
+body = urllib.request.urlopen(f"http://{addr}/metrics", timeout=10).read().decode()
+def val(name):
+    m = re.search(rf"^{name} ([0-9.e+-]+)$", body, re.MULTILINE)
+    return float(m.group(1)) if m else float("nan")
+total, count = val("algalon_sample_latency_seconds_sum"), val("algalon_sample_latency_seconds_count")
+buckets = re.findall(r'^algalon_sample_latency_seconds_bucket\{le="([^"]+)"\} ([0-9]+)$', body, re.MULTILINE)
+worst = next((le for le, n in buckets if float(n) >= count), "?")
+gpus = len(set(re.findall(r'^DCGM_FI_DEV_GPU_TEMP\{[^}]*UUID="([^"]+)"', body, re.MULTILINE)))
+print(f"{mode}: {gpus} GPU(s), {int(count)} samples, mean {total / count * 1000:.3f} ms, "
+      f"all within the {worst} s bucket, last {val('algalon_sample_duration_seconds') * 1000:.3f} ms")
+PY
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+done
+unset ALGALON_SERIAL_SAMPLING
 
 echo "== done: status $status (0 = checks 1 and 2 passed)"
 exit "$status"

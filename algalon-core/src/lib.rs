@@ -44,7 +44,7 @@
 //! * [`devices`]: the one device-selector grammar (`-d`,
 //!   `CUDA_VISIBLE_DEVICES`, `gpus=`, the C options).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod background;

@@ -65,7 +65,9 @@ fn readings_match_the_scenario_in_dcgm_units() {
         assert_eq!(int(Field::NvlinkCrcFlitErrorCountTotal), Value::Int(3));
         assert_eq!(int(Field::PowerMgmtLimit), Value::Float(700.0));
         assert_eq!(int(Field::PState), Value::Int(0));
-        // Hopper: no fan, no page retirement — absent, never 0.
+        // Hopper: no fan, no page retirement — absent, never 0, and no
+        // NVML error counted for the fan (fan 0 of a fanless board is an
+        // invalid argument on real drivers; `snap.errors` is checked below).
         assert_eq!(h100.get(Field::FanSpeed), None);
         assert_eq!(h100.get(Field::RetiredSbe), None);
         assert_eq!(h100.get(Field::RetiredPending), None);

@@ -130,14 +130,17 @@ fn g_plus_i_writes_instances_as_dcgm_exporter_does() {
 
 #[test]
 fn g_colon_list_plus_i_list_selects_by_gpu_instance_id() {
-    let exporter = spawn("g:0+i:7,2", |cmd| {
+    let exporter = spawn("g:0+i:7,10", |cmd| {
         cmd.env("ALGALON_FAKE_NVML_FROZEN_TIME", "35");
     });
     let text = scrape_after(&exporter, 0.0, 2.0);
     assert!(instance_value(&text, "DCGM_FI_DEV_FB_USED", 0, 7).is_some());
+    // GI 10 has never run a process: selected by the id NVML gives.
+    assert!(instance_value(&text, "DCGM_FI_DEV_FB_USED", 0, 10).is_some());
     assert!(instance_value(&text, "DCGM_FI_DEV_FB_USED", 0, 8).is_none());
     // `g:0` names whole GPU 0 only: its instances are read, no other GPU's.
     assert!(instance_value(&text, "DCGM_FI_DEV_FB_USED", 1, 2).is_none());
+    assert!(instance_value(&text, "DCGM_FI_DEV_FB_USED", 1, 1).is_none());
 }
 
 fn write_clock(path: &Path, t: u32) {

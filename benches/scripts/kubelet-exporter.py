@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kubelet_node import node_pods
+
 REPO = Path(__file__).resolve().parents[2]
 EXPORTER = REPO / "target/release/algalon-exporter"
 NVML = REPO / "target/fake-nvml/libnvidia-ml.so.1"
@@ -31,23 +33,7 @@ SHARED = 64
 
 
 def pods_scenario(pods: int, gpus: list[str], latency_ms: int) -> dict:
-    out = {}
-    for i in range(pods):
-        devices = []
-        if i < SHARED:
-            gpu, replica = gpus[i % len(gpus)], i // len(gpus)
-            devices = [
-                {"resource_name": "nvidia.com/gpu", "device_ids": [f"{gpu}::{replica}"]}
-            ]
-        out[f"p{i}"] = {
-            "name": f"job-{i:04d}-7c9f5d4b8-x2k4q",
-            "namespace": f"team-{i % 20}",
-            "uid": f"{i:08x}-aaaa-4bbb-8ccc-{i:012x}",
-            "containers": [
-                {"name": "main", "devices": devices},
-                {"name": "sidecar", "devices": []},
-            ],
-        }
+    out = node_pods(pods, SHARED, gpus)
     return {
         "description": f"{pods} pods, {SHARED} sharing 8 GPUs; List after {latency_ms} ms",
         "pods": out,

@@ -20,37 +20,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kubelet_node import node_pods
+
 REPO = Path(__file__).resolve().parents[2]
 GPUS = [f"GPU-{i:08x}-1111-4222-8333-{i:012x}" for i in range(8)]
 
 
 def scenario(pods: int, shared: int) -> dict:
     """pods pods; the first `shared` hold one replica of a GPU each."""
-    out = {}
-    for i in range(pods):
-        devices = []
-        if i < shared:
-            gpu = GPUS[i % len(GPUS)]
-            replica = i // len(GPUS)
-            devices = [
-                {"resource_name": "nvidia.com/gpu", "device_ids": [f"{gpu}::{replica}"]}
-            ]
-        out[f"p{i}"] = {
-            "name": f"job-{i:04d}-7c9f5d4b8-x2k4q",
-            "namespace": f"team-{i % 20}",
-            "uid": f"{i:08x}-aaaa-4bbb-8ccc-{i:012x}",
-            "labels": {
-                "app.kubernetes.io/name": "trainer",
-                "app.kubernetes.io/instance": f"job-{i:04d}",
-                "team": f"team-{i % 20}",
-                "pod-template-hash": "7c9f5d4b8",
-                "kueue.x-k8s.io/queue-name": "gpu",
-            },
-            "containers": [
-                {"name": "main", "devices": devices},
-                {"name": "sidecar", "devices": []},
-            ],
-        }
+    out = node_pods(pods, shared, GPUS, labels=True)
     return {
         "description": f"{pods} pods, {shared} holding a time-sliced GPU replica",
         "pods": out,

@@ -388,7 +388,15 @@ fn read<'n>(
                 None => Err(NvmlError::NotSupported),
             }
         }
-        Source::FanSpeed => int(device.fan_speed(0)?),
+        // A fanless board (every datacenter GPU) answers fan 0 as an invalid
+        // argument, not "not supported" (an H200 on driver 580 does): with no
+        // fans the field is simply not there.
+        Source::FanSpeed => match device.fan_speed(0) {
+            Err(NvmlError::InvalidArg) if device.num_fans().is_ok_and(|n| n == 0) => {
+                Err(NvmlError::NotSupported)
+            }
+            speed => int(speed?),
+        },
         Source::PState => int(device.performance_state()?.as_c()),
         Source::PowerLimit => Ok(Some(Value::Float(
             f64::from(device.power_management_limit()?) / 1000.0,

@@ -3,20 +3,18 @@
 //! interval, with no stale series and no error storm (a handle that went
 //! stale between two calls is the device being destroyed, not a failure).
 //!
-//! NVML calls, all through nvml-wrapper's safe API: `nvmlDeviceGetMigMode`,
-//! `nvmlDeviceGetMaxMigDeviceCount`, `nvmlDeviceGetMigDeviceHandleByIndex`,
-//! and on each MIG handle `nvmlDeviceGetUUID`, `nvmlDeviceGetName` (whose
-//! `… MIG 1g.10gb` suffix is the profile), `nvmlDeviceGetMemoryInfo` and
-//! `nvmlDeviceGetComputeRunningProcesses` (each process carries its GPU and
-//! compute instance ids); on the parent `nvmlGpmMigSampleGet` and
-//! `nvmlGpmMetricsGet`. nvml-wrapper 0.13 does not wrap
-//! `nvmlDeviceGetGpuInstanceId`/`nvmlDeviceGetComputeInstanceId`, and
-//! calling them through its `sys` bindings needs `unsafe`, which this crate
-//! forbids: the ids come from the instance's processes and are remembered
-//! per MIG UUID for the instance's life. An instance that has never run a
-//! process has no known id: it is in the snapshot, without GPM readings,
-//! and gets no series (two idle instances of one profile would write the
-//! same label set).
+//! NVML calls: `nvmlDeviceGetMigMode`, `nvmlDeviceGetMaxMigDeviceCount`,
+//! `nvmlDeviceGetMigDeviceHandleByIndex`, and on each MIG handle
+//! `nvmlDeviceGetUUID`, `nvmlDeviceGetName` (whose `… MIG 1g.10gb` suffix is
+//! the profile), `nvmlDeviceGetGpuInstanceId` and
+//! `nvmlDeviceGetComputeInstanceId` (once per MIG UUID: they do not change
+//! for an instance's life; see `mig_ids`), `nvmlDeviceGetMemoryInfo` and
+//! `nvmlDeviceGetComputeRunningProcesses`; on the parent
+//! `nvmlGpmMigSampleGet` and `nvmlGpmMetricsGet`. Where the id calls fail
+//! (a driver without them), the ids come from the instance's processes,
+//! which carry them: such an instance gets series once a process has run in
+//! it (two idle instances of one profile would otherwise write the same
+//! label set).
 
 use std::collections::{HashMap, HashSet};
 
@@ -43,7 +41,8 @@ pub(super) struct Reads<'a, 'n> {
 pub(super) struct MigMemory<'n> {
     /// The previous GPM sample of each instance, by MIG UUID.
     gpm_prev: HashMap<String, GpmSample<'n>>,
-    /// GPU and compute instance ids learnt from processes, by MIG UUID.
+    /// GPU and compute instance ids, by MIG UUID: from NVML's id calls, or
+    /// learnt from processes where those fail.
     ids: HashMap<String, (u32, u32)>,
     /// Instances whose GPM reads are not supported, by MIG UUID.
     gpm_unsupported: HashSet<String>,
@@ -144,12 +143,20 @@ fn read_instance<'n>(
         .map_err(|e| note(errors, "nvmlDeviceGetName", &e))
         .ok()?;
     let mut instance = MigInstance::new(uuid, profile_from_name(&name).to_owned());
+    if !memory.ids.contains_key(&instance.uuid) {
+        match super::mig_ids::instance_ids(mig) {
+            Ok(ids) => {
+                memory.ids.insert(instance.uuid.clone(), ids);
+            }
+            Err(e) => note(errors, "nvmlDeviceGetGpuInstanceId", &e),
+        }
+    }
     match mig.running_compute_processes() {
         Ok(list) => {
             for p in &list {
                 instance.pids.push(p.pid);
                 if let (Some(gi), Some(ci)) = (p.gpu_instance_id, p.compute_instance_id) {
-                    memory.ids.insert(instance.uuid.clone(), (gi, ci));
+                    memory.ids.entry(instance.uuid.clone()).or_insert((gi, ci));
                 }
             }
         }
@@ -255,8 +262,9 @@ fn read_gpm<'n>(
 /// Checks, when the sampler starts, that every GPU instance id of `wanted`
 /// names an instance of one of the GPUs `indices`: an id that does not is
 /// one error listing the instances there are. An instance whose id NVML
-/// has not given yet (no process has run in it) could be the one named, so
-/// while there is one the check lets the list through with a warning.
+/// does not give (a driver without the id calls, and no process has run in
+/// it) could be the one named, so while there is one the check lets the list
+/// through with a warning.
 pub(super) fn check_instances(nvml: &Nvml, indices: &[u32], wanted: &InstanceSet) -> Result<()> {
     let InstanceSet::List(ids) = wanted else {
         return Ok(());
@@ -276,10 +284,14 @@ pub(super) fn check_instances(nvml: &Nvml, indices: &[u32], wanted: &InstanceSet
             let (Ok(uuid), Ok(name)) = (mig.uuid(), mig.name()) else {
                 continue;
             };
-            let gi = mig
-                .running_compute_processes()
+            let gi = super::mig_ids::instance_ids(&mig)
                 .ok()
-                .and_then(|list| list.iter().find_map(|p| p.gpu_instance_id));
+                .map(|(gi, _)| gi)
+                .or_else(|| {
+                    mig.running_compute_processes()
+                        .ok()
+                        .and_then(|list| list.iter().find_map(|p| p.gpu_instance_id))
+                });
             found.push((index, gi, profile_from_name(&name).to_owned(), uuid));
         }
     }

@@ -29,6 +29,7 @@ mod gpu;
 mod host;
 mod load;
 mod mig;
+mod mig_ids;
 mod processes;
 mod progress;
 mod select;

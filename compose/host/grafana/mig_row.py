@@ -95,7 +95,8 @@ def mig_row(b: Board) -> None:
             "One line per MIG instance of the selected GPUs: its memory, its "
             "GPM activity (Hopper and newer) and the processes running in it. "
             "Power, temperature and clocks are the whole GPU's (rows above). "
-            "An instance gets series once a process has run in it.",
+            "On a driver without nvmlDeviceGetGpuInstanceId an instance is "
+            "listed once a process has run in it.",
             rename={
                 "mig": "MIG instance",
                 "Value #A": "memory used",

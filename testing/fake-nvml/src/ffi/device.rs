@@ -617,8 +617,14 @@ pub unsafe extern "C" fn nvmlDeviceGetTemperatureThreshold(
     })
 }
 
+/// Fan `fan`'s speed. A fanless GPU (no `fan_percent`: datacenter boards)
+/// answers an index as out of range, as a real H200 on driver 580 does for
+/// `nvmlDeviceGetFanSpeed_v2(device, 0)`: `NVML_ERROR_INVALID_ARGUMENT`, not
+/// "not supported".
 fn fan_speed(cx: &Cx<'_>, fan: c_uint) -> Result<c_uint, u32> {
-    let speed = supported(cx.dev.spec.fan_percent.as_ref())?;
+    let Some(speed) = cx.dev.spec.fan_percent.as_ref() else {
+        return Err(rc::INVALID_ARGUMENT);
+    };
     if fan >= cx.dev.spec.num_fans.unwrap_or(1) {
         return Err(rc::INVALID_ARGUMENT);
     }
@@ -633,11 +639,13 @@ pub unsafe extern "C" fn nvmlDeviceGetFanSpeed(
     speed: *mut c_uint,
 ) -> nvmlReturn_t {
     device_call(entry::nvmlDeviceGetFanSpeed, device, |cx| {
+        let _ = supported(cx.dev.spec.fan_percent.as_ref())?;
         put_u32(speed, fan_speed(cx, 0))
     })
 }
 
-/// `nvmlDeviceGetFanSpeed_v2`: `fan_percent` for each of `num_fans` fans.
+/// `nvmlDeviceGetFanSpeed_v2`: `fan_percent` for each of `num_fans` fans;
+/// any index on a fanless GPU is an invalid argument.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlDeviceGetFanSpeed_v2(
     device: nvmlDevice_t,

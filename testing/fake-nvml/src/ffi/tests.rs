@@ -362,10 +362,15 @@ fn readings_follow_the_scenario_clock() {
         u32_of(|o| unsafe { nvmlDeviceGetTemperature(h, 7, o) }),
         Err(rc::INVALID_ARGUMENT)
     );
-    // No fan on a datacenter GPU: not supported, and zero fans.
+    // No fan on a datacenter GPU: not supported, zero fans, and fan 0 of
+    // the _v2 call out of range (what a real H200 on driver 580 answers).
     assert_eq!(
         u32_of(|o| unsafe { nvmlDeviceGetFanSpeed(h, o) }),
         Err(rc::NOT_SUPPORTED)
+    );
+    assert_eq!(
+        u32_of(|o| unsafe { nvmlDeviceGetFanSpeed_v2(h, 0, o) }),
+        Err(rc::INVALID_ARGUMENT)
     );
     assert_eq!(u32_of(|o| unsafe { nvmlDeviceGetNumFans(h, o) }), Ok(0));
     assert_eq!(
