@@ -1,7 +1,9 @@
 """The pipeline under test, started once for tests/e2e/test_pipeline.py.
 
     workers (algalon-exporter on the fake NVML, compose/worker/collectors.csv)
-      gpu-a: a1, a2 healthy H100 nodes + a training process serving job series
+      gpu-a: a1, a2 healthy H100 nodes + a training process serving job series,
+             m1 an H100 node partitioned with MIG (testing/scenarios/h100-mig.json,
+             exporter -d g+i: instance series beside the whole GPUs)
       gpu-b: b1 the faults of tests/e2e/scenarios/faults.json, b2 NVML re-initialisation hangs
              after 3 s, b3 reboots with one GPU fewer, one dead target
       gpu-c: a3, added by a new target file while everything runs
@@ -44,6 +46,7 @@ HOST_COMPOSE = COMPOSE / "host/docker-compose.yml"
 CLUSTER_COMPOSE = COMPOSE / "cluster/docker-compose.yml"
 COLLECTORS = COMPOSE / "worker/collectors.csv"
 FAULTS = Path(__file__).parent / "scenarios/faults.json"
+MIG_SCENARIO = ROOT / "testing/scenarios/h100-mig.json"
 
 # Flags the test adds to the compose stack's own, only to be fast:
 #   victoria-metrics -search.latencyOffset=1s: the default (30 s) keeps the
@@ -105,7 +108,13 @@ class Stack:
     started: float = field(default_factory=time.monotonic)
 
     def start_exporter(
-        self, name: str, port: int, cluster: str, scenario: Path, gpus: int
+        self,
+        name: str,
+        port: int,
+        cluster: str,
+        scenario: Path,
+        gpus: int,
+        args: tuple[str, ...] = (),
     ) -> Exporter:
         self.procs.start(
             name,
@@ -120,6 +129,7 @@ class Stack:
                 "--processes",
                 "-f",
                 str(COLLECTORS),
+                *args,
             ],
             env={
                 "ALGALON_FAKE_NVML_SCENARIO": str(scenario),
@@ -211,7 +221,7 @@ def stack():
         am_port,
         job_port,
         *exp_ports,
-    ) = free_ports(15)
+    ) = free_ports(16)
     st = Stack(
         work=work,
         procs=procs,
@@ -239,6 +249,8 @@ def stack():
         st.start_exporter("a2", exp_ports[1], "gpu-a", healthy, 4)
         st.start_exporter("b1", exp_ports[2], "gpu-b", FAULTS, 8)
         st.start_exporter("b3", exp_ports[6], "gpu-b", healthy, 4)
+        # MIG instances as dcgm-exporter's -d g+i writes them.
+        st.start_exporter("m1", exp_ports[7], "gpu-a", MIG_SCENARIO, 8, ("-d", "g+i"))
         st.dead = f"127.0.0.1:{exp_ports[4]}"  # nothing listens there
         st.spare_port = exp_ports[5]  # a3, added later
 

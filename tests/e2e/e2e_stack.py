@@ -306,8 +306,11 @@ class VM:
             raise AssertionError(f"GET {url} -> {status}: {body[:500]!r}")
         return doc["data"]
 
-    def query(self, expr: str) -> list[dict]:
-        return self._get("/api/v1/query", [("query", expr)])["result"]
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        params = [("query", expr)]
+        if at is not None:
+            params.append(("time", f"{at:.3f}"))
+        return self._get("/api/v1/query", params)["result"]
 
     def query_range(self, expr: str, seconds: int, step: str) -> list[dict]:
         end = time.time()

@@ -21,6 +21,7 @@ from e2e_stack import (
     service_env,
     wait_until,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 DASHBOARDS = sorted((COMPOSE / "host/grafana/dashboards").glob("*.json"))
 RULES = COMPOSE / "host/vmalert/rules.yml"
@@ -48,17 +49,22 @@ def panels(dashboard: dict):
         yield from panel.get("panels", [])  # collapsed rows
 
 
-def substitute(expr: str, dashboard: dict) -> str:
-    """The expression as Grafana sends it with every variable at "All"."""
+def substitute(expr: str, dashboard: dict, **chosen: str) -> str:
+    """The expression as Grafana sends it with every variable at "All", or
+    at the value `chosen` gives it."""
     values = dict(GRAFANA_VARS)
     for var in dashboard.get("templating", {}).get("list", []):
         if var["type"] in ("query", "custom"):
             # Grafana's All for a variable without allValue is every value
             # OR-ed together: ".+" matches the same series.
             values[var["name"]] = var.get("allValue") or ".+"
+    values.update(chosen)
     for name, value in values.items():
         expr = re.sub(r"\$\{" + name + r"(?::\w+)?\}|\$" + name + r"\b", value, expr)
-    assert "$" not in expr, f"unsubstituted variable in {expr!r}"
+    # $1, $2 … are label_replace()'s capture groups: Grafana has no variable
+    # named so and leaves them as they are.
+    left = re.search(r"\$(?!\d)", expr)
+    assert not left, f"unsubstituted variable in {expr!r}"
     return expr
 
 
@@ -494,6 +500,206 @@ def test_measure_ingestion(stack):
     # series, written every evaluation (TEST_ONLY_FLAGS: every 2 s here).
     recorded = stack.vm.scalar('count({__name__=~"algalon:.+"})') or 0
     assert scrape_rate <= written <= scrape_rate * 1.5 + 10 + recorded / 2
+
+
+# The MIG node (m1): after the tests that wait anyway (a new target, the
+# ingestion figures), so its scenario has long passed the repartition at
+# t = 30 s that the first test waits for when run alone.
+FLEET = COMPOSE / "host/grafana/dashboards/algalon-fleet.json"
+NVIDIA = COMPOSE / "host/grafana/dashboards/dcgm-exporter-dashboard.json"
+MIG_ROW = "MIG instances"
+
+
+def rows(dashboard: dict):
+    """(title of its row, panel) for every panel, rows left out."""
+    row = ""
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            row = panel["title"]
+            for inner in panel.get("panels", []):
+                yield row, inner
+        else:
+            yield row, panel
+
+
+def legend(fmt: str, labels: dict) -> str:
+    """A series' name as Grafana writes it from a legend format."""
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m[1], ""), fmt)
+
+
+def served_instances(exp) -> set[tuple[str, str, str]]:
+    """(gpu, profile, GPU instance id) of the MIG instances an exporter
+    serves now, read with prometheus_client's parser."""
+    status, body = http_get(f"http://{exp.instance}/metrics")
+    assert status == 200
+    return {
+        (s.labels["gpu"], s.labels["GPU_I_PROFILE"], s.labels["GPU_I_ID"])
+        for family in text_string_to_metric_families(body.decode())
+        if family.name == "DCGM_FI_DEV_FB_USED"
+        for s in family.samples
+        if s.labels.get("GPU_I_ID")
+    }
+
+
+def test_fleet_dashboard_shows_mig_instances_under_their_gpu(stack):
+    """m1 (testing/scenarios/h100-mig.json, -d g+i): the MIG row has every
+    instance the exporter serves, each named after its GPU, with its memory,
+    GPM activity and processes; selecting one GPU keeps its instances only."""
+    m1 = stack.exporters["m1"]
+    doc = json.loads(FLEET.read_text())
+    table = next(p for row, p in rows(doc) if p["title"] == "MIG instances")
+    memory = next(t for t in table["targets"] if t["refId"] == "A")
+
+    def names(target: dict = memory, **chosen) -> set[str]:
+        expr = substitute(target["expr"], doc, instance=m1.instance, **chosen)
+        return {r["metric"]["mig"] for r in stack.vm.query(expr)}
+
+    # The scenario repartitions at t = 30 s: GPU 2 turns MIG (4g.40gb GI 1 +
+    # 3g.40gb GI 2), GPU 1 becomes 2 x 3g.40gb (GI 1 new, with vllm from
+    # t = 32 s; GI 3 and 9 destroyed). Wait for that, and for VictoriaMetrics
+    # to hold what the exporter serves in every column (GPM needs two
+    # samples of an instance). Processes (F): only instances that run one.
+    after = {
+        "GPU 0 · MIG 1g.10gb (GI 7)",
+        "GPU 1 · MIG 3g.40gb (GI 1)",
+        "GPU 1 · MIG 3g.40gb (GI 2)",
+        "GPU 2 · MIG 4g.40gb (GI 1)",
+        "GPU 2 · MIG 3g.40gb (GI 2)",
+    }
+    columns = [t for t in table["targets"] if t["refId"] != "F"]
+
+    def settled() -> set[str] | None:
+        served = {f"GPU {g} · MIG {p} (GI {i})" for g, p, i in served_instances(m1)}
+        if after <= served and all(names(t) == served for t in columns):
+            return served
+        return None
+
+    got = wait_until(
+        "the MIG table to list m1's instances after the repartition",
+        settled,
+        60,
+        1,
+        stack.procs.check_alive,
+    )
+    assert "GPU 1 · MIG 2g.20gb (GI 3)" not in got
+    assert names(gpu="2") == {n for n in got if n.startswith("GPU 2 ")}
+    # GI 7 holds vllm (8205 MiB of 9984), in the table and in its process list.
+    used = {
+        r["metric"]["mig"]: float(r["value"][1])
+        for r in stack.vm.query(substitute(memory["expr"], doc, instance=m1.instance))
+    }
+    assert used["GPU 0 · MIG 1g.10gb (GI 7)"] == 8205 * 1048576
+    procs = next(p for row, p in rows(doc) if p["title"] == "MIG processes")
+    rows_ = stack.vm.query(
+        substitute(procs["targets"][0]["expr"], doc, instance=m1.instance)
+    )
+    assert {r["metric"]["mig"]: r["metric"]["pid"] for r in rows_}[
+        "GPU 0 · MIG 1g.10gb (GI 7)"
+    ] == "6101"
+    # The time series and bars name each instance as the table does.
+    for row, panel in rows(doc):
+        if not row.startswith(MIG_ROW) or panel["type"] == "table":
+            continue
+        for t in panel["targets"]:
+            result = stack.vm.query(substitute(t["expr"], doc, instance=m1.instance))
+            shown = {legend(t["legendFormat"], r["metric"]) for r in result}
+            host = result[0]["metric"]["Hostname"]
+            suffix = t["legendFormat"].split("· {{Hostname}}", 1)[1]
+            assert shown == {f"{n} · {host}{suffix}" for n in got}, panel["title"]
+
+
+def test_whole_gpu_panels_count_each_gpu_once_on_a_mig_node(stack):
+    """On m1, whose FB and GPM fields are also served per MIG instance, the
+    fleet dashboard's whole-GPU panels see 8 GPUs: no series of theirs is an
+    instance's, no legend shows a GPU twice, and the fleet figures are the
+    physical GPUs' (they would differ with the instances counted)."""
+    m1 = stack.exporters["m1"]
+    doc = json.loads(FLEET.read_text())
+    checked = 0
+    for row, panel in rows(doc):
+        if row.startswith(MIG_ROW):
+            continue
+        for t in panel["targets"]:
+            result = stack.vm.query(substitute(t["expr"], doc, instance=m1.instance))
+            on_instances = [r["metric"] for r in result if r["metric"].get("GPU_I_ID")]
+            if panel["title"] == "GPU processes":
+                # A process is written once, on the instance it runs in:
+                # the process list keeps those (vllm, pid 6101, on GI 7).
+                assert any(
+                    m["pid"] == "6101" and m["GPU_I_ID"] == "7" for m in on_instances
+                ), result
+                continue
+            assert not on_instances, f"{panel['title']}: {on_instances[:3]}"
+            fmt = t.get("legendFormat", "")
+            if "{{gpu}}" in fmt:
+                shown = [legend(fmt, r["metric"]) for r in result]
+                assert len(shown) == len(set(shown)), f"{panel['title']}: {shown}"
+                checked += 1
+    assert checked >= 20
+
+    def stat(title: str) -> float:
+        panel = next(p for _, p in rows(doc) if p["title"] == title)
+        expr = substitute(panel["targets"][0]["expr"], doc, instance=m1.instance)
+        return float(stack.vm.query(expr, at=now)[0]["value"][1])
+
+    now = time.time() - 2
+    assert stat("GPUs") == m1.gpus == 8
+    # Memory in use, from the raw series of the same instant.
+    fb = {}
+    for part in ("USED", "FREE", "RESERVED"):
+        for r in stack.vm.query(
+            f'DCGM_FI_DEV_FB_{part}{{instance="{m1.instance}"}}', at=now
+        ):
+            key = (r["metric"]["gpu"], r["metric"].get("GPU_I_ID", ""))
+            fb.setdefault(key, {})[part] = float(r["value"][1])
+    whole = [v for (_, gi), v in fb.items() if not gi]
+    every = list(fb.values())
+    assert len(whole) == 8 and len(every) > 8
+
+    def ratio(parts: list[dict]) -> float:
+        return sum(p["USED"] for p in parts) / sum(sum(p.values()) for p in parts)
+
+    assert stat("Memory in use") == pytest.approx(ratio(whole))
+    assert ratio(every) != pytest.approx(ratio(whole))
+
+
+def test_nvidia_dashboard_on_a_mig_node(stack):
+    """NVIDIA's dashboard, unchanged, on m1 (-d g+i): what dcgm-exporter
+    itself gives it. Its GPU variable lists the 8 GPUs; its gauges (mean
+    temperature, total power) aggregate those 8, as no instance has a
+    temperature or a power of its own; its framebuffer and tensor graphs show
+    each instance as a series of its own beside its GPU, told apart by
+    GPU_I_PROFILE and GPU_I_ID (its legends, "GPU {{gpu}}", do not name them,
+    as with dcgm-exporter)."""
+    m1 = stack.exporters["m1"]
+    doc = json.loads(NVIDIA.read_text())
+    gpus = stack.vm.label_values(
+        "gpu", f'DCGM_FI_DEV_GPU_TEMP{{instance="{m1.instance}"}}'
+    )
+    assert sorted(gpus) == [str(g) for g in range(8)]
+    instances = served_instances(m1)
+    assert instances
+    seen = set()
+    for panel in panels(doc):
+        for t in panel.get("targets", []):
+            expr = substitute(t["expr"], doc, instance=m1.instance)
+            result = stack.vm.query(expr)
+            assert result, f"{panel['title']}: no data"
+            labels = [r["metric"] for r in result]
+            if panel["title"] in ("GPU Avg. Temp", "GPU Power Total"):
+                field = re.search(r"DCGM_FI_\w+", t["expr"])[0]
+                per_gpu = stack.vm.query(f'{field}{{instance="{m1.instance}"}}')
+                assert len(per_gpu) == 8, per_gpu
+                assert not any(r["metric"].get("GPU_I_ID") for r in per_gpu)
+                continue
+            whole = [m for m in labels if not m.get("GPU_I_ID")]
+            assert len({m["gpu"] for m in whole}) == len(whole) <= 8, panel["title"]
+            for m in labels:
+                if m.get("GPU_I_ID"):
+                    seen.add(panel["title"])
+                    assert m["GPU_I_PROFILE"], m
+    # The framebuffer and tensor graphs carry instances; the others do not.
+    assert seen == {"GPU Framebuffer Mem Used", "Tensor Core Utilization"}
 
 
 def test_logs_hold_no_errors(stack):
