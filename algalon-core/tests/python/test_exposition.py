@@ -137,10 +137,23 @@ def test_job_goldens_parse_with_both_parsers():
         ids["finetune"]: (0, None),
         ids["eval"]: (1, "KeyboardInterrupt"),
         ids["serve"]: (0, None),
+        ids["inference"]: (0, None),
     }
     # Every per-GPU series carries the job's name and identity, not only its id.
     for s in energy.samples:
         assert s.labels["job_name"] == "finetune" and s.labels["rank"] == "1", s
+    # A job on a MIG device: the parent GPU's shared energy and the
+    # instance's estimate (3 of 7 compute slices) in their own families,
+    # with the instance's labels; none in the whole-GPU energy family.
+    (parent,) = text["algalon_job_mig_parent_energy_joules"].samples
+    (estimate,) = text["algalon_job_mig_energy_estimate_joules"].samples
+    assert parent.labels["job_id"] == ids["inference"]
+    assert (parent.labels["GPU_I_PROFILE"], parent.labels["GPU_I_ID"]) == (
+        "3g.40gb",
+        "2",
+    )
+    assert estimate.value == parent.value * 3 / 7
+    assert ids["inference"] not in {s.labels["job_id"] for s in energy.samples}
 
     om = {
         f.name: f
