@@ -249,7 +249,9 @@ pub struct GpuReport {
     pub util_max: Option<f64>,
     /// Highest framebuffer memory used, bytes.
     pub memory_peak_bytes: Option<u64>,
-    /// Mean power draw, W.
+    /// Mean power draw, W: `energy_j ÷ duration` when the energy comes from
+    /// the GPU's counter (exact over the window), else the mean of the power
+    /// samples; `None` when power could not be read.
     pub power_mean_w: Option<f64>,
     /// Highest power draw, W.
     pub power_max_w: Option<f64>,

@@ -76,7 +76,10 @@ fn windows_measure_energy_utilization_and_memory() {
         assert_eq!(h100.util_mean, Some(85.0));
         assert_eq!(h100.util_max, Some(85.0));
         assert_eq!(h100.memory_peak_bytes, Some(40000 << 20));
-        assert_eq!(h100.power_mean_w, Some(312.5));
+        // With the counter, mean power is energy over the window's duration.
+        let p = h100.power_mean_w.expect("power");
+        assert!(within(p, e / report.duration_s, 1e-12), "{p} W");
+        assert!(within(p, 312.5, 0.05), "{p} W");
         assert_eq!(h100.temperature_max_c, Some(63.0));
         assert_eq!(h100.process_memory_peak_bytes, Some(30000 << 20));
         assert!(h100.samples >= 4, "{}", h100.samples);

@@ -388,7 +388,8 @@ typedef struct algalon_job_gpu_report {
    */
   bool has_power;
   /**
-   * Mean power draw, W.
+   * Mean power draw, W: `energy_j` ÷ the duration when the energy comes
+   * from the GPU's counter, else the mean of the power samples.
    */
   double power_mean_w;
   /**

@@ -142,7 +142,8 @@ pub struct algalon_job_gpu_report {
     pub memory_peak_bytes: u64,
     /// Whether `power_mean_w` / `power_max_w` are known.
     pub has_power: bool,
-    /// Mean power draw, W.
+    /// Mean power draw, W: `energy_j` ÷ the duration when the energy comes
+    /// from the GPU's counter, else the mean of the power samples.
     pub power_mean_w: f64,
     /// Highest power draw, W.
     pub power_max_w: f64,

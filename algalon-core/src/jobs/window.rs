@@ -463,7 +463,17 @@ fn gpu_report(a: &GpuAcc, duration_s: f64) -> GpuReport {
         util_mean: mean(a.util_sum, a.util_n),
         util_max: a.util_max,
         memory_peak_bytes: a.mem_peak,
-        power_mean_w: mean(a.power_sum, a.power_n),
+        // With the energy counter, the mean power over the window is exactly
+        // energy ÷ duration; power samples are NVML's own running averages
+        // (about a second on recent GPUs), which trail a load that starts or
+        // stops within the window (an H200 under a 16 s bf16 load: 370 W from
+        // samples against 384 W from the counter).
+        power_mean_w: match (energy_source, energy_j) {
+            (Some(EnergySource::Counter), Some(j)) if duration_s > 0.0 && a.power_n > 0 => {
+                Some(j / duration_s)
+            }
+            _ => mean(a.power_sum, a.power_n),
+        },
         power_max_w: a.power_max,
         temperature_max_c: a.temp_max,
         samples: a.samples,

@@ -651,7 +651,7 @@ class GpuReport:
         """Highest framebuffer memory in use on the GPU (by any process), bytes."""
     @property
     def power_mean_w(self) -> float | None:
-        """Mean power draw, W."""
+        """Mean power draw, W: energy_j / duration when energy_source is "counter", else the mean of the power samples."""
     @property
     def power_max_w(self) -> float | None:
         """Highest power draw, W."""
