@@ -45,7 +45,8 @@ if ((!static_only)); then
     echo "e2e-pipeline: building algalon-exporter and the fake NVML…"
     cargo build -q -p algalon-exporter
     make -s fake-nvml >/dev/null
-    tests+=(tests/e2e/test_rule_inputs.py tests/e2e/test_simulate.py tests/e2e/test_pipeline.py)
+    tests+=(tests/e2e/test_rule_inputs.py tests/e2e/test_simulate.py tests/e2e/test_pipeline.py
+        tests/e2e/test_jobs_dashboard_mig.py)
 fi
 mkdir -p target/e2e
 rm -f target/e2e/figures.json

@@ -4,6 +4,7 @@
       gpu-a: a1, a2 healthy H100 nodes + a training process serving job series,
              m1 an H100 node partitioned with MIG (testing/scenarios/h100-mig.json,
              exporter -d g+i: instance series beside the whole GPUs)
+             + a process serving the series of jobs on one of its MIG devices
       gpu-b: b1 the faults of tests/e2e/scenarios/faults.json, b2 NVML re-initialisation hangs
              after 3 s, b3 reboots with one GPU fewer, one dead target
       gpu-c: a3, added by a new target file while everything runs
@@ -47,6 +48,10 @@ CLUSTER_COMPOSE = COMPOSE / "cluster/docker-compose.yml"
 COLLECTORS = COMPOSE / "worker/collectors.csv"
 FAULTS = Path(__file__).parent / "scenarios/faults.json"
 MIG_SCENARIO = ROOT / "testing/scenarios/h100-mig.json"
+# The MIG device the MIG job source runs on: GPU 0's 1g.10gb instance GI 7
+# (vllm in it, GPM), there throughout the scenario (its repartition at
+# t = 30 s leaves GPU 0 alone).
+MIG_JOB_DEVICE = "MIG-4b1e7c20-0a5d-5f3e-9c61-7d2a8e0b3c01"
 
 # Flags the test adds to the compose stack's own, only to be fast:
 #   victoria-metrics -search.latencyOffset=1s: the default (30 s) keeps the
@@ -104,6 +109,7 @@ class Stack:
     exporters: dict[str, Exporter] = field(default_factory=dict)
     dead: str = ""
     job_instance: str = ""
+    mig_job_instance: str = ""
     spare_port: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -220,8 +226,9 @@ def stack():
         alert_port,
         am_port,
         job_port,
+        mig_job_port,
         *exp_ports,
-    ) = free_ports(16)
+    ) = free_ports(17)
     st = Stack(
         work=work,
         procs=procs,
@@ -360,35 +367,50 @@ def stack():
                 on_wait=procs.check_alive,
             )
 
-        # A training process serving job series, and pushing one report.
+        # A training process serving job series, and pushing one report; a
+        # second one pinned to a MIG device, as Kubernetes and Slurm pin it.
+        job_source = [
+            "python3",
+            str(Path(__file__).parent / "job_source.py"),
+            "--nvml-lib",
+            nvml_lib,
+        ]
         procs.start(
             "job-source",
-            [
-                "python3",
-                str(Path(__file__).parent / "job_source.py"),
-                "--port",
-                str(job_port),
-                "--push",
-                st.vm_url,
-                "--nvml-lib",
-                nvml_lib,
-            ],
+            [*job_source, "--port", str(job_port), "--push", st.vm_url],
             env={"ALGALON_FAKE_NVML_SCENARIO": str(healthy)},
         )
-        st.job_instance = f"127.0.0.1:{job_port}"
-        wait_until(
-            "job_source.py to serve",
-            lambda: "job_source: ready" in procs.log_tail("job-source", 50),
-            30,
-            on_wait=procs.check_alive,
+        procs.start(
+            "job-source-mig",
+            [
+                *job_source,
+                "--port",
+                str(mig_job_port),
+                "--mig-scenario",
+                str(work / "mig-job.json"),
+            ],
+            env={
+                "ALGALON_FAKE_NVML_SCENARIO": str(MIG_SCENARIO),
+                "CUDA_VISIBLE_DEVICES": MIG_JOB_DEVICE,
+            },
         )
+        st.job_instance = f"127.0.0.1:{job_port}"
+        st.mig_job_instance = f"127.0.0.1:{mig_job_port}"
+        for name in ("job-source", "job-source-mig"):
+            wait_until(
+                f"{name} to serve",
+                lambda n=name: "job_source: ready" in procs.log_tail(n, 50),
+                30,
+                on_wait=procs.check_alive,
+            )
 
         # Targets, the operator's way.
         for exp in st.exporters.values():
             st.add_worker(exp.instance, exp.cluster)
         st.add_worker(st.dead, "gpu-b")
         (targets / "jobs/gpu-a.yml").write_text(
-            f"- labels:\n    cluster: gpu-a\n  targets:\n    - {st.job_instance}\n"
+            "- labels:\n    cluster: gpu-a\n  targets:\n"
+            f"    - {st.job_instance}\n    - {st.mig_job_instance}\n"
         )
 
         # While every target is scraped a few times, b3 reboots.
@@ -396,7 +418,10 @@ def stack():
 
         # Three scrapes of every target: rate() needs two samples inside a
         # range query's last step.
-        live = [e.instance for e in st.exporters.values()] + [st.job_instance]
+        live = [e.instance for e in st.exporters.values()] + [
+            st.job_instance,
+            st.mig_job_instance,
+        ]
 
         def scraped_thrice() -> bool:
             got = {

@@ -111,8 +111,9 @@ def test_every_target_scraped_with_cluster_label(stack):
         assert up[exp.instance]["metric"]["cluster"] == exp.cluster
         assert up[exp.instance]["metric"]["job"] == "algalon"
     assert up[stack.dead]["value"][1] == "0"
-    assert up[stack.job_instance]["metric"]["job"] == "algalon-jobs"
-    assert up[stack.job_instance]["metric"]["cluster"] == "gpu-a"
+    for job_source in (stack.job_instance, stack.mig_job_instance):
+        assert up[job_source]["metric"]["job"] == "algalon-jobs"
+        assert up[job_source]["metric"]["cluster"] == "gpu-a"
 
 
 def test_gpu_series_carry_gpu_hostname_cluster(stack):
@@ -392,6 +393,7 @@ def test_sharded_vmagents_scrape_each_target_once(stack):
     instances = {e.instance for e in stack.exporters.values()} | {
         stack.dead,
         stack.job_instance,
+        stack.mig_job_instance,
     }
 
     def shards_by_instance() -> dict[str, set[str]]:
