@@ -489,7 +489,8 @@ def jobs() -> dict:
     return dashboard(
         "algalon-jobs",
         "Algalon — jobs",
-        "Per job: GPU energy, utilization, memory peak, power and duration, from the algalon_job_* series of the Python and C faces (served or pushed).",
+        "Per job: GPU energy, utilization, memory peak, power and duration, from the algalon_job_* series of the Python and C faces (served or pushed). "
+        "Jobs on MIG devices: an energy estimate by compute slices, activity and memory per device (MIG jobs row).",
         b,
         variables,
         ["algalon", "gpu", "jobs"],
