@@ -53,44 +53,21 @@ def mig_row(b: Board) -> None:
         table(
             "MIG instances",
             [
-                target(
-                    per_instance(f"DCGM_FI_DEV_FB_USED{{{MIG}}} * 1048576"),
-                    ref="A",
-                    instant=True,
-                    table=True,
-                ),
-                target(
-                    per_instance(f"{fb_total(MIG)} * 1048576"),
-                    ref="B",
-                    instant=True,
-                    table=True,
-                ),
-                target(
-                    per_instance(f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{MIG}}}"),
-                    ref="C",
-                    instant=True,
-                    table=True,
-                ),
-                target(
-                    per_instance(f"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{{{MIG}}}"),
-                    ref="D",
-                    instant=True,
-                    table=True,
-                ),
-                target(
-                    per_instance(f"DCGM_FI_PROF_DRAM_ACTIVE{{{MIG}}}"),
-                    ref="E",
-                    instant=True,
-                    table=True,
-                ),
-                target(
-                    named(
-                        f"count by ({BY}) (algalon_process_gpu_memory_bytes{{{MIG}}})"
+                target(expr, ref=ref, instant=True, table=True)
+                for ref, expr in zip(
+                    "ABCDEF",
+                    (
+                        per_instance(f"DCGM_FI_DEV_FB_USED{{{MIG}}} * 1048576"),
+                        per_instance(f"{fb_total(MIG)} * 1048576"),
+                        per_instance(f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{MIG}}}"),
+                        per_instance(f"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{{{MIG}}}"),
+                        per_instance(f"DCGM_FI_PROF_DRAM_ACTIVE{{{MIG}}}"),
+                        named(
+                            f"count by ({BY}) (algalon_process_gpu_memory_bytes{{{MIG}}})"
+                        ),
                     ),
-                    ref="F",
-                    instant=True,
-                    table=True,
-                ),
+                    strict=True,
+                )
             ],
             "One line per MIG instance of the selected GPUs: its memory, its "
             "GPM activity (Hopper and newer) and the processes running in it. "
