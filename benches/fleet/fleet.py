@@ -117,7 +117,8 @@ def panel_queries(step_s: int, scrape_s: int) -> list[tuple[str, str]]:
                     continue
                 for k in sorted(subst, key=len, reverse=True):
                     expr = expr.replace(k, subst[k])
-                if "$" in expr:
+                # $1…$9 are label_replace's capture groups, not variables.
+                if re.search(r"\$(?![0-9])", expr):
                     fail(f"{DASHBOARD}: unknown variable left in {expr!r}")
                 out.append((p.get("title", "?"), expr))
 
