@@ -244,7 +244,9 @@ def jobs() -> dict:
             f"sum(({last('algalon_job_duration_seconds')} and {KEY} {last(JOB)})"
             f" * {KEY} count by (instance, Hostname, job_id) ({last('algalon_job_gpu_memory_peak_bytes')})) / 3600",
             "h",
-            desc="Duration times the number of GPUs, summed over the selected jobs.",
+            desc="Duration times the number of GPUs, summed over the selected jobs. "
+            "A MIG device counts as one GPU here; its share of its GPU (compute "
+            "slices) is in the MIG jobs row.",
             decimals=1,
         ),
         4,
