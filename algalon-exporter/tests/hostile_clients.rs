@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, get, parse_response, wait_for};
+use common::{Exporter, get, parse_response, request, wait_for};
 
 /// The tests that load the machine (floods) or time it (latency
 /// percentiles, bcrypt cost) run one at a time: each asserts what a scraper
@@ -361,21 +361,35 @@ fn busy_connections_at_the_cap_get_503_and_are_served_again_later() {
     std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {hash}\n")).expect("write");
     let exporter = with_web_config(&web, &["-c", "1000", "--max-connections", "4"]);
     let addr = exporter.addr;
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
     let guessers: Vec<_> = (0..4)
         .map(|i| {
+            let sent = sent_tx.clone();
             std::thread::spawn(move || {
-                get(
-                    addr,
-                    "/metrics",
-                    &[("Authorization", &basic("prometheus", &format!("guess{i}")))],
-                )
-                .status
+                let mut tcp =
+                    TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+                tcp.set_read_timeout(Some(Duration::from_secs(15)))
+                    .expect("timeout");
+                let auth = basic("prometheus", &format!("guess{i}"));
+                tcp.write_all(&request("/metrics", addr, &[("Authorization", &auth)]))
+                    .expect("send request");
+                sent.send(()).expect("signal");
+                let mut raw = Vec::new();
+                tcp.read_to_end(&mut raw).expect("read response");
+                parse_response(&raw).status
             })
         })
         .collect();
     // Until their request heads are read, the four are idle (and a new
-    // connection would evict one): give them a moment to be sent.
-    std::thread::sleep(Duration::from_millis(500));
+    // connection would evict one): probe once all four are sent and the
+    // exporter has had a moment to read them. The window then lasts until
+    // the queued checks give up on a core (1 s) or the bcrypts finish.
+    for _ in 0..4 {
+        sent_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a guesser sent its request");
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let refused = wait_for(Duration::from_secs(10), "a 503 at the cap", || {
         let r = get(addr, "/health", &[]);
         (r.status == 503).then_some(r)

@@ -220,7 +220,8 @@ impl Response {
     }
 }
 
-fn request(path: &str, host: SocketAddr, headers: &[(&str, &str)]) -> Vec<u8> {
+/// The bytes of `GET path` (HTTP/1.1, `Connection: close`) with `headers`.
+pub fn request(path: &str, host: SocketAddr, headers: &[(&str, &str)]) -> Vec<u8> {
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
