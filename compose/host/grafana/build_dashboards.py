@@ -32,6 +32,8 @@ from panels import (
     dashboard,
     dashed,
     fb_total,
+    memory_share,
+    memory_vs_total,
     query_var,
     stat,
     state_timeline,
@@ -135,19 +137,7 @@ def fleet() -> dict:
         10,
     )
     b.add(
-        bargauge(
-            "Memory used",
-            [
-                target(
-                    f"DCGM_FI_DEV_FB_USED{{{GPU}}} / {fb_total(GPU)}",
-                    LEGEND,
-                    instant=True,
-                )
-            ],
-            "percentunit",
-            hi=1,
-            steps=((None, "green"), (0.9, "orange"), (0.95, "red")),
-        ),
+        memory_share("Memory used", GPU, LEGEND),
         6,
         10,
     )
@@ -201,16 +191,7 @@ def fleet() -> dict:
         8,
     )
     b.add(
-        timeseries(
-            "Memory used vs total",
-            [
-                target(f"DCGM_FI_DEV_FB_USED{{{GPU}}} * 1048576", LEGEND + " used"),
-                target(f"{fb_total(GPU)} * 1048576", LEGEND + " total", ref="B"),
-            ],
-            "bytes",
-            lo=0,
-            overrides=[dashed(".* total$")],
-        ),
+        memory_vs_total("Memory used vs total", GPU, LEGEND),
         12,
         8,
     )

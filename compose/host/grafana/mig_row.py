@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from panels import (
     Board,
-    bargauge,
-    dashed,
     fb_total,
+    memory_share,
+    memory_vs_total,
     table,
     target,
     timeseries,
@@ -98,34 +98,17 @@ def mig_row(b: Board) -> None:
         8,
     )
     b.add(
-        bargauge(
+        memory_share(
             "MIG memory used",
-            [
-                target(
-                    f"DCGM_FI_DEV_FB_USED{{{MIG}}} / {fb_total(MIG)}",
-                    MIG_LEGEND,
-                    instant=True,
-                )
-            ],
-            "percentunit",
-            hi=1,
-            steps=((None, "green"), (0.9, "orange"), (0.95, "red")),
-            desc="Share of each instance's own memory in use (alert AlgalonGpuMemoryNearFull).",
+            MIG,
+            MIG_LEGEND,
+            "Share of each instance's own memory in use (alert AlgalonGpuMemoryNearFull).",
         ),
         8,
         10,
     )
     b.add(
-        timeseries(
-            "MIG memory used vs total",
-            [
-                target(f"DCGM_FI_DEV_FB_USED{{{MIG}}} * 1048576", MIG_LEGEND + " used"),
-                target(f"{fb_total(MIG)} * 1048576", MIG_LEGEND + " total", ref="B"),
-            ],
-            "bytes",
-            lo=0,
-            overrides=[dashed(".* total$")],
-        ),
+        memory_vs_total("MIG memory used vs total", MIG, MIG_LEGEND),
         16,
         10,
     )

@@ -209,6 +209,41 @@ def timeseries(
     }
 
 
+def memory_share(title: str, sel: str, legend: str, desc: str = "") -> dict:
+    """Bar gauge of each device's memory in use, as a share of its own
+    framebuffer, coloured at AlgalonGpuMemoryNearFull's 90 % and 95 %; for
+    whole GPUs and MIG instances alike (`sel`, `legend`)."""
+    return bargauge(
+        title,
+        [
+            target(
+                f"DCGM_FI_DEV_FB_USED{{{sel}}} / {fb_total(sel)}",
+                legend,
+                instant=True,
+            )
+        ],
+        "percentunit",
+        hi=1,
+        steps=((None, "green"), (0.9, "orange"), (0.95, "red")),
+        desc=desc,
+    )
+
+
+def memory_vs_total(title: str, sel: str, legend: str) -> dict:
+    """Each device's memory used against its framebuffer size (dashed), in
+    bytes; for whole GPUs and MIG instances alike."""
+    return timeseries(
+        title,
+        [
+            target(f"DCGM_FI_DEV_FB_USED{{{sel}}} * 1048576", legend + " used"),
+            target(f"{fb_total(sel)} * 1048576", legend + " total", ref="B"),
+        ],
+        "bytes",
+        lo=0,
+        overrides=[dashed(".* total$")],
+    )
+
+
 def state_timeline(title, expr, legend, mappings, desc="") -> dict:
     return {
         "type": "state-timeline",
