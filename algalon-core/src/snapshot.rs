@@ -165,12 +165,12 @@ impl GpuSample {
 
     /// Framebuffer memory used, in bytes.
     pub fn memory_used_bytes(&self) -> Option<u64> {
-        self.get(Field::FbUsed).map(|v| (v.as_f64() as u64) << 20)
+        self.get(Field::FbUsed).map(mib_to_bytes)
     }
 
     /// Framebuffer memory total, in bytes.
     pub fn memory_total_bytes(&self) -> Option<u64> {
-        self.get(Field::FbTotal).map(|v| (v.as_f64() as u64) << 20)
+        self.get(Field::FbTotal).map(mib_to_bytes)
     }
 
     /// Power draw in watts.
@@ -247,6 +247,16 @@ impl MigInstance {
         self.values[field as usize] = value;
     }
 
+    /// The instance's framebuffer memory used, in bytes.
+    pub fn memory_used_bytes(&self) -> Option<u64> {
+        self.get(Field::FbUsed).map(mib_to_bytes)
+    }
+
+    /// The instance's framebuffer size, in bytes.
+    pub fn memory_total_bytes(&self) -> Option<u64> {
+        self.get(Field::FbTotal).map(mib_to_bytes)
+    }
+
     /// The `GPU_I_ID` label value: the GPU instance id, or empty when NVML
     /// did not give it.
     pub fn gpu_instance_label(&self) -> String {
@@ -254,6 +264,11 @@ impl MigInstance {
             .map(|i| i.to_string())
             .unwrap_or_default()
     }
+}
+
+/// A framebuffer reading (NVML's MiB, as DCGM writes it) in bytes.
+fn mib_to_bytes(v: Value) -> u64 {
+    (v.as_f64() as u64) << 20
 }
 
 /// One sample of every selected GPU, taken together.

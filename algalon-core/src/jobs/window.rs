@@ -38,9 +38,7 @@ impl MigAcc {
         self.compute_instance_id = m.compute_instance_id.or(self.compute_instance_id);
         self.slices = m.slices.or(self.slices);
         self.parent_slices = m.parent_slices.or(self.parent_slices);
-        if let Some(total) = m.get(Field::FbTotal) {
-            self.memory_total = Some((total.as_f64() as u64) << 20);
-        }
+        self.memory_total = m.memory_total_bytes().or(self.memory_total);
         for (acc, field) in self.gpm.iter_mut().zip(MIG_JOB_FIELDS) {
             if let Some(v) = m.get(*field) {
                 acc.0 += v.as_f64();
@@ -172,9 +170,14 @@ impl GpuAcc {
             .filter_map(|p| p.used_memory_bytes)
             .reduce(|a, b| a + b);
         if let Some(own) = own {
-            self.proc_mem_peak = Some(self.proc_mem_peak.map_or(own, |p| p.max(own)));
+            raise_peak(&mut self.proc_mem_peak, own);
         }
     }
+}
+
+/// `peak` raised to `v` (set when it had no value yet).
+fn raise_peak(peak: &mut Option<u64>, v: u64) {
+    *peak = Some(peak.map_or(v, |p| p.max(v)));
 }
 
 fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -248,7 +251,7 @@ impl Window {
                 acc.util_max = max_opt(acc.util_max, Some(u));
             }
             if let Some(m) = gpu.memory_used_bytes() {
-                acc.mem_peak = Some(acc.mem_peak.map_or(m, |p| p.max(m)));
+                raise_peak(&mut acc.mem_peak, m);
             }
             acc.own_memory(self.pids.as_ref(), gpu.processes.iter());
         }
@@ -286,9 +289,8 @@ impl Window {
             };
             mig.observe(m);
             acc.whole_gpu(gpu, t);
-            if let Some(used) = m.get(Field::FbUsed) {
-                let used = (used.as_f64() as u64) << 20;
-                acc.mem_peak = Some(acc.mem_peak.map_or(used, |p| p.max(used)));
+            if let Some(used) = m.memory_used_bytes() {
+                raise_peak(&mut acc.mem_peak, used);
             }
             let on_instance = gpu.processes.iter().filter(|p| m.pids.contains(&p.pid));
             acc.own_memory(self.pids.as_ref(), on_instance);
