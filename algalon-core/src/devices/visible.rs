@@ -102,19 +102,8 @@ pub fn resolve_mig(text: &str, instances: &[HostMig], context: &str) -> Result<u
             })
             .collect()
     } else {
-        let want = rest.to_ascii_lowercase();
-        let key = |p: usize| {
-            let u = &instances[p].uuid;
-            strip_prefix_ci(u, "MIG-").unwrap_or(u).to_ascii_lowercase()
-        };
-        let exact: Vec<usize> = (0..instances.len()).filter(|&p| key(p) == want).collect();
-        if exact.is_empty() {
-            (0..instances.len())
-                .filter(|&p| key(p).starts_with(&want))
-                .collect()
-        } else {
-            exact
-        }
+        let keys: Vec<Option<String>> = instances.iter().map(|m| Some(mig_key(&m.uuid))).collect();
+        exact_or_prefix(&keys, &rest.to_ascii_lowercase())
     };
     match matched.as_slice() {
         [one] => Ok(*one),
@@ -147,6 +136,26 @@ fn uuid_key(s: &str) -> String {
     strip_prefix_ci(s, "GPU-").unwrap_or(s).to_ascii_lowercase()
 }
 
+/// The same for a MIG device's UUID, without `MIG-`.
+fn mig_key(s: &str) -> String {
+    strip_prefix_ci(s, "MIG-").unwrap_or(s).to_ascii_lowercase()
+}
+
+/// The positions whose key is `want`, or when none is, those whose key
+/// starts with it: a whole UUID wins over the longer ones it is a prefix of.
+/// A `None` key (a device without a UUID) matches nothing.
+fn exact_or_prefix(keys: &[Option<String>], want: &str) -> Vec<usize> {
+    let exact: Vec<usize> = (0..keys.len())
+        .filter(|&p| keys[p].as_deref() == Some(want))
+        .collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    (0..keys.len())
+        .filter(|&p| keys[p].as_deref().is_some_and(|k| k.starts_with(want)))
+        .collect()
+}
+
 /// Finds the host GPU (position in `gpus`) an NVML index or GPU UUID names:
 /// an exact UUID first, else the one GPU whose UUID starts with the prefix,
 /// in any case. `context` prefixes the quoted selector in the error
@@ -164,21 +173,11 @@ pub fn resolve(selector: &Selector, gpus: &[HostGpu], context: &str) -> Result<u
             .into_iter()
             .collect(),
         Selector::Uuid(u) => {
-            let want = uuid_key(u);
             let keys: Vec<Option<String>> = gpus
                 .iter()
                 .map(|g| g.uuid.as_deref().map(uuid_key))
                 .collect();
-            let exact: Vec<usize> = (0..gpus.len())
-                .filter(|&p| keys[p].as_deref() == Some(want.as_str()))
-                .collect();
-            if exact.is_empty() {
-                (0..gpus.len())
-                    .filter(|&p| keys[p].as_deref().is_some_and(|k| k.starts_with(&want)))
-                    .collect()
-            } else {
-                exact
-            }
+            exact_or_prefix(&keys, &uuid_key(u))
         }
         Selector::Cuda(_) => {
             return Err(not_found(
